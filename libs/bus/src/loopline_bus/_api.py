@@ -1,0 +1,128 @@
+"""The bus interface: what services publish and how they subscribe."""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from loopline_events import ALL_TOPICS, Envelope, TopicSpec
+
+
+@dataclass(frozen=True, slots=True)
+class Outbound:
+    """An event a handler wants published once its input is done: the step's output."""
+
+    topic: str
+    event: Envelope[Any]
+
+
+Handler = Callable[[Envelope[Any]], Awaitable[Sequence[Outbound]]]
+"""Handles one event; returns the events to publish. Offsets are committed only after the
+handler returned and every output was acknowledged by the broker."""
+
+
+@dataclass(frozen=True, slots=True)
+class RawRecord:
+    """A message as read from a topic, before decoding."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class SubscriptionOptions:
+    """How a subscription consumes."""
+
+    max_batch: int = 500
+    """Most records fetched (and committed) at once."""
+    concurrency: int = 64
+    """Most runs (keys) handled at the same time within a batch; one key stays in order."""
+    max_attempts: int = 3
+    """Tries of a retryable handler error before the message is dead-lettered."""
+    retry_backoff_s: float = 0.05
+    """First backoff between tries; doubles each time."""
+    from_beginning: bool = True
+    """Where a new group starts: the earliest offset (True) or the end (False)."""
+
+
+class Subscription(ABC):
+    """A running consumer: a group reading topics and handing each event to a handler."""
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Join the group and begin consuming in the background."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Finish the batch in hand, commit it, leave the group."""
+
+    @abstractmethod
+    async def wait_assigned(self, timeout: float = 30.0) -> None:
+        """Return once the group has given this consumer its partitions."""
+
+
+@dataclass
+class Bus(ABC):
+    """Publish events keyed by run id; subscribe handlers by consumer group."""
+
+    prefix: str = ""
+    """Namespace of every topic and group name: runs isolated systems on one cluster."""
+    specs: Sequence[TopicSpec] = field(default=ALL_TOPICS)
+
+    def topic(self, logical: str) -> str:
+        """The physical name of a logical topic."""
+        return f"{self.prefix}{logical}"
+
+    def spec(self, logical: str) -> TopicSpec:
+        """The declaration of a logical topic (12 partitions, 1 MiB if undeclared)."""
+        for spec in self.specs:
+            if spec.name == logical:
+                return spec
+        return TopicSpec(logical, "undeclared")
+
+    @abstractmethod
+    async def start(self) -> None:
+        """Connect the producer."""
+
+    @abstractmethod
+    async def stop(self) -> None:
+        """Stop every subscription (committing what was done), then the producer."""
+
+    @abstractmethod
+    async def ensure_topics(self, specs: Sequence[TopicSpec] | None = None) -> None:
+        """Create the declared topics that do not exist yet."""
+
+    async def publish(self, topic: str, event: Envelope[Any]) -> None:
+        """Publish one event to a logical topic, keyed by its run id; wait for the ack."""
+        await self.publish_many([Outbound(topic, event)])
+
+    @abstractmethod
+    async def publish_many(self, outbound: Sequence[Outbound]) -> None:
+        """Publish events and wait until the broker acknowledged all of them."""
+
+    @abstractmethod
+    async def publish_raw(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        """Publish bytes as they are (for tools, tests and re-drives)."""
+
+    @abstractmethod
+    def subscribe(
+        self,
+        group: str,
+        topics: Sequence[str],
+        handler: Handler,
+        options: SubscriptionOptions | None = None,
+    ) -> Subscription:
+        """A consumer in `group` of logical `topics`; call `start()` on it to consume."""

@@ -1,0 +1,161 @@
+"""What happens to one record, the same in both bus implementations.
+
+decode → handle (with retries for retryable errors) → encode the outputs, or dead-letter the
+record with its reason. Nothing here raises: every record ends handled or dead-lettered.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from loopline_events import (
+    DeadLetterKind,
+    DeadLettered,
+    Envelope,
+    EventDecodeError,
+    decode_event,
+    dlq_name,
+    encode_event,
+)
+
+from loopline_bus._api import Handler, Outbound, RawRecord, SubscriptionOptions
+
+log = logging.getLogger("loopline.bus")
+
+
+@dataclass(frozen=True, slots=True)
+class Encoded:
+    """An output ready for the wire."""
+
+    topic: str
+    key: bytes
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+
+def encode_outbound(out: Outbound) -> Encoded:
+    """The wire form of an output: JSON value, run id as key, type headers."""
+    event = out.event
+    return Encoded(
+        topic=out.topic,
+        key=event.run_id.encode(),
+        value=encode_event(event),
+        headers=(
+            ("event-type", event.type.encode()),
+            ("schema-version", str(event.schema_version).encode()),
+        ),
+    )
+
+
+class Dispatcher:
+    """Turns one raw record into the encoded outputs to publish (or its dead letter)."""
+
+    def __init__(
+        self,
+        *,
+        group: str,
+        handler: Handler,
+        options: SubscriptionOptions,
+        max_bytes: dict[str, int],
+        producer: str,
+    ):
+        self.group = group
+        self.handler = handler
+        self.options = options
+        self.max_bytes = max_bytes
+        self.producer = producer
+
+    async def dispatch(self, record: RawRecord) -> list[Encoded]:
+        try:
+            event = decode_event(record.value)
+        except EventDecodeError as exc:
+            return [self.dead_letter(record, DeadLetterKind(exc.kind.value), str(exc), exc.event_type)]
+        limit = self.max_bytes.get(record.topic)
+        if limit is not None and len(record.value) > limit:
+            return [
+                self.dead_letter(
+                    record,
+                    DeadLetterKind.OVERSIZED,
+                    f"message of {len(record.value)} bytes exceeds {record.topic}'s {limit}",
+                    event.type,
+                )
+            ]
+        return await self._handle(record, event)
+
+    async def _handle(self, record: RawRecord, event: Envelope[Any]) -> list[Encoded]:
+        backoff = self.options.retry_backoff_s
+        for attempt in range(1, self.options.max_attempts + 1):
+            try:
+                outputs = await self.handler(event)
+                return self._encode(record, event, outputs)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - every failure is dead-lettered, not raised
+                retryable = bool(getattr(exc, "retryable", False))
+                if retryable and attempt < self.options.max_attempts:
+                    log.warning("retrying %s after %r (attempt %d)", event.type, exc, attempt)
+                    await asyncio.sleep(backoff)
+                    backoff *= 2
+                    continue
+                kind = DeadLetterKind.TRANSIENT if retryable else DeadLetterKind.HANDLER
+                log.exception("handler failed on %s of run %s", event.type, event.run_id)
+                return [
+                    self.dead_letter(
+                        record, kind, f"{type(exc).__name__}: {exc}", event.type, attempt
+                    )
+                ]
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _encode(
+        self, record: RawRecord, event: Envelope[Any], outputs: Sequence[Outbound]
+    ) -> list[Encoded]:
+        encoded = [encode_outbound(out) for out in outputs]
+        for item in encoded:
+            limit = self.max_bytes.get(item.topic)
+            if limit is not None and len(item.value) > limit:
+                return [
+                    self.dead_letter(
+                        record,
+                        DeadLetterKind.OVERSIZED,
+                        f"handler output of {len(item.value)} bytes for {item.topic} "
+                        f"exceeds its limit of {limit}",
+                        event.type,
+                    )
+                ]
+        return encoded
+
+    def dead_letter(
+        self,
+        record: RawRecord,
+        kind: DeadLetterKind,
+        error: str,
+        event_type: str | None = None,
+        attempts: int = 1,
+    ) -> Encoded:
+        log.warning(
+            "dead-lettering %s[%d]@%d (%s): %s",
+            record.topic, record.partition, record.offset, kind.value, error,
+        )
+        run_id = record.key.decode(errors="replace")[:128] if record.key else "-"
+        letter = DeadLettered(
+            source_topic=record.topic,
+            partition=record.partition,
+            offset=record.offset,
+            consumer_group=self.group,
+            kind=kind,
+            error=error[:4000],
+            # Base64Bytes fields validate base64 text: hand them the originals encoded.
+            original_key=base64.b64encode(record.key) if record.key is not None else None,
+            original_value=base64.b64encode(record.value),
+            original_headers=[(k, base64.b64encode(v)) for k, v in record.headers],
+            event_type=event_type,
+            attempts=attempts,
+        )
+        envelope = Envelope.of(letter, run_id=run_id or "-", producer=self.producer)
+        return encode_outbound(Outbound(dlq_name(record.topic), envelope))
+

@@ -1,0 +1,231 @@
+"""The bus on Apache Kafka, through aiokafka.
+
+Each subscription is a consumer in its group with auto-commit off. A fetched batch is handled
+run by run (records of one run in order, different runs concurrently), every output is sent and
+acknowledged, and only then are the batch's offsets committed: a crash replays the batch, never
+skips it (at-least-once; handlers are idempotent by event id).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
+from loopline_events import TopicSpec
+from loopline_runtime import KafkaSettings
+
+from loopline_bus._api import (
+    Bus,
+    Handler,
+    Outbound,
+    RawRecord,
+    Subscription,
+    SubscriptionOptions,
+)
+from loopline_bus._dispatch import Dispatcher, Encoded, encode_outbound
+
+log = logging.getLogger("loopline.bus")
+
+# Room for a dead letter of a maximal message (base64 grows it by a third) and its envelope.
+MAX_REQUEST_BYTES = 4 * 1024 * 1024
+
+
+@dataclass
+class KafkaBus(Bus):
+    """The real bus: one idempotent producer, one consumer per subscription."""
+
+    settings: KafkaSettings = field(default_factory=KafkaSettings)
+    client_id: str = "loopline"
+    _producer: AIOKafkaProducer | None = field(default=None, init=False)
+    _subscriptions: list[_KafkaSubscription] = field(default_factory=list, init=False)
+
+    def __post_init__(self) -> None:
+        if not self.prefix:
+            self.prefix = self.settings.topic_prefix
+
+    @property
+    def producer(self) -> AIOKafkaProducer:
+        if self._producer is None:
+            raise RuntimeError("KafkaBus.start() was not called")
+        return self._producer
+
+    async def start(self) -> None:
+        if self._producer is not None:
+            return
+        producer = AIOKafkaProducer(
+            bootstrap_servers=self.settings.bootstrap,
+            client_id=self.client_id,
+            acks="all",
+            enable_idempotence=True,
+            linger_ms=self.settings.linger_ms,
+            max_request_size=MAX_REQUEST_BYTES,
+            max_batch_size=1024 * 1024,
+        )
+        await producer.start()
+        self._producer = producer
+
+    async def stop(self) -> None:
+        for sub in list(self._subscriptions):
+            await sub.stop()
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def ensure_topics(self, specs: Sequence[TopicSpec] | None = None) -> None:
+        wanted = {self.topic(s.name): s for s in (specs or self.specs)}
+        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap)
+        await admin.start()
+        try:
+            existing = set(await admin.list_topics())
+            missing = [
+                NewTopic(name, s.partitions, 1, topic_configs=s.config())
+                for name, s in wanted.items()
+                if name not in existing
+            ]
+            if missing:
+                with contextlib.suppress(TopicAlreadyExistsError):
+                    await admin.create_topics(missing)
+                log.info("created %d topic(s)", len(missing))
+        finally:
+            await admin.close()
+
+    async def send_encoded(self, items: Sequence[Encoded]) -> None:
+        """Send already-encoded messages and wait for every acknowledgement."""
+        if not items:
+            return
+        futures = [
+            await self.producer.send(
+                self.topic(item.topic), item.value, key=item.key, headers=list(item.headers)
+            )
+            for item in items
+        ]
+        await asyncio.gather(*futures)
+
+    async def publish_many(self, outbound: Sequence[Outbound]) -> None:
+        await self.send_encoded([encode_outbound(o) for o in outbound])
+
+    async def publish_raw(
+        self,
+        topic: str,
+        value: bytes,
+        *,
+        key: bytes | None = None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        await self.send_encoded([Encoded(topic, key or b"", value, tuple(headers))])
+
+    def subscribe(
+        self,
+        group: str,
+        topics: Sequence[str],
+        handler: Handler,
+        options: SubscriptionOptions | None = None,
+    ) -> Subscription:
+        opts = options or SubscriptionOptions()
+        dispatcher = Dispatcher(
+            group=group,
+            handler=handler,
+            options=opts,
+            max_bytes={s.name: s.max_message_bytes for s in self.specs},
+            producer=self.client_id,
+        )
+        return _KafkaSubscription(self, group, tuple(topics), dispatcher, opts)
+
+
+class _KafkaSubscription(Subscription):
+    def __init__(
+        self,
+        bus: KafkaBus,
+        group: str,
+        topics: tuple[str, ...],
+        dispatcher: Dispatcher,
+        options: SubscriptionOptions,
+    ):
+        self.bus, self.group, self.topics = bus, group, topics
+        self.dispatcher, self.options = dispatcher, options
+        self._consumer: AIOKafkaConsumer | None = None
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = asyncio.Event()
+        self._limit = asyncio.Semaphore(options.concurrency)
+
+    async def start(self) -> None:
+        settings = self.bus.settings
+        self._consumer = AIOKafkaConsumer(
+            *(self.bus.topic(t) for t in self.topics),
+            bootstrap_servers=settings.bootstrap,
+            group_id=self.bus.topic(self.group),
+            client_id=f"{self.bus.client_id}-{socket.gethostname()}-{os.getpid()}",
+            enable_auto_commit=False,
+            auto_offset_reset="earliest" if self.options.from_beginning else "latest",
+            isolation_level="read_committed",
+            session_timeout_ms=settings.session_timeout_ms,
+            heartbeat_interval_ms=settings.heartbeat_interval_ms,
+            max_poll_records=self.options.max_batch,
+            fetch_max_wait_ms=100,
+            max_partition_fetch_bytes=MAX_REQUEST_BYTES,
+        )
+        await self._consumer.start()
+        self.bus._subscriptions.append(self)
+        self._task = asyncio.create_task(self._run(), name=f"consumer-{self.group}")
+
+    async def wait_assigned(self, timeout: float = 30.0) -> None:
+        async with asyncio.timeout(timeout):
+            while not (self._consumer and self._consumer.assignment()):
+                await asyncio.sleep(0.05)
+
+    async def stop(self) -> None:
+        self._stopping.set()
+        if self._task is not None:
+            await self._task
+            self._task = None
+        if self._consumer is not None:
+            await self._consumer.stop()
+            self._consumer = None
+        if self in self.bus._subscriptions:
+            self.bus._subscriptions.remove(self)
+
+    async def _run(self) -> None:
+        assert self._consumer is not None
+        consumer = self._consumer
+        prefix_len = len(self.bus.prefix)
+        while not self._stopping.is_set():
+            batch = await consumer.getmany(timeout_ms=200, max_records=self.options.max_batch)
+            if not batch:
+                continue
+            by_key: dict[tuple[str, int, bytes | None], list[RawRecord]] = defaultdict(list)
+            offsets: dict[TopicPartition, int] = {}
+            for tp, messages in batch.items():
+                logical = tp.topic[prefix_len:]
+                for m in messages:
+                    by_key[(logical, tp.partition, m.key)].append(
+                        RawRecord(logical, tp.partition, m.offset, m.key, m.value or b"",
+                                  tuple(m.headers or ()))
+                    )
+                offsets[tp] = messages[-1].offset + 1
+            results = await asyncio.gather(*(self._handle_key(rs) for rs in by_key.values()))
+            await self.bus.send_encoded([item for items in results for item in items])
+            await self._commit(consumer, offsets)
+
+    async def _handle_key(self, records: list[RawRecord]) -> list[Encoded]:
+        async with self._limit:
+            out: list[Encoded] = []
+            for record in records:
+                out += await self.dispatcher.dispatch(record)
+            return out
+
+    async def _commit(self, consumer: AIOKafkaConsumer, offsets: dict[Any, int]) -> None:
+        try:
+            await consumer.commit(offsets)
+        except (CommitFailedError, IllegalStateError) as exc:
+            # The group moved these partitions during the batch; their new owner replays it.
+            log.warning("commit lost to a rebalance (%s); the batch will be redelivered", exc)

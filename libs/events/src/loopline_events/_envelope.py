@@ -1,0 +1,107 @@
+"""The envelope every Loopline event travels in, and the base of every payload."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Generic, TypeVar
+from uuid import UUID, uuid4
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SerializeAsAny
+
+
+def utcnow() -> datetime:
+    """The current time, aware and in UTC."""
+    return datetime.now(UTC)
+
+
+class Payload(BaseModel):
+    """Base of every event payload: frozen, and named by the class variables below."""
+
+    model_config = ConfigDict(frozen=True)
+
+    TYPE: ClassVar[str]
+    """The event's name on the wire (the envelope's `type`)."""
+    VERSION: ClassVar[int] = 1
+    """The current schema version; older versions are upcast on read."""
+
+
+class TraceContext(BaseModel):
+    """W3C trace context, so the steps of a run form one trace."""
+
+    model_config = ConfigDict(frozen=True)
+
+    traceparent: str = Field(description="W3C traceparent header value.", max_length=128)
+    tracestate: str = Field(default="", description="W3C tracestate header value.", max_length=512)
+
+
+P = TypeVar("P", bound=Payload)
+Q = TypeVar("Q", bound=Payload)
+
+
+class Envelope(BaseModel, Generic[P]):
+    """One event of one run: who, when, what caused it, and its payload."""
+
+    model_config = ConfigDict(frozen=True)
+
+    event_id: UUID = Field(default_factory=uuid4, description="Unique id of this event.")
+    type: str = Field(description="The payload's event type, e.g. `GoalSubmitted`.")
+    schema_version: int = Field(default=1, ge=1, description="Version of the payload's schema.")
+    run_id: str = Field(
+        min_length=1, max_length=128, description="The run this event belongs to; the Kafka key."
+    )
+    seq: int = Field(default=0, ge=0, description="The run's step counter, assigned by memory.")
+    tenant: str = Field(
+        default="default", min_length=1, max_length=128, description="Owner of the run."
+    )
+    occurred_at: AwareDatetime = Field(
+        default_factory=utcnow, description="When the event happened (aware, UTC)."
+    )
+    causation_id: UUID | None = Field(
+        default=None, description="The event that caused this one, if any."
+    )
+    producer: str = Field(
+        default="external", max_length=128, description="The service or client that produced it."
+    )
+    trace: TraceContext | None = Field(default=None, description="Trace context of the run.")
+    payload: SerializeAsAny[P] = Field(description="The event's own fields.")
+
+    @classmethod
+    def of(
+        cls,
+        payload: Q,
+        *,
+        run_id: str,
+        producer: str,
+        seq: int = 0,
+        tenant: str = "default",
+        causation_id: UUID | None = None,
+        trace: TraceContext | None = None,
+    ) -> Envelope[Q]:
+        """Wrap `payload` in a new envelope."""
+        return Envelope[type(payload)](  # type: ignore[misc,return-value]
+            type=payload.TYPE,
+            schema_version=payload.VERSION,
+            run_id=run_id,
+            seq=seq,
+            tenant=tenant,
+            causation_id=causation_id,
+            producer=producer,
+            trace=trace,
+            payload=payload,
+        )
+
+    def follow(self, payload: Q, *, producer: str, seq: int | None = None) -> Envelope[Q]:
+        """A new event of the same run, caused by this one."""
+        return Envelope.of(
+            payload,
+            run_id=self.run_id,
+            producer=producer,
+            seq=self.seq if seq is None else seq,
+            tenant=self.tenant,
+            causation_id=self.event_id,
+            trace=self.trace,
+        )
+
+    def describe(self) -> dict[str, Any]:
+        """The envelope's fields without the payload, for logs and error reports."""
+        return self.model_dump(mode="json", exclude={"payload"})

@@ -1,0 +1,91 @@
+"""Events of a run's life: submitted, completed, failed, cancelled."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from loopline_events._envelope import Payload
+from loopline_events._steps import TokenUsage
+
+
+class Budget(BaseModel):
+    """Limits of one run; unset limits come from the agent profile."""
+
+    model_config = ConfigDict(frozen=True)
+
+    max_steps: int | None = Field(default=None, ge=1, le=10_000, description="Most model steps.")
+    max_tokens: int | None = Field(default=None, ge=1, description="Most tokens, all steps.")
+    max_cost_usd: float | None = Field(default=None, ge=0, description="Most spend in USD.")
+    deadline_s: float | None = Field(
+        default=None, gt=0, description="Wall-clock limit of the run, in seconds."
+    )
+
+
+class GoalSubmitted(Payload):
+    """A user asked an agent to reach a goal: the first event of every run."""
+
+    TYPE = "GoalSubmitted"
+
+    goal: str = Field(min_length=1, max_length=100_000, description="What the agent should do.")
+    agent: str = Field(
+        default="default", min_length=1, max_length=128, description="Agent profile name."
+    )
+    budget: Budget = Field(default_factory=Budget, description="Limits overriding the profile's.")
+    metadata: dict[str, str] = Field(
+        default_factory=dict, description="Free-form labels carried with the run."
+    )
+
+
+class CancelRun(Payload):
+    """A command: stop this run at its next step."""
+
+    TYPE = "CancelRun"
+
+    reason: str = Field(default="", max_length=2_000, description="Why it is cancelled.")
+    requested_by: str = Field(default="", max_length=128, description="Who asked.")
+
+
+class RunCompleted(Payload):
+    """The model gave a final answer: the run succeeded."""
+
+    TYPE = "RunCompleted"
+
+    answer: str = Field(description="The agent's final answer.")
+    steps: int = Field(ge=0, description="Model steps the run took.")
+    usage: TokenUsage = Field(default_factory=TokenUsage, description="Tokens spent, all steps.")
+
+
+class FailureReason(StrEnum):
+    """Why a run failed; one word a dashboard can group by."""
+
+    MAX_STEPS = "max_steps"
+    DEADLINE = "deadline"
+    BUDGET_EXHAUSTED = "budget_exhausted"
+    NO_PROGRESS = "no_progress"
+    STALLED = "stalled"
+    MODEL_ERROR = "model_error"
+    TOOL_ERROR = "tool_error"
+    INVALID_GOAL = "invalid_goal"
+    POISON = "poison"
+
+
+class RunFailed(Payload):
+    """The run ended without an answer; `reason` says why, the partial work is kept."""
+
+    TYPE = "RunFailed"
+
+    reason: FailureReason = Field(description="Why the run failed.")
+    message: str = Field(default="", description="A sentence for a human.")
+    steps: int = Field(default=0, ge=0, description="Model steps taken before the end.")
+    usage: TokenUsage = Field(default_factory=TokenUsage, description="Tokens spent, all steps.")
+
+
+class RunCancelled(Payload):
+    """The run was cancelled on request."""
+
+    TYPE = "RunCancelled"
+
+    reason: str = Field(default="", description="Why it was cancelled.")
+    steps: int = Field(default=0, ge=0, description="Model steps taken before the end.")

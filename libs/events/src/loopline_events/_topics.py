@@ -1,0 +1,71 @@
+"""Every topic Loopline uses, with its settings, declared in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MIB = 1024 * 1024
+FOREVER = -1
+WEEK_MS = 7 * 24 * 3600 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    """A logical topic; the bus adds the namespace prefix."""
+
+    name: str
+    description: str
+    partitions: int = 12
+    retention_ms: int = FOREVER
+    max_message_bytes: int = MIB
+
+    @property
+    def dlq(self) -> TopicSpec:
+        """The dead-letter topic of this topic."""
+        return TopicSpec(
+            name=dlq_name(self.name),
+            description=f"Messages of {self.name} that could not be handled.",
+            partitions=self.partitions,
+            retention_ms=FOREVER,
+            # A dead letter carries the original bytes, base64-encoded, and its error.
+            max_message_bytes=2 * self.max_message_bytes,
+        )
+
+    def config(self) -> dict[str, str]:
+        """Broker-side topic configuration."""
+        return {
+            "retention.ms": str(self.retention_ms),
+            "max.message.bytes": str(self.max_message_bytes),
+            "cleanup.policy": "delete",
+        }
+
+
+def dlq_name(topic: str) -> str:
+    """The dead-letter topic of `topic`."""
+    return f"{topic}.dlq"
+
+
+GOALS = TopicSpec("agent.goals", "GoalSubmitted: runs asked for by users.")
+CONTROL = TopicSpec("agent.control", "Commands to running runs (CancelRun).")
+CONTEXTS = TopicSpec(
+    "agent.contexts",
+    "ContextAssembled: what the model sees at each step (derived; rebuildable).",
+    retention_ms=WEEK_MS,
+)
+DECISIONS = TopicSpec("agent.decisions", "ModelDecided / ModelFailed: the model's choices.")
+OBSERVATIONS = TopicSpec("agent.observations", "ToolCallSucceeded / ToolCallFailed.")
+RESULTS = TopicSpec("agent.results", "RunCompleted / RunFailed / RunCancelled.")
+
+LOOP_TOPICS: tuple[TopicSpec, ...] = (GOALS, CONTROL, CONTEXTS, DECISIONS, OBSERVATIONS, RESULTS)
+"""The topics of the agent loop."""
+
+ALL_TOPICS: tuple[TopicSpec, ...] = LOOP_TOPICS + tuple(t.dlq for t in LOOP_TOPICS)
+"""Every topic, dead-letter topics included."""
+
+
+def topic_spec(name: str) -> TopicSpec:
+    """The declaration of a logical topic name."""
+    for spec in ALL_TOPICS:
+        if spec.name == name:
+            return spec
+    raise KeyError(f"no topic named {name!r} is declared")

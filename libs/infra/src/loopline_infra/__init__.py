@@ -1,0 +1,20 @@
+"""Brings up a real Apache Kafka (KRaft), Redis and PostgreSQL for development and tests.
+
+`loopline infra up|down|status` and the pytest plugin both drive `Infra`.
+"""
+
+from loopline_infra._components import Ports
+from loopline_infra._manager import ComponentStatus, Infra, default_ports
+from loopline_infra._paths import KAFKA_VERSION, Paths, default_paths
+from loopline_infra._process import InfraError
+
+__all__ = [
+    "KAFKA_VERSION",
+    "ComponentStatus",
+    "Infra",
+    "InfraError",
+    "Paths",
+    "Ports",
+    "default_paths",
+    "default_ports",
+]

@@ -1,0 +1,50 @@
+"""Where the project's infrastructure files, data and caches live."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+KAFKA_VERSION = "4.4.0"
+
+
+def _find_project_dir() -> Path:
+    explicit = os.environ.get("LOOPLINE_PROJECT_DIR")
+    if explicit:
+        return Path(explicit).resolve()
+    for start in (Path.cwd(), Path(__file__).resolve()):
+        for candidate in (start, *start.parents):
+            if (candidate / "infra" / "kafka" / "pom.xml").is_file():
+                return candidate
+    raise RuntimeError(
+        "cannot find the Loopline project (a folder with infra/kafka/pom.xml): "
+        "run from the project or set LOOPLINE_PROJECT_DIR"
+    )
+
+
+@dataclass(frozen=True)
+class Paths:
+    """The folders `loopline infra` works in."""
+
+    project: Path
+    """The project checkout: infra/ configuration files."""
+    home: Path
+    """Data, logs and pid files of the running components (LOOPLINE_HOME)."""
+    cache: Path
+    """Downloads kept across checkouts, such as the Kafka jars (outside the project)."""
+
+    @property
+    def kafka_libs(self) -> Path:
+        return self.cache / f"kafka-{KAFKA_VERSION}" / "libs"
+
+    def component(self, name: str) -> Path:
+        return self.home / name
+
+
+def default_paths() -> Paths:
+    """Paths from the environment: LOOPLINE_HOME, XDG_CACHE_HOME, LOOPLINE_PROJECT_DIR."""
+    project = _find_project_dir()
+    home = Path(os.environ.get("LOOPLINE_HOME") or project / ".loopline")
+    cache_root = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    return Paths(project=project, home=home.resolve(), cache=cache_root / "loopline")

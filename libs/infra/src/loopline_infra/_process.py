@@ -1,0 +1,89 @@
+"""Starting and stopping the processes `infra up` owns, tracked by pid files."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+
+class InfraError(RuntimeError):
+    """A component could not be installed, started or stopped; the message says what to do."""
+
+
+def read_pid(pid_file: Path) -> int | None:
+    """The pid in `pid_file` (first line) if that process is alive."""
+    try:
+        pid = int(pid_file.read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if pid_alive(pid) else None
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process `pid` exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return True
+    return stat.rsplit(")", 1)[-1].split()[0] != "Z"
+
+
+def spawn(argv: Sequence[str], *, log: Path, pid_file: Path, env: dict[str, str] | None = None) -> int:
+    """Start `argv` detached from this process (its own session), output to `log`."""
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as out:
+        proc = subprocess.Popen(  # noqa: S603 - argv is built by this package
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env={**os.environ, **(env or {})},
+        )
+    pid_file.write_text(f"{proc.pid}\n")
+    return proc.pid
+
+
+def stop_pid(pid: int, *, timeout: float = 30.0) -> None:
+    """SIGTERM `pid`, wait for it to exit, SIGKILL it after `timeout` seconds."""
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while pid_alive(pid):
+        if time.monotonic() > deadline:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            time.sleep(0.2)
+            break
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.1)
+
+
+def run(argv: Sequence[str], *, what: str, user: str | None = None, cwd: Path | None = None) -> str:
+    """Run a set-up command to completion; raise InfraError with its output if it fails."""
+    full = ["runuser", "-u", user, "--", *argv] if user else list(argv)
+    done = subprocess.run(full, capture_output=True, text=True, cwd=cwd, check=False)  # noqa: S603
+    if done.returncode != 0:
+        tail = (done.stdout + done.stderr).strip().splitlines()[-15:]
+        raise InfraError(f"{what} failed (exit {done.returncode}):\n" + "\n".join(tail))
+    return done.stdout
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    """The last lines of a log file, for an error message."""
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return "(no log)"

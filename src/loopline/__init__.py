@@ -1,0 +1,3 @@
+"""Loopline: run AI agents in production on Apache Kafka."""
+
+__version__ = "0.1.0"
