@@ -82,8 +82,11 @@ async def test_thousand_events_of_fifty_runs_arrive_in_per_run_order(bus: Bus) -
     [
         (b"\xff\xfe not json {", "undecodable", "not JSON"),
         (b'{"type": "GoalSubmitted", "run_id": "r", "payload": {"goal": 42}}', "schema", "goal"),
-        (b'{"type": "GoalSubmitted", "schema_version": 7, "run_id": "r", "payload": {}}',
-         "unknown_version", "newer"),
+        (
+            b'{"type": "GoalSubmitted", "schema_version": 7, "run_id": "r", "payload": {}}',
+            "unknown_version",
+            "newer",
+        ),
         (b'{"type": "NoSuchEvent", "run_id": "r"}', "unknown_type", "NoSuchEvent"),
     ],
 )
@@ -144,7 +147,7 @@ async def test_handler_outputs_are_published(bus: Bus) -> None:
     assert (out.run_id, out.seq) == ("run-out", 1)
 
 
-class Flaky(Exception):
+class FlakyError(Exception):
     retryable = True
 
 
@@ -154,7 +157,7 @@ async def test_retryable_errors_are_retried_and_fatal_ones_dead_lettered(bus: Bu
     async def handler(event: Envelope[Any]) -> Sequence[Outbound]:
         calls[event.run_id] += 1
         if event.run_id == "flaky" and calls["flaky"] < 2:
-            raise Flaky("try again")
+            raise FlakyError("try again")
         if event.run_id == "broken":
             raise ValueError("cannot handle this")
         return ()

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from loopline_events import (
-    DeadLetterKind,
     DeadLettered,
+    DeadLetterKind,
     Envelope,
     EventDecodeError,
     decode_event,
@@ -74,7 +74,9 @@ class Dispatcher:
         try:
             event = decode_event(record.value)
         except EventDecodeError as exc:
-            return [self.dead_letter(record, DeadLetterKind(exc.kind.value), str(exc), exc.event_type)]
+            return [
+                self.dead_letter(record, DeadLetterKind(exc.kind.value), str(exc), exc.event_type)
+            ]
         limit = self.max_bytes.get(record.topic)
         if limit is not None and len(record.value) > limit:
             return [
@@ -95,7 +97,7 @@ class Dispatcher:
                 return self._encode(record, event, outputs)
             except asyncio.CancelledError:
                 raise
-            except Exception as exc:  # noqa: BLE001 - every failure is dead-lettered, not raised
+            except Exception as exc:
                 retryable = bool(getattr(exc, "retryable", False))
                 if retryable and attempt < self.options.max_attempts:
                     log.warning("retrying %s after %r (attempt %d)", event.type, exc, attempt)
@@ -139,7 +141,11 @@ class Dispatcher:
     ) -> Encoded:
         log.warning(
             "dead-lettering %s[%d]@%d (%s): %s",
-            record.topic, record.partition, record.offset, kind.value, error,
+            record.topic,
+            record.partition,
+            record.offset,
+            kind.value,
+            error,
         )
         run_id = record.key.decode(errors="replace")[:128] if record.key else "-"
         letter = DeadLettered(
@@ -158,4 +164,3 @@ class Dispatcher:
         )
         envelope = Envelope.of(letter, run_id=run_id or "-", producer=self.producer)
         return encode_outbound(Outbound(dlq_name(record.topic), envelope))
-

@@ -18,7 +18,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
 from loopline_events import TopicSpec
@@ -142,6 +142,20 @@ class KafkaBus(Bus):
         return _KafkaSubscription(self, group, tuple(topics), dispatcher, opts)
 
 
+class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Sets an event once the group has given this consumer partitions."""
+
+    def __init__(self, assigned: asyncio.Event):
+        self.assigned = assigned
+
+    async def on_partitions_revoked(self, revoked: Any) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Any) -> None:
+        if assigned:
+            self.assigned.set()
+
+
 class _KafkaSubscription(Subscription):
     def __init__(
         self,
@@ -157,11 +171,11 @@ class _KafkaSubscription(Subscription):
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
         self._limit = asyncio.Semaphore(options.concurrency)
+        self._assigned = asyncio.Event()
 
     async def start(self) -> None:
         settings = self.bus.settings
         self._consumer = AIOKafkaConsumer(
-            *(self.bus.topic(t) for t in self.topics),
             bootstrap_servers=settings.bootstrap,
             group_id=self.bus.topic(self.group),
             client_id=f"{self.bus.client_id}-{socket.gethostname()}-{os.getpid()}",
@@ -174,14 +188,15 @@ class _KafkaSubscription(Subscription):
             fetch_max_wait_ms=100,
             max_partition_fetch_bytes=MAX_REQUEST_BYTES,
         )
+        self._consumer.subscribe(
+            [self.bus.topic(t) for t in self.topics], listener=_Assigned(self._assigned)
+        )
         await self._consumer.start()
         self.bus._subscriptions.append(self)
         self._task = asyncio.create_task(self._run(), name=f"consumer-{self.group}")
 
     async def wait_assigned(self, timeout: float = 30.0) -> None:
-        async with asyncio.timeout(timeout):
-            while not (self._consumer and self._consumer.assignment()):
-                await asyncio.sleep(0.05)
+        await asyncio.wait_for(self._assigned.wait(), timeout)
 
     async def stop(self) -> None:
         self._stopping.set()
@@ -208,8 +223,14 @@ class _KafkaSubscription(Subscription):
                 logical = tp.topic[prefix_len:]
                 for m in messages:
                     by_key[(logical, tp.partition, m.key)].append(
-                        RawRecord(logical, tp.partition, m.offset, m.key, m.value or b"",
-                                  tuple(m.headers or ()))
+                        RawRecord(
+                            logical,
+                            tp.partition,
+                            m.offset,
+                            m.key,
+                            m.value or b"",
+                            tuple(m.headers or ()),
+                        )
                     )
                 offsets[tp] = messages[-1].offset + 1
             results = await asyncio.gather(*(self._handle_key(rs) for rs in by_key.values()))

@@ -67,7 +67,9 @@ class InMemoryBus(Bus):
             parts = self._partitions(item.topic)
             limit = self.spec(item.topic).max_message_bytes
             if len(item.value) > limit:
-                raise ValueError(f"message of {len(item.value)} bytes exceeds {item.topic}'s {limit}")
+                raise ValueError(
+                    f"message of {len(item.value)} bytes exceeds {item.topic}'s {limit}"
+                )
             p = partition_for(item.key, len(parts))
             parts[p].append(
                 RawRecord(item.topic, p, len(parts[p]), item.key, item.value, item.headers)
@@ -127,7 +129,9 @@ class _MemorySubscription(Subscription):
             for p in range(len(self.bus._partitions(topic))):
                 key = (self.group, topic, p)
                 if key not in self.bus._committed:
-                    start = 0 if self.options.from_beginning else len(self.bus._partitions(topic)[p])
+                    start = (
+                        0 if self.options.from_beginning else len(self.bus._partitions(topic)[p])
+                    )
                     self.bus._committed[key] = start
         self._assigned.set()
         self._task = asyncio.create_task(self._run(), name=f"memory-consumer-{self.group}")

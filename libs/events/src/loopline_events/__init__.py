@@ -11,7 +11,7 @@ from loopline_events._codec import (
     decode_event,
     encode_event,
 )
-from loopline_events._dead_letters import DeadLetterKind, DeadLettered
+from loopline_events._dead_letters import DeadLettered, DeadLetterKind
 from loopline_events._envelope import Envelope, Payload, TraceContext, utcnow
 from loopline_events._runs import (
     Budget,

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar, cast
 from uuid import UUID, uuid4
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SerializeAsAny
@@ -78,7 +78,8 @@ class Envelope(BaseModel, Generic[P]):
         trace: TraceContext | None = None,
     ) -> Envelope[Q]:
         """Wrap `payload` in a new envelope."""
-        return Envelope[type(payload)](  # type: ignore[misc,return-value]
+        model = cast("type[Envelope[Q]]", Envelope[type(payload)])  # type: ignore[misc]
+        return model(
             type=payload.TYPE,
             schema_version=payload.VERSION,
             run_id=run_id,

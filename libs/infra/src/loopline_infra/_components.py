@@ -22,7 +22,6 @@ from loopline_infra._packages import (
     REDIS,
     Requirement,
     Say,
-    ensure_programs,
     postgres_bin_dir,
 )
 from loopline_infra._paths import KAFKA_VERSION, Paths
@@ -99,7 +98,7 @@ class Component(ABC):
             try:
                 await asyncio.wait_for(self.ready(), timeout=5)
                 return time.monotonic() - started
-            except Exception as exc:  # noqa: BLE001 - anything means "not yet"
+            except Exception as exc:
                 last = exc
                 await asyncio.sleep(0.25)
         raise InfraError(
@@ -142,7 +141,9 @@ class Kafka(Component):
             )
             marker.write_text(KAFKA_VERSION + "\n")
         self.dir.mkdir(parents=True, exist_ok=True)
-        template = Template((self.paths.project / "infra" / "kafka" / "server.properties").read_text())
+        template = Template(
+            (self.paths.project / "infra" / "kafka" / "server.properties").read_text()
+        )
         self._properties.write_text(
             template.substitute(
                 broker_port=self.ports.kafka,
@@ -154,8 +155,16 @@ class Kafka(Component):
             cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
             say(f"kafka: formatting storage (cluster {cluster_id})")
             run(
-                [*self._java(), "kafka.tools.StorageTool", "format", "--standalone",
-                 "-t", cluster_id, "-c", str(self._properties)],
+                [
+                    *self._java(),
+                    "kafka.tools.StorageTool",
+                    "format",
+                    "--standalone",
+                    "-t",
+                    cluster_id,
+                    "-c",
+                    str(self._properties),
+                ],
                 what="kafka storage format",
             )
 
@@ -181,7 +190,7 @@ class Kafka(Component):
         )
 
     async def ready(self) -> None:
-        from aiokafka.admin import AIOKafkaAdminClient  # noqa: PLC0415 - heavy, only here
+        from aiokafka.admin import AIOKafkaAdminClient
 
         # While the broker boots, aiokafka logs every refused connection; the caller retries.
         quiet = logging.getLogger("aiokafka")
@@ -211,15 +220,29 @@ class Redis(Component):
     def start(self) -> None:
         self.dir.mkdir(parents=True, exist_ok=True)
         spawn(
-            ["redis-server", "--port", str(self.ports.redis), "--bind", "127.0.0.1",
-             "--dir", str(self.dir), "--daemonize", "no", "--save", "60 1000",
-             "--appendonly", "no", "--protected-mode", "yes"],
+            [
+                "redis-server",
+                "--port",
+                str(self.ports.redis),
+                "--bind",
+                "127.0.0.1",
+                "--dir",
+                str(self.dir),
+                "--daemonize",
+                "no",
+                "--save",
+                "60 1000",
+                "--appendonly",
+                "no",
+                "--protected-mode",
+                "yes",
+            ],
             log=self.log,
             pid_file=self.pid_file,
         )
 
     async def ready(self) -> None:
-        import redis.asyncio as aioredis  # noqa: PLC0415
+        import redis.asyncio as aioredis
 
         client = aioredis.from_url(self.endpoint)
         try:
@@ -274,8 +297,18 @@ class Postgres(Component):
             return
         say("postgres: initialising a data folder")
         run(
-            [self._bin("initdb"), "-D", str(self._data), "-U", self.role, "--auth=trust",
-             "-E", "UTF8", "--locale=C.UTF-8", "--no-instructions"],
+            [
+                self._bin("initdb"),
+                "-D",
+                str(self._data),
+                "-U",
+                self.role,
+                "--auth=trust",
+                "-E",
+                "UTF8",
+                "--locale=C.UTF-8",
+                "--no-instructions",
+            ],
             what="initdb",
             user=user,
         )
@@ -287,8 +320,19 @@ class Postgres(Component):
             "-c shared_buffers=256MB -c fsync=on"
         )
         run(
-            [self._bin("pg_ctl"), "-D", str(self._data), "-l", str(self.log), "-o", options,
-             "-w", "-t", "60", "start"],
+            [
+                self._bin("pg_ctl"),
+                "-D",
+                str(self._data),
+                "-l",
+                str(self.log),
+                "-o",
+                options,
+                "-w",
+                "-t",
+                "60",
+                "start",
+            ],
             what="pg_ctl start",
             user=self._user(),
         )
@@ -304,7 +348,7 @@ class Postgres(Component):
         return True
 
     async def ready(self) -> None:
-        import asyncpg  # noqa: PLC0415
+        import asyncpg
 
         admin_dsn = self.endpoint.rsplit("/", 1)[0] + "/postgres"
         conn = await asyncpg.connect(admin_dsn, timeout=3)

@@ -28,7 +28,9 @@ def default_ports() -> Ports:
     """Ports of the project's own servers (LOOPLINE_INFRA_*_PORT), apart from the usual ones."""
     return Ports(
         kafka=_port("LOOPLINE_INFRA_KAFKA_PORT", DEFAULT_KAFKA_PORT),
-        kafka_controller=_port("LOOPLINE_INFRA_KAFKA_CONTROLLER_PORT", DEFAULT_KAFKA_CONTROLLER_PORT),
+        kafka_controller=_port(
+            "LOOPLINE_INFRA_KAFKA_CONTROLLER_PORT", DEFAULT_KAFKA_CONTROLLER_PORT
+        ),
         redis=_port("LOOPLINE_INFRA_REDIS_PORT", DEFAULT_REDIS_PORT),
         postgres=_port("LOOPLINE_INFRA_POSTGRES_PORT", DEFAULT_POSTGRES_PORT),
     )
@@ -111,7 +113,7 @@ class Infra:
                 try:
                     await component.ready()
                     state = "ready"
-                except Exception:  # noqa: BLE001 - any failure means "not answering"
+                except Exception:
                     state = "running"
             out.append(ComponentStatus(component.name, component.endpoint, state, pid))
         return out

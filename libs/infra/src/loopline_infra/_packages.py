@@ -64,7 +64,7 @@ def ensure_programs(reqs: list[Requirement], say: Say) -> None:
             ["apt-get", "update", "-qq"],
             ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages],
         ):
-            done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)  # noqa: S603
+            done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
             if done.returncode != 0:
                 raise InfraError(f"{' '.join(argv)} failed:\n{done.stderr.strip()[-2000:]}")
         # Debian's postgresql package starts its own cluster on 5432; ours runs on its own port.
@@ -78,4 +78,3 @@ def ensure_programs(reqs: list[Requirement], say: Say) -> None:
         f"missing programs: {names}. Install them ({hint}), "
         "or run the infrastructure with Docker: docker compose up -d"
     )
-

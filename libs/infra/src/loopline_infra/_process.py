@@ -10,6 +10,9 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 
+_children: dict[int, subprocess.Popen[bytes]] = {}
+"""Servers this process started: kept so they are reaped, not garbage-collected, on stop."""
+
 
 class InfraError(RuntimeError):
     """A component could not be installed, started or stopped; the message says what to do."""
@@ -39,11 +42,13 @@ def pid_alive(pid: int) -> bool:
     return stat.rsplit(")", 1)[-1].split()[0] != "Z"
 
 
-def spawn(argv: Sequence[str], *, log: Path, pid_file: Path, env: dict[str, str] | None = None) -> int:
+def spawn(
+    argv: Sequence[str], *, log: Path, pid_file: Path, env: dict[str, str] | None = None
+) -> int:
     """Start `argv` detached from this process (its own session), output to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("ab") as out:
-        proc = subprocess.Popen(  # noqa: S603 - argv is built by this package
+        proc = subprocess.Popen(
             list(argv),
             stdin=subprocess.DEVNULL,
             stdout=out,
@@ -51,6 +56,7 @@ def spawn(argv: Sequence[str], *, log: Path, pid_file: Path, env: dict[str, str]
             start_new_session=True,
             env={**os.environ, **(env or {})},
         )
+    _children[proc.pid] = proc
     pid_file.write_text(f"{proc.pid}\n")
     return proc.pid
 
@@ -66,15 +72,16 @@ def stop_pid(pid: int, *, timeout: float = 30.0) -> None:
                 os.kill(pid, signal.SIGKILL)
             time.sleep(0.2)
             break
-        with contextlib.suppress(ChildProcessError):
-            os.waitpid(pid, os.WNOHANG)
         time.sleep(0.1)
+    child = _children.pop(pid, None)
+    if child is not None:
+        child.wait()
 
 
 def run(argv: Sequence[str], *, what: str, user: str | None = None, cwd: Path | None = None) -> str:
     """Run a set-up command to completion; raise InfraError with its output if it fails."""
     full = ["runuser", "-u", user, "--", *argv] if user else list(argv)
-    done = subprocess.run(full, capture_output=True, text=True, cwd=cwd, check=False)  # noqa: S603
+    done = subprocess.run(full, capture_output=True, text=True, cwd=cwd, check=False)
     if done.returncode != 0:
         tail = (done.stdout + done.stderr).strip().splitlines()[-15:]
         raise InfraError(f"{what} failed (exit {done.returncode}):\n" + "\n".join(tail))

@@ -7,8 +7,8 @@ import contextlib
 import dataclasses
 import os
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from aiokafka.admin import AIOKafkaAdminClient
@@ -39,7 +39,9 @@ def loopline_endpoints() -> Endpoints:
     infra = Infra()
     # Its own thread and loop: the fixture may be first requested from inside a running loop.
     with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(lambda: asyncio.run(infra.up(say=lambda line: print(f"[infra] {line}")))).result()
+        pool.submit(
+            lambda: asyncio.run(infra.up(say=lambda line: print(f"[infra] {line}")))
+        ).result()
     env = infra.env()
     return Endpoints(
         kafka=KafkaSettings(bootstrap=env["LOOPLINE_KAFKA_BOOTSTRAP"]),

@@ -1,0 +1,61 @@
+# Loopline — `make help` lists every target.
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+export UV_PYTHON_DOWNLOADS := never
+UV ?= $(shell command -v uv 2>/dev/null || echo "$(HOME)/.local/bin/uv")
+RUN := $(UV) run --frozen
+
+.PHONY: help
+help: ## List the targets
+	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
+
+.PHONY: install
+install: $(UV) ## Install Python 3.11 dependencies into .venv (uv workspace)
+	@$(UV) sync --frozen --quiet
+
+$(UV):
+	@echo "installing uv (the Python package manager this project uses)"
+	@python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
+	@test -x "$(UV)" || { echo "uv is installed but not at $(UV): put it on PATH"; exit 1; }
+
+.PHONY: infra-up
+infra-up: install ## Start Kafka (KRaft), Redis and PostgreSQL on the project's own ports
+	@$(RUN) loopline infra up
+
+.PHONY: infra-down
+infra-down: install ## Stop what infra-up started (keeps data; WIPE=1 deletes it)
+	@$(RUN) loopline infra down $(if $(WIPE),--wipe,)
+
+.PHONY: infra-status
+infra-status: install ## Show each component's endpoint and state
+	@$(RUN) loopline infra status
+
+.PHONY: schemas
+schemas: install ## Write the JSON Schema of every event into schemas/
+	@$(RUN) python -m loopline_events schemas
+
+.PHONY: lint
+lint: install ## ruff format check and lint
+	@$(RUN) ruff format --check .
+	@$(RUN) ruff check .
+
+.PHONY: format
+format: install ## Format and fix what ruff can
+	@$(RUN) ruff format .
+	@$(RUN) ruff check --fix .
+
+.PHONY: typecheck
+typecheck: install ## mypy strict over libraries, services, CLI and tests
+	@$(RUN) mypy
+
+.PHONY: test
+test: lint typecheck ## Lint, type-check, then every test against the real infrastructure
+	@$(RUN) pytest $(PYTEST_ARGS)
+
+.PHONY: test-unit
+test-unit: install ## Only the pure unit tests (no infrastructure)
+	@$(RUN) pytest tests/unit $(PYTEST_ARGS)
+
+.PHONY: clean
+clean: ## Remove caches (not the infrastructure's data: see infra-down WIPE=1)
+	rm -rf .mypy_cache .ruff_cache .pytest_cache .hypothesis

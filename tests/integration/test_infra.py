@@ -1,0 +1,85 @@
+"""`loopline infra`: a second, private set of servers is brought up, checked and taken down."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from loopline_infra import Infra, Paths, Ports, default_paths
+from loopline_runtime import Endpoints
+
+
+def test_status_json_reports_every_component_ready(loopline_endpoints: Endpoints) -> None:
+    done = subprocess.run(
+        [sys.executable, "-m", "loopline.cli", "infra", "status", "--json"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    status = json.loads(done.stdout)
+    assert set(status) == {"kafka", "redis", "postgres"}
+    assert all(c["state"] == "ready" and c["pid"] for c in status.values())
+    assert status["kafka"]["endpoint"] == loopline_endpoints.kafka.bootstrap
+
+
+def test_a_kafka_client_outside_the_project_lists_the_broker(
+    loopline_endpoints: Endpoints,
+) -> None:
+    kcat = shutil.which("kcat") or shutil.which("kafkacat")
+    assert kcat, "kcat is part of the test set-up (.ci/run installs it)"
+    listed = subprocess.run(
+        [kcat, "-b", loopline_endpoints.kafka.bootstrap, "-L", "-m", "10"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert "1 brokers:" in listed
+    assert f"at {loopline_endpoints.kafka.bootstrap}" in listed
+
+
+@pytest.fixture
+def private_infra() -> Iterator[Infra]:
+    """Servers of their own, on other ports and in a home of their own."""
+    base = default_paths()
+    base.home.mkdir(parents=True, exist_ok=True)
+    # Under the project's home, not /tmp/pytest-of-root (0700): when we are root, PostgreSQL
+    # runs as its own account and must be able to reach its data folder.
+    home = Path(tempfile.mkdtemp(prefix="test-infra-", dir=base.home))
+    home.chmod(0o755)
+    paths = Paths(project=base.project, home=home, cache=base.cache)
+    infra = Infra(paths, Ports(kafka=29092, kafka_controller=29093, redis=26379, postgres=25432))
+    yield infra
+    infra.down(say=lambda _: None)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+async def test_up_is_idempotent_and_down_stops_only_what_up_started(
+    private_infra: Infra, loopline_endpoints: Endpoints
+) -> None:
+    lines: list[str] = []
+    try:
+        statuses = await private_infra.up(say=lines.append)
+        assert [s.state for s in statuses] == ["ready"] * 3
+        pids = {s.name: s.pid for s in statuses}
+
+        again = await private_infra.up(say=lines.append)
+        assert {s.name: s.pid for s in again} == pids
+        assert sum("already running" in line for line in lines) == 3
+    finally:
+        private_infra.down(say=lines.append)
+    assert [s.state for s in await private_infra.status()] == ["stopped"] * 3
+    assert (private_infra.paths.home / "postgres" / "data" / "PG_VERSION").exists()
+
+    # The shared servers of the session were not touched.
+    shared = await Infra().status()
+    assert all(s.state == "ready" for s in shared)
+
+    private_infra.down(wipe=True, say=lines.append)
+    assert not (private_infra.paths.home / "kafka").exists()

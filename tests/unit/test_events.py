@@ -1,0 +1,166 @@
+"""Event contracts: round trips, decoding errors, upcasting."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from loopline_events import (
+    EVENT_TYPES,
+    UPCASTERS,
+    CancelRun,
+    ContextAssembled,
+    DecodeErrorKind,
+    Envelope,
+    EventDecodeError,
+    FailureReason,
+    GoalSubmitted,
+    Message,
+    ModelDecided,
+    ModelFailed,
+    Payload,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+    TokenUsage,
+    ToolCall,
+    ToolCallFailed,
+    ToolCallSucceeded,
+    ToolError,
+    ToolErrorKind,
+    ToolSpec,
+    decode_event,
+    encode_event,
+)
+from pydantic import ValidationError
+
+EXAMPLES: list[Payload] = [
+    GoalSubmitted(goal="What is 2 + 3?", agent="calculator", metadata={"team": "a"}),
+    CancelRun(reason="user asked"),
+    ContextAssembled(
+        agent="default",
+        model="demo",
+        messages=(Message(role="system", content="be brief"), Message(role="user", content="hi")),
+        tools=(ToolSpec(name="calculator", parameters={"type": "object"}),),
+    ),
+    ModelDecided(
+        model="demo",
+        tool_calls=(ToolCall(call_id="c1", tool="calculator", arguments={"expression": "2+3"}),),
+        usage=TokenUsage(prompt_tokens=10, completion_tokens=3),
+    ),
+    ModelDecided(model="demo", final_answer="5"),
+    ModelFailed(model="demo", error="HTTP 500"),
+    ToolCallSucceeded(call_id="c1", tool="calculator", output="5"),
+    ToolCallFailed(
+        call_id="c1",
+        tool="http_get",
+        error=ToolError(kind=ToolErrorKind.FORBIDDEN, message="private address"),
+    ),
+    RunCompleted(answer="5", steps=2),
+    RunFailed(reason=FailureReason.MAX_STEPS, message="10 steps", steps=10),
+    RunCancelled(reason="user asked"),
+]
+
+
+def test_every_event_type_has_an_example() -> None:
+    assert {type(p).TYPE for p in EXAMPLES} | {"DeadLettered"} == set(EVENT_TYPES)
+
+
+@pytest.mark.parametrize("payload", EXAMPLES, ids=lambda p: type(p).TYPE)
+def test_round_trip(payload: Payload) -> None:
+    event = Envelope.of(payload, run_id="run-1", producer="test", seq=3, tenant="acme")
+    decoded = decode_event(encode_event(event))
+    assert decoded == event
+    assert type(decoded.payload) is type(payload)
+    assert decoded.type == type(payload).TYPE
+
+
+def test_follow_keeps_the_run_and_records_the_cause() -> None:
+    goal = Envelope.of(GoalSubmitted(goal="g"), run_id="r", producer="cli", tenant="t")
+    done = goal.follow(RunCompleted(answer="a", steps=1), producer="memory", seq=4)
+    assert (done.run_id, done.tenant, done.seq) == ("r", "t", 4)
+    assert done.causation_id == goal.event_id
+    assert done.event_id != goal.event_id
+
+
+def test_a_minimal_goal_from_any_kafka_client_is_accepted() -> None:
+    event = decode_event(b'{"type":"GoalSubmitted","run_id":"r1","payload":{"goal":"2+3"}}')
+    assert isinstance(event.payload, GoalSubmitted)
+    assert (event.payload.goal, event.payload.agent, event.tenant) == ("2+3", "default", "default")
+    assert event.occurred_at.tzinfo is not None
+
+
+@pytest.mark.parametrize(
+    ("raw", "kind"),
+    [
+        (b"\x00\xff", DecodeErrorKind.UNDECODABLE),
+        (b"", DecodeErrorKind.UNDECODABLE),
+        (b"[1, 2]", DecodeErrorKind.SCHEMA),
+        (b'{"type": "Nope", "run_id": "r"}', DecodeErrorKind.UNKNOWN_TYPE),
+        (b'{"run_id": "r"}', DecodeErrorKind.UNKNOWN_TYPE),
+        (b'{"type": "GoalSubmitted", "run_id": "r", "payload": {}}', DecodeErrorKind.SCHEMA),
+        (
+            b'{"type": "GoalSubmitted", "run_id": "", "payload": {"goal": "g"}}',
+            DecodeErrorKind.SCHEMA,
+        ),
+        (
+            b'{"type": "GoalSubmitted", "schema_version": 2, "run_id": "r", "payload": {}}',
+            DecodeErrorKind.UNKNOWN_VERSION,
+        ),
+        (
+            b'{"type": "GoalSubmitted", "schema_version": "x", "run_id": "r", "payload": {}}',
+            DecodeErrorKind.SCHEMA,
+        ),
+        (
+            b'{"type": "GoalSubmitted", "run_id": "r", "occurred_at": "2026-01-01T00:00:00",'
+            b' "payload": {"goal": "g"}}',
+            DecodeErrorKind.SCHEMA,
+        ),
+    ],
+)
+def test_bad_bytes_raise_a_typed_error(raw: bytes, kind: DecodeErrorKind) -> None:
+    with pytest.raises(EventDecodeError) as caught:
+        decode_event(raw)
+    assert caught.value.kind == kind
+    assert not caught.value.retryable
+
+
+def test_deeply_nested_json_is_rejected_not_crashing() -> None:
+    deep = (
+        b'{"type":"GoalSubmitted","run_id":"r","payload":{"goal":"g","metadata":'
+        + (b"[" * 100_000)
+        + b"]" * 100_000
+        + b"}}"
+    )
+    with pytest.raises(EventDecodeError):
+        decode_event(deep)
+
+
+def test_a_decision_has_tool_calls_or_an_answer() -> None:
+    with pytest.raises(ValidationError):
+        ModelDecided(model="m")
+    with pytest.raises(ValidationError):
+        ModelDecided(model="m", final_answer="x", tool_calls=(ToolCall(call_id="c", tool="t"),))
+
+
+def test_payloads_are_frozen() -> None:
+    goal = GoalSubmitted(goal="g")
+    with pytest.raises(ValidationError):
+        goal.goal = "other"  # type: ignore[misc]
+
+
+def test_older_versions_are_upcast_on_read(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A v1 RunCancelled (with `why`) is read by a v2 reader (with `reason`)."""
+
+    def upcast_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+        out = dict(payload)
+        out["reason"] = out.pop("why", "")
+        return out
+
+    monkeypatch.setattr(RunCancelled, "VERSION", 2)
+    monkeypatch.setitem(UPCASTERS, ("RunCancelled", 1), upcast_v1_to_v2)
+    old = b'{"type":"RunCancelled","schema_version":1,"run_id":"r","payload":{"why":"stop"}}'
+    event = decode_event(old)
+    assert isinstance(event.payload, RunCancelled)
+    assert event.payload.reason == "stop"
+    assert event.schema_version == 2
