@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
 import os
 import pwd
 import shutil
+import stat
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -252,6 +254,17 @@ class Redis(Component):
             await client.aclose()
 
 
+def _world_traversable(path: Path) -> bool:
+    """Whether every existing folder from / down to `path` lets any user pass through."""
+    for folder in (path, *path.parents):
+        try:
+            if not folder.stat().st_mode & stat.S_IXOTH:
+                return False
+        except FileNotFoundError:
+            continue
+    return True
+
+
 class Postgres(Component):
     """PostgreSQL in a data folder of the project's own (initdb + pg_ctl)."""
 
@@ -259,6 +272,15 @@ class Postgres(Component):
     requirements = (POSTGRES,)
     role = "loopline"
     database = "loopline"
+
+    def __init__(self, paths: Paths, ports: Ports):
+        super().__init__(paths, ports)
+        if os.geteuid() == 0 and not _world_traversable(self.dir.parent):
+            # As root, the server runs as `postgres`, which cannot reach a data folder under a
+            # private directory (a 0700 temp dir, /root): keep it in a folder of this project's
+            # own under /var/lib instead, named after the project's home.
+            digest = hashlib.sha1(str(self.dir).encode()).hexdigest()[:12]
+            self.dir = Path("/var/lib/loopline") / f"postgres-{digest}"
 
     @property
     def endpoint(self) -> str:
@@ -292,6 +314,7 @@ class Postgres(Component):
         user = self._user()
         self.dir.mkdir(parents=True, exist_ok=True)
         if user:
+            self.dir.chmod(0o755)
             shutil.chown(self.dir, user)
         if (self._data / "PG_VERSION").exists():
             return
