@@ -56,7 +56,7 @@ def private_infra() -> Iterator[Infra]:
     paths = Paths(project=base.project, home=home, cache=base.cache)
     infra = Infra(paths, Ports(kafka=29092, kafka_controller=29093, redis=26379, postgres=25432))
     yield infra
-    infra.down(say=lambda _: None)
+    infra.down(wipe=True, say=lambda _: None)
     shutil.rmtree(home, ignore_errors=True)
 
 
@@ -75,11 +75,13 @@ async def test_up_is_idempotent_and_down_stops_only_what_up_started(
     finally:
         private_infra.down(say=lines.append)
     assert [s.state for s in await private_infra.status()] == ["stopped"] * 3
-    assert (private_infra.paths.home / "postgres" / "data" / "PG_VERSION").exists()
+    assert (private_infra.component("postgres").dir / "data" / "PG_VERSION").exists()
+    assert (private_infra.component("kafka").dir / "data" / "meta.properties").exists()
 
     # The shared servers of the session were not touched.
     shared = await Infra().status()
     assert all(s.state == "ready" for s in shared)
 
     private_infra.down(wipe=True, say=lines.append)
-    assert not (private_infra.paths.home / "kafka").exists()
+    assert not private_infra.component("kafka").dir.exists()
+    assert not private_infra.component("postgres").dir.exists()

@@ -63,14 +63,17 @@ class Infra:
 
     def env(self) -> dict[str, str]:
         """The variables that point Loopline at these servers."""
-        kafka, redis, postgres = (self._get(n).endpoint for n in ("kafka", "redis", "postgres"))
+        kafka, redis, postgres = (
+            self.component(n).endpoint for n in ("kafka", "redis", "postgres")
+        )
         return {
             "LOOPLINE_KAFKA_BOOTSTRAP": kafka,
             "LOOPLINE_REDIS_URL": redis,
             "LOOPLINE_POSTGRES_DSN": postgres,
         }
 
-    def _get(self, name: str) -> Component:
+    def component(self, name: str) -> Component:
+        """The component called `name` (kafka, redis, postgres)."""
         return next(c for c in self.components if c.name == name)
 
     async def up(self, say: Say = print) -> list[ComponentStatus]:
