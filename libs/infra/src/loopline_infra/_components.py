@@ -9,6 +9,7 @@ import logging
 import os
 import pwd
 import shutil
+import socket
 import stat
 import time
 import uuid
@@ -48,6 +49,22 @@ class Component(ABC):
         self.paths = paths
         self.ports = ports
         self.dir = paths.component(self.name)
+
+    @property
+    @abstractmethod
+    def ports_used(self) -> tuple[int, ...]:
+        """The TCP ports the server listens on."""
+
+    def check_ports_free(self) -> None:
+        """Fail clearly when another program already listens on one of our ports."""
+        for port in self.ports_used:
+            with socket.socket() as probe:
+                if probe.connect_ex(("127.0.0.1", port)) == 0:
+                    raise InfraError(
+                        f"{self.name}: port {port} is already in use by a process this project "
+                        f"did not start (see `ss -ltnp 'sport = :{port}'`). Stop it, or choose "
+                        "other ports with LOOPLINE_INFRA_*_PORT and point LOOPLINE_* at them."
+                    )
 
     @property
     @abstractmethod
@@ -113,6 +130,10 @@ class Kafka(Component):
 
     name = "kafka"
     requirements = (JAVA, MAVEN)
+
+    @property
+    def ports_used(self) -> tuple[int, ...]:
+        return (self.ports.kafka, self.ports.kafka_controller)
 
     @property
     def endpoint(self) -> str:
@@ -216,6 +237,10 @@ class Redis(Component):
     requirements = (REDIS,)
 
     @property
+    def ports_used(self) -> tuple[int, ...]:
+        return (self.ports.redis,)
+
+    @property
     def endpoint(self) -> str:
         return f"redis://127.0.0.1:{self.ports.redis}/0"
 
@@ -281,6 +306,10 @@ class Postgres(Component):
             # own under /var/lib instead, named after the project's home.
             digest = hashlib.sha1(str(self.dir).encode()).hexdigest()[:12]
             self.dir = Path("/var/lib/loopline") / f"postgres-{digest}"
+
+    @property
+    def ports_used(self) -> tuple[int, ...]:
+        return (self.ports.postgres,)
 
     @property
     def endpoint(self) -> str:

@@ -85,6 +85,7 @@ class Infra:
             if component.pid() is not None:
                 say(f"{component.name}: already running (pid {component.pid()})")
             else:
+                component.check_ports_free()
                 component.prepare(say)
                 say(f"{component.name}: starting")
                 component.start()
