@@ -17,6 +17,11 @@ class ToolCall(BaseModel):
     call_id: str = Field(min_length=1, max_length=128, description="Unique within the run.")
     tool: str = Field(min_length=1, max_length=128, description="Name of the tool.")
     arguments: dict[str, Any] = Field(default_factory=dict, description="Arguments, as JSON.")
+    arguments_error: str | None = Field(
+        default=None,
+        description="Set when the model's arguments were not a JSON object; the tool is then "
+        "not run and the model is told why.",
+    )
 
 
 class Message(BaseModel):
@@ -80,6 +85,7 @@ class ModelDecided(Payload):
 
     TYPE = "ModelDecided"
 
+    agent: str = Field(default="default", description="Agent profile of the run.")
     model: str = Field(description="Model that decided.")
     tool_calls: tuple[ToolCall, ...] = Field(default=(), description="Tools to call now.")
     final_answer: str | None = Field(default=None, description="The answer, when done.")

@@ -1,0 +1,1 @@
+"""Loopline tool_executor service."""
