@@ -30,6 +30,28 @@ infra-down: install ## Stop what infra-up started (keeps data; WIPE=1 deletes it
 infra-status: install ## Show each component's endpoint and state
 	@$(RUN) loopline infra status
 
+DEMO_GOAL ?= Compute 17 + 25, then multiply the result by 3, then subtract 6. Also, what time is it?
+
+.PHONY: demo
+demo: infra-up ## Start everything, submit a goal and watch its steps live
+	@$(RUN) loopline services up
+	@echo
+	@echo "\$$ loopline submit \"$(DEMO_GOAL)\" --wait"
+	@$(RUN) loopline submit "$(DEMO_GOAL)" --wait
+	@echo
+	@echo "Loopline is running. Try: uv run loopline submit \"What is (100 - 58) / 2?\" --wait"
+	@echo "  uv run loopline runs | uv run loopline tail | uv run loopline show RUN_ID"
+	@echo "Stop everything with: make down"
+
+.PHONY: services-up
+services-up: install ## Start the four services in the background
+	@$(RUN) loopline services up
+
+.PHONY: down
+down: install ## Stop the services and the infrastructure (keeps data)
+	@$(RUN) loopline services down
+	@$(RUN) loopline infra down
+
 .PHONY: schemas
 schemas: install ## Write the JSON Schema of every event into schemas/
 	@$(RUN) python -m loopline_events schemas

@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
-from loopline_bus import Bus, Outbound, SubscriptionOptions
+from loopline_bus import Bus, InMemoryBus, Outbound, SubscriptionOptions
 from loopline_events import (
     DeadLettered,
     Envelope,
@@ -189,3 +189,17 @@ async def test_offsets_are_committed_after_handling_and_kept_across_restarts(bus
     await second.wait_for(lambda evs: len(evs) >= 1)
     await asyncio.sleep(0.5)  # a redelivery of the first five would arrive by now
     assert [e.run_id for e in second.events] == ["after-restart"]
+
+
+async def test_an_unreadable_dead_letter_stays_in_its_topic_and_the_next_is_handled(
+    bus: Bus,
+) -> None:
+    dead = Collector()
+    await consume(bus, "dlq-reader", ["agent.goals.dlq"], dead)
+    await bus.publish_raw("agent.goals.dlq", b"garbage", key=b"k")
+    await consume(bus, "worker", ["agent.goals"], Collector())
+    await bus.publish_raw("agent.goals", b"also garbage", key=b"k2")
+    await dead.wait_for(lambda evs: len(evs) == 1)
+    assert dead.events[0].run_id == "k2"
+    if isinstance(bus, InMemoryBus):
+        assert "agent.goals.dlq.dlq" not in bus._log

@@ -31,6 +31,7 @@ from loopline_events import (
     ToolSpec,
     decode_event,
     encode_event,
+    topic_of,
 )
 from pydantic import ValidationError
 
@@ -164,3 +165,26 @@ def test_older_versions_are_upcast_on_read(monkeypatch: pytest.MonkeyPatch) -> N
     assert isinstance(event.payload, RunCancelled)
     assert event.payload.reason == "stop"
     assert event.schema_version == 2
+
+
+def test_follow_gives_the_same_id_for_the_same_cause_and_index() -> None:
+    goal = Envelope.of(GoalSubmitted(goal="g"), run_id="r", producer="cli")
+    done = RunCompleted(answer="a", steps=1)
+    assert (
+        goal.follow(done, producer="memory").event_id
+        == goal.follow(done, producer="memory").event_id
+    )
+    assert (
+        goal.follow(done, producer="memory", index=1).event_id
+        != goal.follow(done, producer="memory").event_id
+    )
+    assert (
+        goal.follow(done, producer="planner").event_id
+        != goal.follow(done, producer="memory").event_id
+    )
+
+
+def test_every_loop_event_has_one_topic() -> None:
+    for name in EVENT_TYPES:
+        spec = topic_of(name)
+        assert (spec is None) == (name == "DeadLettered"), name

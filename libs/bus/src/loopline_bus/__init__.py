@@ -16,9 +16,12 @@ from loopline_bus._api import (
 from loopline_bus._kafka import KafkaBus
 from loopline_bus._memory import InMemoryBus
 from loopline_bus._partitioner import partition_for
+from loopline_bus._stream import RUN_TOPICS, EventStream
 
 __all__ = [
+    "RUN_TOPICS",
     "Bus",
+    "EventStream",
     "Handler",
     "InMemoryBus",
     "KafkaBus",

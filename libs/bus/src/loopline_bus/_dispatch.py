@@ -27,6 +27,8 @@ from loopline_bus._api import Handler, Outbound, RawRecord, SubscriptionOptions
 
 log = logging.getLogger("loopline.bus")
 
+DLQ_SUFFIX = dlq_name("")
+
 
 @dataclass(frozen=True, slots=True)
 class Encoded:
@@ -74,19 +76,16 @@ class Dispatcher:
         try:
             event = decode_event(record.value)
         except EventDecodeError as exc:
-            return [
-                self.dead_letter(record, DeadLetterKind(exc.kind.value), str(exc), exc.event_type)
-            ]
+            kind = DeadLetterKind(exc.kind.value)
+            return self.dead_letter(record, kind, str(exc), exc.event_type)
         limit = self.max_bytes.get(record.topic)
         if limit is not None and len(record.value) > limit:
-            return [
-                self.dead_letter(
-                    record,
-                    DeadLetterKind.OVERSIZED,
-                    f"message of {len(record.value)} bytes exceeds {record.topic}'s {limit}",
-                    event.type,
-                )
-            ]
+            return self.dead_letter(
+                record,
+                DeadLetterKind.OVERSIZED,
+                f"message of {len(record.value)} bytes exceeds {record.topic}'s {limit}",
+                event.type,
+            )
         return await self._handle(record, event)
 
     async def _handle(self, record: RawRecord, event: Envelope[Any]) -> list[Encoded]:
@@ -106,11 +105,9 @@ class Dispatcher:
                     continue
                 kind = DeadLetterKind.TRANSIENT if retryable else DeadLetterKind.HANDLER
                 log.exception("handler failed on %s of run %s", event.type, event.run_id)
-                return [
-                    self.dead_letter(
-                        record, kind, f"{type(exc).__name__}: {exc}", event.type, attempt
-                    )
-                ]
+                return self.dead_letter(
+                    record, kind, f"{type(exc).__name__}: {exc}", event.type, attempt
+                )
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _encode(
@@ -120,15 +117,13 @@ class Dispatcher:
         for item in encoded:
             limit = self.max_bytes.get(item.topic)
             if limit is not None and len(item.value) > limit:
-                return [
-                    self.dead_letter(
-                        record,
-                        DeadLetterKind.OVERSIZED,
-                        f"handler output of {len(item.value)} bytes for {item.topic} "
-                        f"exceeds its limit of {limit}",
-                        event.type,
-                    )
-                ]
+                return self.dead_letter(
+                    record,
+                    DeadLetterKind.OVERSIZED,
+                    f"handler output of {len(item.value)} bytes for {item.topic} "
+                    f"exceeds its limit of {limit}",
+                    event.type,
+                )
         return encoded
 
     def dead_letter(
@@ -138,7 +133,19 @@ class Dispatcher:
         error: str,
         event_type: str | None = None,
         attempts: int = 1,
-    ) -> Encoded:
+    ) -> list[Encoded]:
+        if record.topic.endswith(DLQ_SUFFIX):
+            # A dead letter that cannot be handled stays where it is, in its dead-letter topic:
+            # nothing is lost, and there is no dead-letter topic of a dead-letter topic.
+            log.error(
+                "cannot handle dead letter %s[%d]@%d (%s): %s",
+                record.topic,
+                record.partition,
+                record.offset,
+                kind.value,
+                error,
+            )
+            return []
         log.warning(
             "dead-lettering %s[%d]@%d (%s): %s",
             record.topic,
@@ -163,4 +170,4 @@ class Dispatcher:
             attempts=attempts,
         )
         envelope = Envelope.of(letter, run_id=run_id or "-", producer=self.producer)
-        return encode_outbound(Outbound(dlq_name(record.topic), envelope))
+        return [encode_outbound(Outbound(dlq_name(record.topic), envelope))]

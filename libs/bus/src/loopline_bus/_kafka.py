@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
+import json
 import logging
 import os
 import socket
@@ -20,6 +22,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
 from loopline_events import TopicSpec
 from loopline_runtime import KafkaSettings
@@ -96,6 +99,7 @@ class KafkaBus(Bus):
                 with contextlib.suppress(TopicAlreadyExistsError):
                     await admin.create_topics(missing)
                 log.info("created %d topic(s)", len(missing))
+                await _wait_for_leaders(admin, [t.name for t in missing])
         finally:
             await admin.close()
 
@@ -142,16 +146,32 @@ class KafkaBus(Bus):
         return _KafkaSubscription(self, group, tuple(topics), dispatcher, opts)
 
 
-class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
-    """Sets an event once the group has given this consumer partitions."""
+async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str]) -> None:
+    """Wait until every partition of new topics has a leader, so clients can use them at once."""
+    async with asyncio.timeout(30):
+        while True:
+            described = await admin.describe_topics(topics)
+            if all(
+                d.get("partitions") and all(p["leader"] >= 0 for p in d["partitions"])
+                for d in described
+            ):
+                return
+            await asyncio.sleep(0.05)
 
-    def __init__(self, assigned: asyncio.Event):
+
+class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Logs each assignment (operators and tests read it) and marks the first one."""
+
+    def __init__(self, group: str, assigned: asyncio.Event):
+        self.group = group
         self.assigned = assigned
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         return None
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        partitions = sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)
+        log.info("assignment %s", json.dumps({"group": self.group, "partitions": partitions}))
         if assigned:
             self.assigned.set()
 
@@ -182,6 +202,9 @@ class _KafkaSubscription(Subscription):
             enable_auto_commit=False,
             auto_offset_reset="earliest" if self.options.from_beginning else "latest",
             isolation_level="read_committed",
+            # Range assignment gives one member the same partition numbers of every topic, so
+            # all of a run's topics (keyed alike) are consumed by one member of the group.
+            partition_assignment_strategy=(RangePartitionAssignor,),
             session_timeout_ms=settings.session_timeout_ms,
             heartbeat_interval_ms=settings.heartbeat_interval_ms,
             max_poll_records=self.options.max_batch,
@@ -189,7 +212,7 @@ class _KafkaSubscription(Subscription):
             max_partition_fetch_bytes=MAX_REQUEST_BYTES,
         )
         self._consumer.subscribe(
-            [self.bus.topic(t) for t in self.topics], listener=_Assigned(self._assigned)
+            [self.bus.topic(t) for t in self.topics], listener=_Assigned(self.group, self._assigned)
         )
         await self._consumer.start()
         self.bus._subscriptions.append(self)
@@ -212,30 +235,44 @@ class _KafkaSubscription(Subscription):
     async def _run(self) -> None:
         assert self._consumer is not None
         consumer = self._consumer
-        prefix_len = len(self.bus.prefix)
         while not self._stopping.is_set():
             batch = await consumer.getmany(timeout_ms=200, max_records=self.options.max_batch)
             if not batch:
                 continue
-            by_key: dict[tuple[str, int, bytes | None], list[RawRecord]] = defaultdict(list)
-            offsets: dict[TopicPartition, int] = {}
-            for tp, messages in batch.items():
-                logical = tp.topic[prefix_len:]
-                for m in messages:
-                    by_key[(logical, tp.partition, m.key)].append(
-                        RawRecord(
-                            logical,
-                            tp.partition,
-                            m.offset,
-                            m.key,
-                            m.value or b"",
-                            tuple(m.headers or ()),
-                        )
-                    )
-                offsets[tp] = messages[-1].offset + 1
-            results = await asyncio.gather(*(self._handle_key(rs) for rs in by_key.values()))
-            await self.bus.send_encoded([item for items in results for item in items])
-            await self._commit(consumer, offsets)
+            try:
+                await self._process(consumer, batch)
+            except Exception:
+                # The broker or a dependency failed under us (not the message: handler errors
+                # are dead-lettered). Rewind to the batch's start and try it again shortly.
+                log.exception("batch of %s failed; retrying it", self.group)
+                for tp, messages in batch.items():
+                    consumer.seek(tp, messages[0].offset)
+                await asyncio.sleep(1.0)
+
+    async def _process(self, consumer: AIOKafkaConsumer, batch: dict[Any, list[Any]]) -> None:
+        prefix_len = len(self.bus.prefix)
+        # One run's records are handled one after another, different runs concurrently. A
+        # run's records from several topics are merged by time, each topic's kept in order.
+        by_key: dict[bytes | None, list[list[tuple[int, RawRecord]]]] = defaultdict(list)
+        offsets: dict[TopicPartition, int] = {}
+        for tp, messages in batch.items():
+            logical = tp.topic[prefix_len:]
+            per_key: dict[bytes | None, list[tuple[int, RawRecord]]] = defaultdict(list)
+            for m in messages:
+                record = RawRecord(
+                    logical, tp.partition, m.offset, m.key, m.value or b"", tuple(m.headers or ())
+                )
+                per_key[m.key].append((m.timestamp, record))
+            for key, records in per_key.items():
+                by_key[key].append(records)
+            offsets[tp] = messages[-1].offset + 1
+        ordered = (
+            [record for _, record in heapq.merge(*runs, key=lambda t: t[0])]
+            for runs in by_key.values()
+        )
+        results = await asyncio.gather(*(self._handle_key(rs) for rs in ordered))
+        await self.bus.send_encoded([item for items in results for item in items])
+        await self._commit(consumer, offsets)
 
     async def _handle_key(self, records: list[RawRecord]) -> list[Encoded]:
         async with self._limit:

@@ -51,6 +51,7 @@ from loopline_events._topics import (
     RESULTS,
     TopicSpec,
     dlq_name,
+    topic_of,
     topic_spec,
 )
 
@@ -99,6 +100,7 @@ __all__ = [
     "generate_schemas",
     "render",
     "schema_file_name",
+    "topic_of",
     "topic_spec",
     "utcnow",
     "write_schemas",

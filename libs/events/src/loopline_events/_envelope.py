@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar, cast
-from uuid import UUID, uuid4
+from uuid import UUID, uuid4, uuid5
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, SerializeAsAny
 
@@ -76,10 +76,12 @@ class Envelope(BaseModel, Generic[P]):
         tenant: str = "default",
         causation_id: UUID | None = None,
         trace: TraceContext | None = None,
+        event_id: UUID | None = None,
     ) -> Envelope[Q]:
-        """Wrap `payload` in a new envelope."""
+        """Wrap `payload` in a new envelope (a fresh event id unless one is given)."""
         model = cast("type[Envelope[Q]]", Envelope[type(payload)])  # type: ignore[misc]
         return model(
+            event_id=event_id or uuid4(),
             type=payload.TYPE,
             schema_version=payload.VERSION,
             run_id=run_id,
@@ -91,8 +93,15 @@ class Envelope(BaseModel, Generic[P]):
             payload=payload,
         )
 
-    def follow(self, payload: Q, *, producer: str, seq: int | None = None) -> Envelope[Q]:
-        """A new event of the same run, caused by this one."""
+    def follow(
+        self, payload: Q, *, producer: str, seq: int | None = None, index: int = 0
+    ) -> Envelope[Q]:
+        """A new event of the same run, caused by this one.
+
+        Its id is derived from this event's id, the producer and `index` (the position among
+        the outputs this event causes): handling a redelivered event again yields the same ids,
+        so consumers recognise the duplicates.
+        """
         return Envelope.of(
             payload,
             run_id=self.run_id,
@@ -101,6 +110,7 @@ class Envelope(BaseModel, Generic[P]):
             tenant=self.tenant,
             causation_id=self.event_id,
             trace=self.trace,
+            event_id=uuid5(self.event_id, f"{producer}/{index}"),
         )
 
     def describe(self) -> dict[str, Any]:

@@ -15,6 +15,8 @@ class TopicSpec:
 
     name: str
     description: str
+    events: tuple[str, ...] = ()
+    """The event types published to it."""
     partitions: int = 12
     retention_ms: int = FOREVER
     max_message_bytes: int = MIB
@@ -25,6 +27,7 @@ class TopicSpec:
         return TopicSpec(
             name=dlq_name(self.name),
             description=f"Messages of {self.name} that could not be handled.",
+            events=("DeadLettered",),
             partitions=self.partitions,
             retention_ms=FOREVER,
             # A dead letter carries the original bytes, base64-encoded, and its error.
@@ -45,22 +48,35 @@ def dlq_name(topic: str) -> str:
     return f"{topic}.dlq"
 
 
-GOALS = TopicSpec("agent.goals", "GoalSubmitted: runs asked for by users.")
-CONTROL = TopicSpec("agent.control", "Commands to running runs (CancelRun).")
+GOALS = TopicSpec("agent.goals", "Runs asked for by users.", ("GoalSubmitted",))
+CONTROL = TopicSpec("agent.control", "Commands to running runs.", ("CancelRun",))
 CONTEXTS = TopicSpec(
     "agent.contexts",
-    "ContextAssembled: what the model sees at each step (derived; rebuildable).",
+    "What the model sees at each step (derived from the other topics).",
+    ("ContextAssembled",),
     retention_ms=WEEK_MS,
 )
-DECISIONS = TopicSpec("agent.decisions", "ModelDecided / ModelFailed: the model's choices.")
-OBSERVATIONS = TopicSpec("agent.observations", "ToolCallSucceeded / ToolCallFailed.")
-RESULTS = TopicSpec("agent.results", "RunCompleted / RunFailed / RunCancelled.")
+DECISIONS = TopicSpec("agent.decisions", "The model's choices.", ("ModelDecided", "ModelFailed"))
+OBSERVATIONS = TopicSpec(
+    "agent.observations", "Outcomes of tool calls.", ("ToolCallSucceeded", "ToolCallFailed")
+)
+RESULTS = TopicSpec(
+    "agent.results", "How runs ended.", ("RunCompleted", "RunFailed", "RunCancelled")
+)
 
 LOOP_TOPICS: tuple[TopicSpec, ...] = (GOALS, CONTROL, CONTEXTS, DECISIONS, OBSERVATIONS, RESULTS)
 """The topics of the agent loop."""
 
 ALL_TOPICS: tuple[TopicSpec, ...] = LOOP_TOPICS + tuple(t.dlq for t in LOOP_TOPICS)
 """Every topic, dead-letter topics included."""
+
+
+def topic_of(event_type: str) -> TopicSpec | None:
+    """The loop topic an event type is published to (None for dead letters)."""
+    for spec in LOOP_TOPICS:
+        if event_type in spec.events:
+            return spec
+    return None
 
 
 def topic_spec(name: str) -> TopicSpec:

@@ -7,14 +7,18 @@ from loopline_infra._components import Ports
 from loopline_infra._manager import ComponentStatus, Infra, default_ports
 from loopline_infra._paths import KAFKA_VERSION, Paths, default_paths
 from loopline_infra._process import InfraError
+from loopline_infra._services import SERVICES, Services, ServiceStatus
 
 __all__ = [
     "KAFKA_VERSION",
+    "SERVICES",
     "ComponentStatus",
     "Infra",
     "InfraError",
     "Paths",
     "Ports",
+    "ServiceStatus",
+    "Services",
     "default_paths",
     "default_ports",
 ]

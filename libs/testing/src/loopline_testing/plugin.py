@@ -1,4 +1,5 @@
-"""Fixtures: `loopline_endpoints` (session), `topic_prefix`, `kafka_settings`, `kafka_bus`."""
+"""Fixtures: `loopline_endpoints` (session), `topic_prefix`, `kafka_settings`, `kafka_bus`,
+and for end-to-end tests `system`, `start_system` and `cleanup_namespace`."""
 
 from __future__ import annotations
 
@@ -92,3 +93,6 @@ async def delete_topics(bootstrap: str, prefix: str) -> None:
             await admin.delete_topics(names)
     finally:
         await admin.close()
+
+
+pytest_plugins = ["loopline_testing._system"]

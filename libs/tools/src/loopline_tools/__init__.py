@@ -1,1 +1,36 @@
-"""Loopline tools."""
+"""Loopline tools: declare a tool with a pydantic arguments model, an effect class, a timeout
+and a retry policy; run it safely; and the safe built-ins.
+
+```python
+class AddArgs(BaseModel):
+    a: int
+    b: int
+
+@tool(effect=Effect.PURE)
+async def add(args: AddArgs, ctx: ToolContext) -> str:
+    \"\"\"Add two integers.\"\"\"
+    return str(args.a + args.b)
+
+outcome = await run_tool(add, {"a": 1, "b": 2}, ToolContext(run_id="r", call_id="c"))
+```
+"""
+
+from loopline_tools._builtins import BUILTIN_TOOLS
+from loopline_tools._core import Effect, RetryPolicy, Tool, ToolContext, ToolFailure
+from loopline_tools._decorator import tool
+from loopline_tools._registry import ToolRegistry
+from loopline_tools._run import MAX_OUTPUT_CHARS, ToolOutcome, run_tool
+
+__all__ = [
+    "BUILTIN_TOOLS",
+    "MAX_OUTPUT_CHARS",
+    "Effect",
+    "RetryPolicy",
+    "Tool",
+    "ToolContext",
+    "ToolFailure",
+    "ToolOutcome",
+    "ToolRegistry",
+    "run_tool",
+    "tool",
+]

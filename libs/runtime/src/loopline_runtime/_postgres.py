@@ -1,0 +1,43 @@
+"""PostgreSQL helpers shared by the services: namespaced schemas and forward-only migrations."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import asyncpg
+
+
+def schema_name(base: str, namespace: str = "") -> str:
+    """The schema of `base` (e.g. `memory`) within a namespace (the topic prefix)."""
+    clean = re.sub(r"[^a-z0-9]+", "_", namespace.lower()).strip("_")
+    return f"{clean}_{base}" if clean else base
+
+
+async def migrate(conn: asyncpg.Connection, schema: str, migrations: Sequence[str]) -> int:
+    """Apply the migrations not applied yet to `schema`, in order; how many were applied.
+
+    Each migration is SQL in which `{schema}` names the schema. Concurrent starts of several
+    replicas are serialised by an advisory lock.
+    """
+    applied = 0
+    async with conn.transaction():
+        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", schema)
+        await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        await conn.execute(
+            f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations '
+            "(version int PRIMARY KEY, applied_at timestamptz NOT NULL DEFAULT now())"
+        )
+        done = {
+            r["version"]
+            for r in await conn.fetch(f'SELECT version FROM "{schema}".schema_migrations')
+        }
+        for version, sql in enumerate(migrations, start=1):
+            if version in done:
+                continue
+            await conn.execute(sql.replace("{schema}", f'"{schema}"'))
+            await conn.execute(
+                f'INSERT INTO "{schema}".schema_migrations (version) VALUES ($1)', version
+            )
+            applied += 1
+    return applied

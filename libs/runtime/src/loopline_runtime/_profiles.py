@@ -1,0 +1,60 @@
+"""Agent profiles: who an agent is (prompt, model), what it may use (tools) and its limits."""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from importlib import resources
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+AGENTS_FILE_VARIABLE = "LOOPLINE_AGENTS_FILE"
+
+
+class AgentProfile(BaseModel):
+    """One agent profile, as declared in an agents file."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    name: str = Field(description="The profile's name; goals name it in `agent`.")
+    description: str = Field(default="", description="What this agent is for.")
+    system_prompt: str = Field(description="The system message of every context.")
+    model: str = Field(default="demo", description="`demo`, `openai` or `openai:<model>`.")
+    tools: tuple[str, ...] = Field(default=(), description="Tools the agent may call.")
+    max_steps: int = Field(default=10, ge=1, le=10_000, description="Most model steps per run.")
+    deadline_s: float = Field(default=300.0, gt=0, description="Wall-clock limit of a run.")
+
+
+class ProfileError(ValueError):
+    """An agents file that cannot be read or is invalid."""
+
+
+def parse_profiles(text: str, source: str = "agents file") -> dict[str, AgentProfile]:
+    """Profiles by name from the TOML text of an agents file."""
+    try:
+        tables = tomllib.loads(text).get("agents", {})
+    except tomllib.TOMLDecodeError as exc:
+        raise ProfileError(f"{source}: not valid TOML: {exc}") from None
+    profiles = {}
+    for name, table in tables.items():
+        try:
+            profiles[name] = AgentProfile(name=name, **table)
+        except (ValidationError, TypeError) as exc:
+            raise ProfileError(f"{source}: agent {name!r}: {exc}") from None
+    if not profiles:
+        raise ProfileError(f"{source}: declares no [agents.NAME] table")
+    return profiles
+
+
+def load_profiles(path: Path | None = None) -> Mapping[str, AgentProfile]:
+    """The profiles of `path`, else of LOOPLINE_AGENTS_FILE, else the ones shipped here."""
+    chosen = path or (Path(p) if (p := os.environ.get(AGENTS_FILE_VARIABLE)) else None)
+    if chosen is not None:
+        try:
+            return parse_profiles(chosen.read_text(), str(chosen))
+        except OSError as exc:
+            raise ProfileError(f"cannot read agents file {chosen}: {exc}") from None
+    shipped = resources.files("loopline_runtime").joinpath("agents.toml").read_text()
+    return parse_profiles(shipped, "built-in agents.toml")

@@ -1,0 +1,140 @@
+"""A whole Loopline for end-to-end tests: the four services as real processes, in a namespace."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+from loopline_bus import EventStream
+from loopline_events import RESULTS, Envelope, RunCancelled, RunCompleted, RunFailed
+from loopline_infra import Services, default_paths
+from loopline_runtime import Endpoints, KafkaSettings, schema_name
+
+from loopline_testing.plugin import delete_topics
+
+TEST_AGENTS = """
+[agents.default]
+system_prompt = "You are a careful assistant."
+model = "demo"
+tools = ["calculator", "current_time", "http_get"]
+max_steps = 10
+deadline_s = 120
+
+[agents.calculator]
+system_prompt = "Arithmetic only."
+model = "demo"
+tools = ["calculator"]
+max_steps = 10
+deadline_s = 120
+"""
+"""The agent profiles end-to-end tests run with (LOOPLINE_AGENTS_FILE)."""
+
+RESULT_TYPES = (RunCompleted, RunFailed, RunCancelled)
+
+
+class ResultCollector:
+    """Every run's result on agent.results, as they come."""
+
+    def __init__(self, stream: EventStream):
+        self.stream = stream
+        self.seen: dict[str, Envelope[Any]] = {}
+
+    async def wait_for(self, run_ids: set[str], timeout: float = 60.0) -> dict[str, Envelope[Any]]:
+        """The results of `run_ids`, once all have arrived."""
+
+        async def collect() -> None:
+            async for event in self.stream.events():
+                if isinstance(event.payload, RESULT_TYPES):
+                    self.seen.setdefault(event.run_id, event)
+                if run_ids <= self.seen.keys():
+                    return
+
+        if not run_ids <= self.seen.keys():
+            await asyncio.wait_for(collect(), timeout)
+        return {r: self.seen[r] for r in run_ids}
+
+
+@dataclass
+class System:
+    """A running Loopline: its services, its namespace and the variables that reach it."""
+
+    services: Services
+    kafka: KafkaSettings
+    env: dict[str, str]
+
+    @contextlib.asynccontextmanager
+    async def results(self) -> AsyncIterator[ResultCollector]:
+        """Collects every run's result of the namespace (from its beginning)."""
+        stream = EventStream(self.kafka, topics=[RESULTS.name])
+        await stream.start(from_beginning=True)
+        try:
+            yield ResultCollector(stream)
+        finally:
+            await stream.stop()
+
+
+@pytest.fixture
+def start_system(
+    loopline_endpoints: Endpoints, topic_prefix: str, cleanup_namespace: None
+) -> Iterator[Callable[..., System]]:
+    """A function starting the four services (`replicas` of each) in the test's namespace."""
+    base = default_paths()
+    base.home.mkdir(parents=True, exist_ok=True)
+    home = Path(tempfile.mkdtemp(prefix="e2e-", dir=base.home))
+    agents = home / "agents.toml"
+    agents.write_text(TEST_AGENTS)
+    env = {
+        "LOOPLINE_KAFKA_BOOTSTRAP": loopline_endpoints.kafka.bootstrap,
+        "LOOPLINE_KAFKA_TOPIC_PREFIX": topic_prefix,
+        "LOOPLINE_REDIS_URL": loopline_endpoints.redis.url,
+        "LOOPLINE_POSTGRES_DSN": loopline_endpoints.postgres.dsn.get_secret_value(),
+        "LOOPLINE_AGENTS_FILE": str(agents),
+        "LOOPLINE_TOOLS_ALLOW_PRIVATE_NETWORKS": "1",
+    }
+    services = Services(home, env)
+    kafka = loopline_endpoints.kafka.model_copy(update={"topic_prefix": topic_prefix})
+
+    def start(replicas: int = 1) -> System:
+        services.up(replicas=replicas, say=lambda _: None)
+        return System(services, kafka, env)
+
+    yield start
+    services.down(say=lambda _: None)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture
+def system(start_system: Callable[..., System]) -> System:
+    """The four services, one instance of each, in the test's namespace."""
+    return start_system()
+
+
+@pytest.fixture
+async def cleanup_namespace(
+    loopline_endpoints: Endpoints, topic_prefix: str
+) -> AsyncIterator[None]:
+    """After the test: drop the namespace's topics, PostgreSQL schemas and Redis keys."""
+    yield
+    await delete_topics(loopline_endpoints.kafka.bootstrap, topic_prefix)
+    conn = await asyncpg.connect(loopline_endpoints.postgres.dsn.get_secret_value())
+    try:
+        for base in ("memory", "recovery"):
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema_name(base, topic_prefix)}" CASCADE')
+    finally:
+        await conn.close()
+    redis = aioredis.from_url(loopline_endpoints.redis.url)
+    try:
+        keys = [k async for k in redis.scan_iter(match=f"{topic_prefix}*")]
+        if keys:
+            await redis.delete(*keys)
+    finally:
+        await redis.aclose()

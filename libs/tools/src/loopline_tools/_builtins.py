@@ -1,0 +1,13 @@
+"""The tools every Loopline tool executor offers."""
+
+from __future__ import annotations
+
+from loopline_tools._calculator import calculator
+from loopline_tools._clock import current_time
+from loopline_tools._core import Tool
+from loopline_tools._http_get import http_get
+
+BUILTIN_TOOLS: tuple[Tool, ...] = (calculator, current_time, http_get)
+"""`calculator`, `current_time` and `http_get`."""
+
+__all__ = ["BUILTIN_TOOLS", "calculator", "current_time", "http_get"]

@@ -1,0 +1,118 @@
+"""What a tool is: its effect class, retry policy, calling context and typed failure."""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from loopline_events import ToolErrorKind, ToolSpec
+from pydantic import BaseModel
+
+_NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+"""Tool names chat model APIs accept for function calling."""
+
+
+class Effect(StrEnum):
+    """What calling a tool does to the world; it decides what may be retried."""
+
+    PURE = "pure"
+    """No effect at all: calling again is always safe."""
+    IDEMPOTENT = "idempotent"
+    """Calling twice does what calling once does (reads, upserts keyed by the call)."""
+    SIDE_EFFECT = "side_effect"
+    """Calling twice may do it twice: retried only when the tool says nothing happened."""
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """How often, and how patiently, a retryable failure is tried again."""
+
+    max_attempts: int = 3
+    initial_backoff_s: float = 0.1
+    max_backoff_s: float = 2.0
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError("max_attempts must be at least 1")
+        if self.initial_backoff_s < 0 or self.max_backoff_s < 0:
+            raise ValueError("backoffs must not be negative")
+
+    def backoff(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based).
+
+        Exponential with full jitter, so that many callers failing together do not retry
+        together; capped at `max_backoff_s`.
+        """
+        exponent = min(max(attempt - 1, 0), 62)  # past 2**62 the cap wins anyway
+        ceiling = min(self.max_backoff_s, self.initial_backoff_s * 2.0**exponent)
+        return random.uniform(0.0, ceiling)
+
+
+DEFAULT_RETRY = RetryPolicy()
+"""Three attempts, 0.1 s to 2 s apart."""
+
+
+@dataclass(frozen=True)
+class ToolContext:
+    """Who is calling a tool, and what the tool may do for them."""
+
+    run_id: str
+    call_id: str
+    tenant: str = "default"
+    agent: str = "default"
+    allow_private_networks: bool = False
+
+    @property
+    def idempotency_key(self) -> str:
+        """A key that is the same for every retry and redelivery of this one call.
+
+        Side-effecting tools pass it to the systems they change, so a repeat is recognised.
+        """
+        return f"{self.run_id}:{self.call_id}"
+
+
+class ToolFailure(Exception):  # noqa: N818 - a failure the model reads, not a bug
+    """Raised by a tool for a failure the model should read.
+
+    `retryable=True` asserts that calling again could succeed; for a side-effecting tool it
+    also asserts that nothing happened, since only then is a retry safe.
+    """
+
+    def __init__(self, kind: ToolErrorKind, message: str, *, retryable: bool = False) -> None:
+        super().__init__(message)
+        self.kind = kind
+        self.message = message
+        self.retryable = retryable
+
+
+@dataclass(frozen=True)
+class Tool:
+    """A tool: its arguments model, the async function that runs it, and how to run it."""
+
+    name: str
+    description: str
+    args_model: type[BaseModel]
+    fn: Callable[[Any, ToolContext], Awaitable[str]] = field(repr=False)
+    effect: Effect = Effect.PURE
+    timeout_s: float = 10.0
+    retry: RetryPolicy = DEFAULT_RETRY
+
+    def __post_init__(self) -> None:
+        if not _NAME.match(self.name):
+            raise ValueError(f"tool name {self.name!r} must match {_NAME.pattern}")
+        if not (isinstance(self.args_model, type) and issubclass(self.args_model, BaseModel)):
+            raise TypeError(f"tool {self.name!r}: args_model must be a pydantic BaseModel class")
+        if self.timeout_s <= 0:
+            raise ValueError(f"tool {self.name!r}: timeout_s must be positive")
+
+    def spec(self) -> ToolSpec:
+        """The tool as the model sees it."""
+        return ToolSpec(
+            name=self.name,
+            description=self.description,
+            parameters=self.args_model.model_json_schema(),
+        )

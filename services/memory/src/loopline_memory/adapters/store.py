@@ -1,0 +1,143 @@
+"""Where run state lives: Redis for the hot copy, PostgreSQL for the durable one.
+
+Every save writes PostgreSQL first (the run row with its state, and the run's new events, in one
+transaction), then Redis. A load reads Redis and falls back to PostgreSQL, so losing Redis
+loses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+import redis.asyncio as aioredis
+from loopline_bus import Outbound
+from loopline_events import ContextAssembled, Envelope, Payload, topic_of
+from pydantic import BaseModel, ConfigDict, Field
+
+from loopline_memory.domain import RunState
+
+OUTBOX_SIZE = 8
+"""How many recent inputs keep their outputs, to re-emit them if the input is redelivered."""
+
+HOT_TTL_S = 24 * 3600
+"""How long a run's hot state stays in Redis after its last change."""
+
+
+class Sent(BaseModel):
+    """An event memory emitted, kept verbatim so a redelivered cause re-emits it identically."""
+
+    model_config = ConfigDict(frozen=True)
+
+    cause: str = Field(description="Event id of the input that caused it.")
+    topic: str
+    event: str = Field(description="The emitted event, encoded.")
+
+
+class StoredRun(BaseModel):
+    """A run's state and the outputs of its latest inputs."""
+
+    model_config = ConfigDict(frozen=True)
+
+    state: RunState
+    outbox: tuple[Sent, ...] = ()
+
+
+def _timeline_payload(event: Envelope[Any]) -> str:
+    """What the events table keeps of an event: all of it, except a context's full history."""
+    payload: Payload = event.payload
+    if isinstance(payload, ContextAssembled):
+        return json.dumps(
+            {"messages": len(payload.messages), "tools": [t.name for t in payload.tools]}
+        )
+    return payload.model_dump_json()
+
+
+def _topic_of(event: Envelope[Any]) -> str:
+    spec = topic_of(event.type)
+    return spec.name if spec else ""
+
+
+class RunStore:
+    """Loads and saves runs."""
+
+    def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis, schema: str, key_prefix: str):
+        self.pool, self.redis, self.schema = pool, redis, schema
+        self.key_prefix = f"{key_prefix}loopline:run:"
+
+    def _key(self, run_id: str) -> str:
+        return self.key_prefix + run_id
+
+    async def load(self, run_id: str) -> StoredRun | None:
+        hot = await self.redis.get(self._key(run_id))
+        if hot is not None:
+            return StoredRun.model_validate_json(hot)
+        row = await self.pool.fetchrow(
+            f'SELECT state, outbox FROM "{self.schema}".runs WHERE run_id = $1', run_id
+        )
+        if row is None:
+            return None
+        return StoredRun(
+            state=RunState.model_validate_json(row["state"]),
+            outbox=tuple(Sent.model_validate(s) for s in json.loads(row["outbox"])),
+        )
+
+    async def save(
+        self, stored: StoredRun, consumed: Envelope[Any], emitted: Sequence[Outbound]
+    ) -> None:
+        state = stored.state
+        outbox = json.dumps([s.model_dump() for s in stored.outbox])
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute(
+                f"""
+                INSERT INTO "{self.schema}".runs (run_id, tenant, agent, goal, status, reason,
+                    answer, steps, prompt_tokens, completion_tokens, state, outbox, started_at,
+                    updated_at)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14)
+                ON CONFLICT (run_id) DO UPDATE SET status = EXCLUDED.status,
+                    reason = EXCLUDED.reason, answer = EXCLUDED.answer, steps = EXCLUDED.steps,
+                    prompt_tokens = EXCLUDED.prompt_tokens,
+                    completion_tokens = EXCLUDED.completion_tokens, state = EXCLUDED.state,
+                    outbox = EXCLUDED.outbox, updated_at = EXCLUDED.updated_at
+                """,
+                state.run_id,
+                state.tenant,
+                state.agent,
+                state.goal,
+                state.status.value,
+                state.failure.value if state.failure else None,
+                state.answer,
+                state.step,
+                state.usage.prompt_tokens,
+                state.usage.completion_tokens,
+                state.model_dump_json(),
+                outbox,
+                state.started_at,
+                state.updated_at,
+            )
+            await conn.executemany(
+                f"""
+                INSERT INTO "{self.schema}".events (event_id, run_id, seq, type, topic, producer,
+                    occurred_at, payload)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb) ON CONFLICT DO NOTHING
+                """,
+                [
+                    (
+                        e.event_id,
+                        e.run_id,
+                        e.seq,
+                        e.type,
+                        topic,
+                        e.producer,
+                        e.occurred_at,
+                        _timeline_payload(e),
+                    )
+                    for topic, e in (
+                        (_topic_of(consumed), consumed),
+                        *((o.topic, o.event) for o in emitted),
+                    )
+                ],
+            )
+        await self.redis.set(self._key(state.run_id), stored.model_dump_json(), ex=HOT_TTL_S)

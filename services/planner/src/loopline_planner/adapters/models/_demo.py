@@ -1,0 +1,64 @@
+"""`DemoModel`: the demo model. Deterministic, offline, no key: it reads the conversation and
+plays a few kinds of goals the way a real model would, through the tools."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+
+from loopline_events import ContextAssembled, Message, TokenUsage, ToolCall
+
+from loopline_planner.adapters.models._demo_plan import plan
+from loopline_planner.adapters.models._types import ModelReply
+
+
+class DemoModel:
+    """The demo model: decides from the conversation alone, the same way every time.
+
+    It understands arithmetic (all expressions of the goal at once, as parallel calculator
+    calls), chains ("Compute 17 + 25, then multiply the result by 3"), "count to N" (one step
+    per number), "what time is it", fetching a URL, "remember that ..." and "recall ...";
+    anything else gets an answer saying so. It calls the tool it needs even when the context
+    does not offer it, so the executor's refusal shows; and after a failed call it answers
+    with what it has instead of calling again.
+
+    Call ids are `call_<step>_<i>`, the step being one more than the assistant messages so far;
+    token usage is estimated from the text, about four characters a token.
+    """
+
+    name: str = "demo"
+
+    async def complete(self, context: ContextAssembled) -> ModelReply:
+        """The demo's decision for `context`."""
+        decided = plan(context.messages)
+        prompt = estimate_tokens(_text(m) for m in context.messages)
+        if decided.answer is not None:
+            usage = TokenUsage(
+                prompt_tokens=prompt, completion_tokens=estimate_tokens([decided.answer])
+            )
+            return ModelReply(final_answer=decided.answer, usage=usage)
+        step = sum(1 for m in context.messages if m.role == "assistant") + 1
+        calls = tuple(
+            ToolCall(call_id=f"call_{step}_{i}", tool=c.tool, arguments=c.arguments)
+            for i, c in enumerate(decided.calls)
+        )
+        completion = estimate_tokens(_call_text(c) for c in calls)
+        return ModelReply(
+            tool_calls=calls, usage=TokenUsage(prompt_tokens=prompt, completion_tokens=completion)
+        )
+
+    async def aclose(self) -> None:
+        """Nothing to release."""
+
+
+def estimate_tokens(texts: Iterable[str]) -> int:
+    """About four characters a token, at least one a text: enough to exercise token budgets."""
+    return sum(len(text) // 4 + 1 for text in texts)
+
+
+def _text(message: Message) -> str:
+    return message.content + "".join(_call_text(c) for c in message.tool_calls)
+
+
+def _call_text(call: ToolCall) -> str:
+    return call.tool + json.dumps(call.arguments, sort_keys=True)

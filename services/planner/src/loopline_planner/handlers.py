@@ -1,0 +1,77 @@
+"""The planner's use case: a context in, a decision (or a model failure) out."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from loopline_bus import Outbound
+from loopline_events import DECISIONS, ContextAssembled, Envelope, ModelDecided, ModelFailed
+
+from loopline_planner.adapters.models import (
+    ModelAdapter,
+    ModelError,
+    ModelSettings,
+    complete_with_retries,
+)
+
+PRODUCER = "planner"
+
+log = logging.getLogger("loopline.planner")
+
+
+class PlannerHandler:
+    """Asks the context's model for a decision, with a timeout and retries."""
+
+    def __init__(
+        self, settings: ModelSettings, build: Callable[[str, ModelSettings], ModelAdapter]
+    ):
+        self.settings = settings
+        self._build = build
+        self._models: dict[str, ModelAdapter] = {}
+
+    def model(self, name: str) -> ModelAdapter:
+        """The adapter for `name`, built once."""
+        if name not in self._models:
+            self._models[name] = self._build(name, self.settings)
+        return self._models[name]
+
+    async def __call__(self, event: Envelope[Any]) -> Sequence[Outbound]:
+        context = event.payload
+        if not isinstance(context, ContextAssembled):
+            return ()
+        started = time.perf_counter()
+        try:
+            model = self.model(context.model)
+            reply, _attempts = await complete_with_retries(
+                model,
+                context,
+                max_attempts=self.settings.max_attempts,
+                timeout_s=self.settings.timeout_s,
+            )
+        except (ModelError, ValueError) as exc:
+            log.warning("run %s step %d: model failed: %s", event.run_id, event.seq, exc)
+            failed = ModelFailed(
+                model=context.model,
+                error=str(exc),
+                retryable=getattr(exc, "retryable", False),
+                attempts=max(
+                    1, self.settings.max_attempts if getattr(exc, "retryable", False) else 1
+                ),
+            )
+            return [Outbound(DECISIONS.name, event.follow(failed, producer=PRODUCER))]
+        decision = ModelDecided(
+            agent=context.agent,
+            model=model.name,
+            tool_calls=reply.tool_calls,
+            final_answer=reply.final_answer,
+            usage=reply.usage,
+            latency_ms=(time.perf_counter() - started) * 1000,
+        )
+        return [Outbound(DECISIONS.name, event.follow(decision, producer=PRODUCER))]
+
+    async def aclose(self) -> None:
+        for model in self._models.values():
+            await model.aclose()

@@ -1,0 +1,42 @@
+"""The tool-executor service's one wiring point."""
+
+from __future__ import annotations
+
+from loopline_bus import KafkaBus
+from loopline_events import DECISIONS
+from loopline_runtime import Stop, load_endpoints, load_profiles
+from loopline_tools import ToolRegistry
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from loopline_tool_executor.handlers import ExecutorHandler
+
+GROUP = "tool-executor"
+
+
+class ExecutorSettings(BaseSettings):
+    """Settings of the tool-executor (LOOPLINE_TOOLS_*)."""
+
+    model_config = SettingsConfigDict(env_prefix="LOOPLINE_TOOLS_", frozen=True)
+
+    allow_private_networks: bool = Field(
+        default=False,
+        description="Let http_get reach private, loopback and link-local addresses "
+        "(LOOPLINE_TOOLS_ALLOW_PRIVATE_NETWORKS). Off: tools cannot probe your network.",
+    )
+
+
+async def start() -> Stop:
+    """Subscribe to decisions; return the function that stops it all."""
+    endpoints = load_endpoints()
+    settings = ExecutorSettings()
+    handler = ExecutorHandler(
+        ToolRegistry.default(),
+        load_profiles(),
+        allow_private_networks=settings.allow_private_networks,
+    )
+    bus = KafkaBus(settings=endpoints.kafka, client_id=GROUP)
+    await bus.ensure_topics()
+    await bus.start()
+    await bus.subscribe(GROUP, [DECISIONS.name], handler).start()
+    return bus.stop

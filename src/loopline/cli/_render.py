@@ -1,0 +1,68 @@
+"""One line per event, for people."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+from loopline_events import (
+    ContextAssembled,
+    Envelope,
+    GoalSubmitted,
+    ModelDecided,
+    ModelFailed,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+    ToolCallFailed,
+    ToolCallSucceeded,
+)
+
+MAX_TEXT = 120
+
+
+def short(text: str, limit: int = MAX_TEXT) -> str:
+    """`text` on one line, cut to `limit` characters."""
+    flat = " ".join(text.split())
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def describe(event: Envelope[Any]) -> tuple[str, str]:
+    """A label and a one-line description of an event."""
+    p = event.payload
+    if isinstance(p, GoalSubmitted):
+        return "goal", f"{short(p.goal)!r} (agent {p.agent})"
+    if isinstance(p, ContextAssembled):
+        return "context", f"{len(p.messages)} messages, {len(p.tools)} tools, model {p.model}"
+    if isinstance(p, ModelDecided):
+        tokens = f"[{p.usage.prompt_tokens}+{p.usage.completion_tokens} tokens]"
+        if p.final_answer is not None:
+            return "decision", f"answer {short(p.final_answer)!r} {tokens}"
+        calls = ", ".join(f"{c.tool}({short(json.dumps(c.arguments), 60)})" for c in p.tool_calls)
+        return "decision", f"{calls} {tokens}"
+    if isinstance(p, ModelFailed):
+        return "model-err", short(p.error)
+    if isinstance(p, ToolCallSucceeded):
+        return "tool", f"{p.tool} → {short(p.output, 80)!r}"
+    if isinstance(p, ToolCallFailed):
+        return "tool-err", f"{p.tool}: {p.error.kind.value}: {short(p.error.message, 100)}"
+    if isinstance(p, RunCompleted):
+        return "completed", f"{short(p.answer)!r} ({p.steps} steps, {p.usage.total_tokens} tokens)"
+    if isinstance(p, RunFailed):
+        return "failed", f"{p.reason.value}: {short(p.message)} ({p.steps} steps)"
+    if isinstance(p, RunCancelled):
+        return "cancelled", short(p.reason) or "(no reason given)"
+    return event.type, ""
+
+
+def echo_event(event: Envelope[Any], *, as_json: bool, show_run: bool = False) -> None:
+    """Print an event as a line of JSON or for people."""
+    if as_json:
+        click.echo(event.model_dump_json())
+        return
+    label, text = describe(event)
+    colour = {"failed": "red", "tool-err": "yellow", "model-err": "red", "completed": "green"}
+    run = f"{event.run_id[:8]} " if show_run else ""
+    step = f"step {event.seq:<3}"
+    click.echo(f"{run}{step} {click.style(f'{label:<10}', fg=colour.get(label))} {text}")

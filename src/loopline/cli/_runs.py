@@ -1,0 +1,190 @@
+"""`loopline submit | tail | runs | show | cancel`: what a user touches."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import sys
+from typing import Any
+
+import asyncpg
+import click
+from loopline_events import Budget, RunCompleted
+from loopline_runtime import load_endpoints, schema_name
+
+from loopline.cli._render import echo_event, short
+from loopline.sdk import EventStream, Loopline
+
+EXIT_FAILED = 1
+EXIT_TIMEOUT = 3
+
+
+@click.command()
+@click.argument("goal")
+@click.option("--agent", default="default", show_default=True, help="Agent profile to run.")
+@click.option("--tenant", default="default", show_default=True, help="Owner of the run.")
+@click.option("--run-id", default=None, help="Choose the run id (default: a new UUID).")
+@click.option("--max-steps", type=int, default=None, help="Override the profile's step limit.")
+@click.option("--wait", is_flag=True, help="Stream the steps live and print the answer.")
+@click.option("--timeout", type=float, default=300.0, show_default=True, help="With --wait.")
+@click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
+def submit(
+    goal: str,
+    agent: str,
+    tenant: str,
+    run_id: str | None,
+    max_steps: int | None,
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+) -> None:
+    """Submit GOAL to an agent. With --wait: exit 0 if it completed, 1 if not, 3 on timeout."""
+    sys.exit(asyncio.run(_submit(goal, agent, tenant, run_id, max_steps, wait, timeout, as_json)))
+
+
+async def _submit(
+    goal: str,
+    agent: str,
+    tenant: str,
+    run_id: str | None,
+    max_steps: int | None,
+    wait: bool,
+    timeout: float,
+    as_json: bool,
+) -> int:
+    endpoints = load_endpoints()
+    async with Loopline(endpoints.kafka, producer="cli") as client:
+        run = await client.submit(
+            goal, agent=agent, tenant=tenant, run_id=run_id, budget=Budget(max_steps=max_steps)
+        )
+        if as_json:
+            click.echo(json.dumps({"run_id": run.run_id, "submitted": True}))
+        else:
+            click.echo(f"run {run.run_id} submitted to agent {agent!r}")
+        if not wait:
+            return 0
+        try:
+            async with asyncio.timeout(timeout):
+                async for event in run.steps():
+                    echo_event(event, as_json=as_json)
+        except TimeoutError:
+            click.echo(f"no result after {timeout:.0f}s (the run goes on)", err=True)
+            return EXIT_TIMEOUT
+    outcome = run.outcome
+    assert outcome is not None
+    if isinstance(outcome.payload, RunCompleted):
+        if not as_json:
+            click.echo(f"\n{outcome.payload.answer}")
+        return 0
+    return EXIT_FAILED
+
+
+@click.command()
+@click.argument("run_id", required=False)
+@click.option("--from-beginning", is_flag=True, help="Start at the oldest retained event.")
+@click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
+def tail(run_id: str | None, from_beginning: bool, as_json: bool) -> None:
+    """Follow the events of every run (or of RUN_ID) as they happen. Ctrl-C stops."""
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(_tail(run_id, from_beginning, as_json))
+
+
+async def _tail(run_id: str | None, from_beginning: bool, as_json: bool) -> None:
+    stream = EventStream(load_endpoints().kafka)
+    await stream.start(run_id, from_beginning=from_beginning)
+    try:
+        async for event in stream.events(run_id):
+            echo_event(event, as_json=as_json, show_run=run_id is None)
+    finally:
+        await stream.stop()
+
+
+async def _query(sql: str, *args: Any) -> list[asyncpg.Record]:
+    endpoints = load_endpoints()
+    schema = schema_name("memory", endpoints.kafka.topic_prefix)
+    conn = await asyncpg.connect(endpoints.postgres.dsn.get_secret_value())
+    try:
+        return list(await conn.fetch(sql.replace("{schema}", f'"{schema}"'), *args))
+    except asyncpg.UndefinedTableError:
+        return []  # memory has not run yet: no runs
+    finally:
+        await conn.close()
+
+
+@click.command()
+@click.option("--limit", type=int, default=20, show_default=True)
+@click.option("--tenant", default=None, help="Only this tenant's runs.")
+@click.option("--status", default=None, help="running, completed, failed or cancelled.")
+@click.option("--json", "as_json", is_flag=True)
+def runs(limit: int, tenant: str | None, status: str | None, as_json: bool) -> None:
+    """The latest runs, newest first."""
+    rows = asyncio.run(
+        _query(
+            "SELECT run_id, tenant, agent, status, reason, steps, goal, answer, started_at, "
+            "updated_at, prompt_tokens + completion_tokens AS tokens FROM {schema}.runs "
+            "WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR status = $2) "
+            "ORDER BY started_at DESC LIMIT $3",
+            tenant,
+            status,
+            limit,
+        )
+    )
+    if as_json:
+        click.echo(json.dumps([dict(r) for r in rows], default=str, indent=2))
+        return
+    if not rows:
+        click.echo("no runs yet")
+    for r in rows:
+        outcome = r["reason"] or ""
+        click.echo(
+            f"{r['run_id']:<36} {r['status']:<9} {outcome:<16} {r['steps']:>3} steps "
+            f"{r['tokens']:>6} tok  {r['agent']:<12} {short(r['goal'], 50)}"
+        )
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--json", "as_json", is_flag=True)
+def show(run_id: str, as_json: bool) -> None:
+    """The timeline of RUN_ID: every event memory recorded, in order. Exit 1 if unknown."""
+    rows = asyncio.run(
+        _query(
+            "SELECT seq, type, producer, occurred_at, payload FROM {schema}.events "
+            "WHERE run_id = $1 ORDER BY occurred_at, seq",
+            run_id,
+        )
+    )
+    if not rows:
+        click.echo(f"no run {run_id}", err=True)
+        sys.exit(EXIT_FAILED)
+    if as_json:
+        click.echo(
+            json.dumps(
+                [{**dict(r), "payload": json.loads(r["payload"])} for r in rows],
+                default=str,
+                indent=2,
+            )
+        )
+        return
+    started = rows[0]["occurred_at"]
+    for r in rows:
+        offset = (r["occurred_at"] - started).total_seconds()
+        click.echo(
+            f"+{offset:8.3f}s step {r['seq']:<3} {r['type']:<18} {r['producer']:<14} "
+            f"{short(r['payload'], 90)}"
+        )
+
+
+@click.command()
+@click.argument("run_id")
+@click.option("--reason", default="", help="Why (recorded on the run).")
+def cancel(run_id: str, reason: str) -> None:
+    """Ask RUN_ID to stop at its next step."""
+
+    async def _cancel() -> None:
+        async with Loopline(load_endpoints().kafka, producer="cli") as client:
+            await client.cancel(run_id, reason=reason)
+
+    asyncio.run(_cancel())
+    click.echo(f"cancel requested for {run_id}")

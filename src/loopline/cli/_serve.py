@@ -1,0 +1,83 @@
+"""`loopline serve NAME` and `loopline services up|down|status`."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import json
+import sys
+
+import click
+from loopline_infra import SERVICES, InfraError, Services, default_paths
+from loopline_runtime import Stop, configure_logging, serve_until_signalled
+
+MODULES = {
+    "memory": "loopline_memory.main",
+    "planner": "loopline_planner.main",
+    "tool-executor": "loopline_tool_executor.main",
+    "recovery": "loopline_recovery.main",
+}
+
+
+@click.command()
+@click.argument("name", type=click.Choice(SERVICES))
+def serve(name: str) -> None:
+    """Run one service in the foreground until SIGTERM or Ctrl-C."""
+    configure_logging(name)
+    start = importlib.import_module(MODULES[name]).start
+
+    async def main() -> None:
+        async def started() -> Stop:
+            stop: Stop = await start()
+            return stop
+
+        await serve_until_signalled(name, started)
+
+    asyncio.run(main())
+
+
+@click.group()
+def services() -> None:
+    """Run the four services in the background (logs and pids in .loopline/services)."""
+
+
+def _services() -> Services:
+    return Services(default_paths().home)
+
+
+@services.command("up")
+@click.option("--replicas", type=int, default=1, show_default=True, help="Instances of each.")
+def services_up(replicas: int) -> None:
+    """Start the services that are not running and wait until each consumes."""
+    try:
+        _services().up(replicas=replicas, say=click.echo)
+    except InfraError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+@services.command("down")
+def services_down() -> None:
+    """Stop every service (each finishes and commits its batch)."""
+    _services().down(say=click.echo)
+
+
+@services.command("status")
+@click.option("--json", "as_json", is_flag=True)
+def services_status(as_json: bool) -> None:
+    """Each service instance and its state; exit 1 unless all run."""
+    statuses = _services().status()
+    if as_json:
+        click.echo(
+            json.dumps(
+                [
+                    {"name": s.name, "state": s.state, "pid": s.pid, "log": str(s.log)}
+                    for s in statuses
+                ],
+                indent=2,
+            )
+        )
+    else:
+        for s in statuses:
+            click.echo(f"{s.name:<16} {s.state:<8} {s.pid or '':<8} {s.log}")
+    sys.exit(0 if statuses and all(s.state == "running" for s in statuses) else 1)

@@ -1,0 +1,119 @@
+"""The Python SDK: submit goals, follow their steps, await their results."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from types import TracebackType
+from typing import Any
+
+from loopline_bus import EventStream, KafkaBus
+from loopline_events import (
+    CONTROL,
+    GOALS,
+    Budget,
+    CancelRun,
+    Envelope,
+    GoalSubmitted,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+)
+from loopline_runtime import KafkaSettings
+
+RESULT_TYPES = (RunCompleted, RunFailed, RunCancelled)
+
+
+class Run:
+    """A submitted run: iterate its steps as they happen, or await its result."""
+
+    def __init__(self, run_id: str, stream: EventStream):
+        self.run_id = run_id
+        self._stream = stream
+        self._result: Envelope[Any] | None = None
+
+    @property
+    def outcome(self) -> Envelope[Any] | None:
+        """The run's last event (RunCompleted, RunFailed or RunCancelled) once seen."""
+        return self._result
+
+    async def steps(self) -> AsyncIterator[Envelope[Any]]:
+        """Each event of the run as it happens, ending with its result."""
+        if self._result is not None:
+            yield self._result
+            return
+        try:
+            async for event in self._stream.events(self.run_id):
+                yield event
+                if isinstance(event.payload, RESULT_TYPES):
+                    self._result = event
+                    return
+        finally:
+            await self._stream.stop()
+
+    async def result(self, timeout: float | None = None) -> Envelope[Any]:
+        """Wait for the run's end (RunCompleted, RunFailed or RunCancelled)."""
+
+        async def drain() -> Envelope[Any]:
+            async for _ in self.steps():
+                pass
+            assert self._result is not None
+            return self._result
+
+        return await asyncio.wait_for(drain(), timeout)
+
+
+class Loopline:
+    """A client of a Loopline system: `async with Loopline() as client: ...`."""
+
+    def __init__(self, settings: KafkaSettings | None = None, *, producer: str = "sdk"):
+        self.settings = settings or KafkaSettings()
+        self._bus = KafkaBus(settings=self.settings, client_id=producer)
+        self._producer = producer
+
+    async def __aenter__(self) -> Loopline:
+        await self._bus.ensure_topics()
+        await self._bus.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self._bus.stop()
+
+    async def submit(
+        self,
+        goal: str,
+        *,
+        agent: str = "default",
+        tenant: str = "default",
+        run_id: str | None = None,
+        budget: Budget | None = None,
+        metadata: Mapping[str, str] | None = None,
+    ) -> Run:
+        """Submit a goal; the returned run sees every event from this moment on."""
+        run_id = run_id or str(uuid.uuid4())
+        payload = GoalSubmitted(
+            goal=goal, agent=agent, budget=budget or Budget(), metadata=dict(metadata or {})
+        )
+        stream = EventStream(self.settings)
+        await stream.start(run_id)
+        event = Envelope.of(payload, run_id=run_id, tenant=tenant, producer=self._producer)
+        try:
+            await self._bus.publish(GOALS.name, event)
+        except BaseException:
+            await stream.stop()
+            raise
+        return Run(run_id, stream)
+
+    async def cancel(self, run_id: str, *, reason: str = "", tenant: str = "default") -> None:
+        """Ask for a run to stop at its next step."""
+        command = CancelRun(reason=reason, requested_by=self._producer)
+        await self._bus.publish(
+            CONTROL.name,
+            Envelope.of(command, run_id=run_id, tenant=tenant, producer=self._producer),
+        )
