@@ -30,7 +30,7 @@ infra-down: install ## Stop what infra-up started (keeps data; WIPE=1 deletes it
 infra-status: install ## Show each component's endpoint and state
 	@$(RUN) loopline infra status
 
-DEMO_GOAL ?= Compute 17 + 25, then multiply the result by 3, then subtract 6. Also, what time is it?
+DEMO_GOAL ?= Compute 17 + 25, then multiply the result by 3, then subtract 6
 
 .PHONY: demo
 demo: infra-up ## Start everything, submit a goal and watch its steps live
