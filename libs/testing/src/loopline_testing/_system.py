@@ -35,6 +35,13 @@ model = "demo"
 tools = ["calculator"]
 max_steps = 10
 deadline_s = 120
+
+[agents.openai]
+system_prompt = "You are a careful assistant."
+model = "openai:gpt-test"
+tools = ["calculator", "current_time"]
+max_steps = 5
+deadline_s = 120
 """
 """The agent profiles end-to-end tests run with (LOOPLINE_AGENTS_FILE)."""
 
@@ -103,9 +110,10 @@ def start_system(
     services = Services(home, env)
     kafka = loopline_endpoints.kafka.model_copy(update={"topic_prefix": topic_prefix})
 
-    def start(replicas: int = 1) -> System:
+    def start(replicas: int = 1, env_extra: dict[str, str] | None = None) -> System:
+        services.env.update(env_extra or {})
         services.up(replicas=replicas, say=lambda _: None)
-        return System(services, kafka, env)
+        return System(services, kafka, {**env, **(env_extra or {})})
 
     yield start
     services.down(say=lambda _: None)
