@@ -11,3 +11,7 @@ BUILTIN_TOOLS: tuple[Tool, ...] = (calculator, current_time, http_get)
 """`calculator`, `current_time` and `http_get`."""
 
 __all__ = ["BUILTIN_TOOLS", "calculator", "current_time", "http_get"]
+
+
+SERVED_BY_MEMORY: frozenset[str] = frozenset({"remember", "recall"})
+"""Tools the memory service answers itself (it holds long-term memory); the executor skips them."""

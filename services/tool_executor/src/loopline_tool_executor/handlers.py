@@ -18,7 +18,7 @@ from loopline_events import (
     ToolCallSucceeded,
 )
 from loopline_runtime import AgentProfile
-from loopline_tools import ToolContext, ToolRegistry, run_tool
+from loopline_tools import SERVED_BY_MEMORY, ToolContext, ToolRegistry, run_tool
 
 from loopline_tool_executor.domain import refusal
 
@@ -43,11 +43,11 @@ class ExecutorHandler:
 
     async def __call__(self, event: Envelope[Any]) -> Sequence[Outbound]:
         decision = event.payload
-        if not isinstance(decision, ModelDecided) or not decision.tool_calls:
+        if not isinstance(decision, ModelDecided):
             return ()
-        outcomes = await asyncio.gather(
-            *(self._run(event, decision, c) for c in decision.tool_calls)
-        )
+        # Memory answers its own tools (remember, recall) from the same decision.
+        calls = [c for c in decision.tool_calls if c.tool not in SERVED_BY_MEMORY]
+        outcomes = await asyncio.gather(*(self._run(event, decision, c) for c in calls))
         return [
             Outbound(OBSERVATIONS.name, event.follow(payload, producer=PRODUCER, index=i))
             for i, payload in enumerate(outcomes)
