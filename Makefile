@@ -78,6 +78,10 @@ test: lint typecheck ## Lint, type-check, then every test against the real infra
 test-unit: install ## Only the pure unit tests (no infrastructure)
 	@$(RUN) pytest tests/unit $(PYTEST_ARGS)
 
+.PHONY: failover
+failover: install ## Kill one of two replicas of each service mid-run; print the failover times
+	@$(RUN) pytest tests/e2e/test_failover_kill.py -s -q $(PYTEST_ARGS)
+
 .PHONY: clean
 clean: ## Remove caches (not the infrastructure's data: see infra-down WIPE=1)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache .hypothesis

@@ -14,6 +14,7 @@ from loopline_events import (
     Envelope,
     EventDecodeError,
     FailureReason,
+    ForkRecorded,
     GoalSubmitted,
     Message,
     ModelDecided,
@@ -22,6 +23,7 @@ from loopline_events import (
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunForked,
     TokenUsage,
     ToolCall,
     ToolCallFailed,
@@ -60,6 +62,13 @@ EXAMPLES: list[Payload] = [
     RunCompleted(answer="5", steps=2),
     RunFailed(reason=FailureReason.MAX_STEPS, message="10 steps", steps=10),
     RunCancelled(reason="user asked"),
+    RunForked(
+        parent_run_id="run-0",
+        from_step=2,
+        goal="2 + 3?",
+        messages=(Message(role="system", content="be brief"), Message(role="user", content="2+3")),
+    ),
+    ForkRecorded(child_run_id="run-2", from_step=2),
 ]
 
 

@@ -7,6 +7,7 @@ import click
 from loopline import __version__
 from loopline.cli._dlq import dlq
 from loopline.cli._infra import infra
+from loopline.cli._replay import fork, rebuild, replay, rerun
 from loopline.cli._runs import cancel, runs, show, submit, tail
 from loopline.cli._serve import serve, services
 
@@ -20,7 +21,21 @@ def main() -> None:
     """
 
 
-for command in (submit, tail, runs, show, cancel, dlq, serve, services, infra):
+for command in (
+    submit,
+    tail,
+    runs,
+    show,
+    cancel,
+    replay,
+    rerun,
+    fork,
+    rebuild,
+    dlq,
+    serve,
+    services,
+    infra,
+):
     main.add_command(command)
 
 __all__ = ["main"]

@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any
 
-from loopline_bus import EventStream, KafkaBus
+from loopline_bus import EventStream, KafkaBus, Progress
 from loopline_events import (
     CONTROL,
     GOALS,
@@ -20,7 +20,12 @@ from loopline_events import (
     RunCompleted,
     RunFailed,
 )
+from loopline_memory.domain.replay import Replay
 from loopline_runtime import KafkaSettings
+
+from loopline.sdk._fork import fork_run
+from loopline.sdk._replay import replay_run
+from loopline.sdk._rerun import Rerun, rerun_run
 
 RESULT_TYPES = (RunCompleted, RunFailed, RunCancelled)
 
@@ -109,6 +114,45 @@ class Loopline:
             await stream.stop()
             raise
         return Run(run_id, stream)
+
+    async def replay(
+        self, run_id: str, *, at_step: int | None = None, progress: Progress | None = None
+    ) -> Replay:
+        """The run's state rebuilt from the log (at step `at_step`, when given)."""
+        return await replay_run(self.settings, run_id, at_step=at_step, progress=progress)
+
+    async def rerun(self, run_id: str) -> Rerun:
+        """Re-run from the recorded decisions and tool results; report divergences."""
+        return await rerun_run(self.settings, run_id)
+
+    async def fork(
+        self,
+        run_id: str,
+        *,
+        from_step: int,
+        agent: str | None = None,
+        model: str | None = None,
+        system_prompt: str | None = None,
+    ) -> Run:
+        """A new run with `run_id`'s first `from_step` steps, copied; it goes on live."""
+        child = str(uuid.uuid4())
+        stream = EventStream(self.settings)
+        await stream.start(child)
+        try:
+            await fork_run(
+                self._bus,
+                run_id,
+                from_step=from_step,
+                agent=agent,
+                model=model,
+                system_prompt=system_prompt,
+                new_run_id=child,
+                producer=self._producer,
+            )
+        except BaseException:
+            await stream.stop()
+            raise
+        return Run(child, stream)
 
     async def cancel(self, run_id: str, *, reason: str = "", tenant: str = "default") -> None:
         """Ask for a run to stop at its next step."""

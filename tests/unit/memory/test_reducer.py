@@ -141,7 +141,8 @@ def test_a_final_answer_completes_the_run_with_its_usage() -> None:
     assert step.state.status is RunStatus.COMPLETED
     (emission,) = step.emissions
     assert emission.topic == "agent.results"
-    assert emission.payload == RunCompleted(answer="5", steps=1, usage=usage)
+    # The demo model's nominal price: $1 per million tokens read, $2 per million written.
+    assert emission.payload == RunCompleted(answer="5", steps=1, usage=usage, cost_usd=0.000014)
 
 
 def loop_once(state: RunState, previous: Envelope[Any]) -> tuple[RunState, Envelope[Any], Any]:

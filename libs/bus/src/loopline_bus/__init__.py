@@ -13,6 +13,7 @@ from loopline_bus._api import (
     Subscription,
     SubscriptionOptions,
 )
+from loopline_bus._history import Progress, Recorded, read_history
 from loopline_bus._kafka import KafkaBus
 from loopline_bus._memory import InMemoryBus
 from loopline_bus._partitioner import partition_for
@@ -26,8 +27,11 @@ __all__ = [
     "InMemoryBus",
     "KafkaBus",
     "Outbound",
+    "Progress",
     "RawRecord",
+    "Recorded",
     "Subscription",
     "SubscriptionOptions",
     "partition_for",
+    "read_history",
 ]

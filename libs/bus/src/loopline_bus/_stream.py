@@ -43,7 +43,7 @@ class EventStream:
 
     async def start(self, run_id: str | None = None, *, from_beginning: bool = False) -> None:
         """Assign the partitions of `run_id` (every partition when None) and position them."""
-        counts = await self._partition_counts()
+        counts = await partition_counts(self.settings, self.topics)
         assignment = []
         for topic in self.topics:
             if run_id is None:
@@ -59,19 +59,6 @@ class EventStream:
             await self._consumer.seek_to_end(*assignment)
         for tp in assignment:  # resolve the positions now, before anything is sent
             await self._consumer.position(tp)
-
-    async def _partition_counts(self) -> dict[str, int]:
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap)
-        await admin.start()
-        try:
-            described = await admin.describe_topics(self.topics)
-        finally:
-            await admin.close()
-        counts = {d["topic"]: len(d["partitions"]) for d in described if d.get("partitions")}
-        missing = [t for t in self.topics if not counts.get(t)]
-        if missing:
-            raise LookupError(f"no such topic: {', '.join(missing)} (are the services running?)")
-        return counts
 
     async def stop(self) -> None:
         await self._consumer.stop()
@@ -91,3 +78,18 @@ class EventStream:
                     yield decode_event(message.value or b"")
                 except EventDecodeError:
                     continue  # not ours to judge: the services dead-letter it
+
+
+async def partition_counts(settings: KafkaSettings, topics: Sequence[str]) -> dict[str, int]:
+    """How many partitions each (physical) topic has; LookupError for a missing topic."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    await admin.start()
+    try:
+        described = await admin.describe_topics(list(topics))
+    finally:
+        await admin.close()
+    counts = {d["topic"]: len(d["partitions"]) for d in described if d.get("partitions")}
+    missing = [t for t in topics if not counts.get(t)]
+    if missing:
+        raise LookupError(f"no such topic: {', '.join(missing)} (are the services running?)")
+    return counts

@@ -11,8 +11,9 @@ from loopline_events._codec import (
     decode_event,
     encode_event,
 )
-from loopline_events._dead_letters import DeadLettered, DeadLetterKind
+from loopline_events._dead_letters import RETRIES_HEADER, DeadLettered, DeadLetterKind
 from loopline_events._envelope import Envelope, Payload, TraceContext, utcnow
+from loopline_events._forks import ForkRecorded, RunForked
 from loopline_events._runs import (
     Budget,
     CancelRun,
@@ -49,6 +50,7 @@ from loopline_events._topics import (
     LOOP_TOPICS,
     OBSERVATIONS,
     RESULTS,
+    RETRY_TOPICS,
     TopicSpec,
     dlq_name,
     topic_of,
@@ -65,6 +67,8 @@ __all__ = [
     "LOOP_TOPICS",
     "OBSERVATIONS",
     "RESULTS",
+    "RETRIES_HEADER",
+    "RETRY_TOPICS",
     "UPCASTERS",
     "Budget",
     "CancelRun",
@@ -75,6 +79,7 @@ __all__ = [
     "Envelope",
     "EventDecodeError",
     "FailureReason",
+    "ForkRecorded",
     "GoalSubmitted",
     "IncompatibleSchemaError",
     "Message",
@@ -84,6 +89,7 @@ __all__ = [
     "RunCancelled",
     "RunCompleted",
     "RunFailed",
+    "RunForked",
     "TokenUsage",
     "ToolCall",
     "ToolCallFailed",

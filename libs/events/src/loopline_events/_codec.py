@@ -11,6 +11,7 @@ from pydantic_core import from_json
 
 from loopline_events._dead_letters import DeadLettered
 from loopline_events._envelope import Envelope, Payload
+from loopline_events._forks import ForkRecorded, RunForked
 from loopline_events._runs import CancelRun, GoalSubmitted, RunCancelled, RunCompleted, RunFailed
 from loopline_events._steps import ContextAssembled, ModelDecided, ModelFailed
 from loopline_events._tools import ToolCallFailed, ToolCallSucceeded
@@ -19,7 +20,9 @@ EVENT_TYPES: dict[str, type[Payload]] = {
     cls.TYPE: cls
     for cls in (
         GoalSubmitted,
+        RunForked,
         CancelRun,
+        ForkRecorded,
         ContextAssembled,
         ModelDecided,
         ModelFailed,

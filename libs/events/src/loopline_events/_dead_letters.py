@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import Base64Bytes, Field
+from pydantic import AwareDatetime, Base64Bytes, Field
 
 from loopline_events._envelope import Payload
+
+RETRIES_HEADER = "loopline-retries"
+"""Header recovery sets on a message it re-publishes: how many retries it has had."""
 
 
 class DeadLetterKind(StrEnum):
@@ -39,3 +42,8 @@ class DeadLettered(Payload):
     )
     event_type: str | None = Field(default=None, description="Its event type, if readable.")
     attempts: int = Field(default=1, ge=1, description="How often handling was tried.")
+    not_before: AwareDatetime | None = Field(
+        default=None,
+        description="Set by recovery on an entry of a retry topic: when it may be re-published "
+        "to its source topic.",
+    )

@@ -55,6 +55,9 @@ class RunCompleted(Payload):
     answer: str = Field(description="The agent's final answer.")
     steps: int = Field(ge=0, description="Model steps the run took.")
     usage: TokenUsage = Field(default_factory=TokenUsage, description="Tokens spent, all steps.")
+    cost_usd: float = Field(
+        default=0.0, ge=0, description="What the tokens cost, from memory's price table."
+    )
 
 
 class FailureReason(StrEnum):
@@ -80,6 +83,9 @@ class RunFailed(Payload):
     message: str = Field(default="", description="A sentence for a human.")
     steps: int = Field(default=0, ge=0, description="Model steps taken before the end.")
     usage: TokenUsage = Field(default_factory=TokenUsage, description="Tokens spent, all steps.")
+    cost_usd: float = Field(
+        default=0.0, ge=0, description="What the tokens cost, from memory's price table."
+    )
 
 
 class RunCancelled(Payload):

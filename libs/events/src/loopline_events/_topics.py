@@ -48,8 +48,10 @@ def dlq_name(topic: str) -> str:
     return f"{topic}.dlq"
 
 
-GOALS = TopicSpec("agent.goals", "Runs asked for by users.", ("GoalSubmitted",))
-CONTROL = TopicSpec("agent.control", "Commands to running runs.", ("CancelRun",))
+GOALS = TopicSpec("agent.goals", "Runs asked for by users.", ("GoalSubmitted", "RunForked"))
+CONTROL = TopicSpec(
+    "agent.control", "Commands to runs, and their lineage.", ("CancelRun", "ForkRecorded")
+)
 CONTEXTS = TopicSpec(
     "agent.contexts",
     "What the model sees at each step (derived from the other topics).",
@@ -67,8 +69,23 @@ RESULTS = TopicSpec(
 LOOP_TOPICS: tuple[TopicSpec, ...] = (GOALS, CONTROL, CONTEXTS, DECISIONS, OBSERVATIONS, RESULTS)
 """The topics of the agent loop."""
 
-ALL_TOPICS: tuple[TopicSpec, ...] = LOOP_TOPICS + tuple(t.dlq for t in LOOP_TOPICS)
-"""Every topic, dead-letter topics included."""
+RETRY_TOPICS: tuple[TopicSpec, ...] = tuple(
+    TopicSpec(
+        f"agent.retry.{tier}",
+        f"Dead letters waiting for retry number {tier} (or later) of their message; recovery "
+        "re-publishes each to its source topic once its `not_before` has passed.",
+        ("DeadLettered",),
+        retention_ms=WEEK_MS,
+        # A dead letter: the original bytes base64-encoded, its error and its envelope.
+        max_message_bytes=3 * MIB,
+    )
+    for tier in (1, 2, 3)
+)
+"""Delay tiers of recovery's retries: every entry of a tier waits as long, so the head of a
+partition is always the first due and a waiting retry blocks nothing due earlier."""
+
+ALL_TOPICS: tuple[TopicSpec, ...] = LOOP_TOPICS + tuple(t.dlq for t in LOOP_TOPICS) + RETRY_TOPICS
+"""Every topic: the loop's, their dead-letter topics and recovery's retry tiers."""
 
 
 def topic_of(event_type: str) -> TopicSpec | None:

@@ -7,6 +7,7 @@ import tomllib
 from collections.abc import Mapping
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -25,6 +26,39 @@ class AgentProfile(BaseModel):
     tools: tuple[str, ...] = Field(default=(), description="Tools the agent may call.")
     max_steps: int = Field(default=10, ge=1, le=10_000, description="Most model steps per run.")
     deadline_s: float = Field(default=300.0, gt=0, description="Wall-clock limit of a run.")
+    max_tokens: int | None = Field(
+        default=None, ge=1, description="Most tokens (read and written) a run may spend."
+    )
+    max_cost_usd: float | None = Field(
+        default=None, ge=0, description="Most a run may spend, in USD, priced by `price`."
+    )
+    price: str = Field(
+        default="",
+        description="Entry of memory's price table that prices this agent's tokens; "
+        "empty: the entry named like the model.",
+    )
+    context_budget_tokens: int = Field(
+        default=32_000,
+        ge=64,
+        description="Most tokens (estimated at four characters each) of a context; older "
+        "steps are compacted to stay under it.",
+    )
+    no_progress_repeats: int = Field(
+        default=3,
+        ge=2,
+        le=100,
+        description="Rounds of the same calls with the same results that count as no progress.",
+    )
+    on_no_progress: Literal["nudge", "fail"] = Field(
+        default="nudge",
+        description="`nudge`: tell the model once, then fail if it goes on; `fail`: fail at once.",
+    )
+    recall_limit: int = Field(
+        default=0,
+        ge=0,
+        le=20,
+        description="Long-term memories recalled into a run's first context (0: none).",
+    )
 
 
 class ProfileError(ValueError):

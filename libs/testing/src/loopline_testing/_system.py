@@ -42,6 +42,31 @@ model = "openai:gpt-test"
 tools = ["calculator", "current_time"]
 max_steps = 5
 deadline_s = 120
+
+[agents.memo]
+system_prompt = "You keep and recall facts."
+model = "demo"
+tools = ["remember", "recall", "calculator"]
+max_steps = 5
+deadline_s = 120
+recall_limit = 3
+
+[agents.compact]
+system_prompt = "You count."
+model = "demo"
+tools = ["calculator"]
+max_steps = 40
+deadline_s = 240
+context_budget_tokens = 300
+
+[agents.looper]
+system_prompt = "You are a careful assistant."
+model = "openai:gpt-test"
+tools = ["calculator"]
+max_steps = 30
+deadline_s = 120
+no_progress_repeats = 3
+on_no_progress = "nudge"
 """
 """The agent profiles end-to-end tests run with (LOOPLINE_AGENTS_FILE)."""
 
@@ -91,9 +116,16 @@ class System:
 
 @pytest.fixture
 def start_system(
-    loopline_endpoints: Endpoints, topic_prefix: str, cleanup_namespace: None
+    loopline_endpoints: Endpoints,
+    topic_prefix: str,
+    cleanup_namespace: None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Callable[..., System]]:
-    """A function starting the four services (`replicas` of each) in the test's namespace."""
+    """A function starting the four services (`replicas` of each) in the test's namespace.
+
+    The test process gets the services' agent profiles too, so replays in the test fold with
+    the profiles memory used.
+    """
     base = default_paths()
     base.home.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="e2e-", dir=base.home))
@@ -107,6 +139,7 @@ def start_system(
         "LOOPLINE_AGENTS_FILE": str(agents),
         "LOOPLINE_TOOLS_ALLOW_PRIVATE_NETWORKS": "1",
     }
+    monkeypatch.setenv("LOOPLINE_AGENTS_FILE", str(agents))
     services = Services(home, env)
     kafka = loopline_endpoints.kafka.model_copy(update={"topic_prefix": topic_prefix})
 
@@ -135,7 +168,7 @@ async def cleanup_namespace(
     await delete_topics(loopline_endpoints.kafka.bootstrap, topic_prefix)
     conn = await asyncpg.connect(loopline_endpoints.postgres.dsn.get_secret_value())
     try:
-        for base in ("memory", "recovery"):
+        for base in ("memory", "recovery", "executor"):
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema_name(base, topic_prefix)}" CASCADE')
     finally:
         await conn.close()

@@ -16,7 +16,7 @@ outcome = await run_tool(add, {"a": 1, "b": 2}, ToolContext(run_id="r", call_id=
 """
 
 from loopline_tools._builtins import BUILTIN_TOOLS, SERVED_BY_MEMORY
-from loopline_tools._core import Effect, RetryPolicy, Tool, ToolContext, ToolFailure
+from loopline_tools._core import Effect, Reconcile, RetryPolicy, Tool, ToolContext, ToolFailure
 from loopline_tools._decorator import tool
 from loopline_tools._registry import ToolRegistry
 from loopline_tools._run import MAX_OUTPUT_CHARS, ToolOutcome, run_tool
@@ -26,6 +26,7 @@ __all__ = [
     "MAX_OUTPUT_CHARS",
     "SERVED_BY_MEMORY",
     "Effect",
+    "Reconcile",
     "RetryPolicy",
     "Tool",
     "ToolContext",

@@ -89,6 +89,10 @@ class ToolFailure(Exception):  # noqa: N818 - a failure the model reads, not a b
         self.retryable = retryable
 
 
+Reconcile = Callable[[Any, ToolContext], Awaitable[str | None]]
+"""`async def reconcile(args: SomeArgsModel, ctx: ToolContext) -> str | None`."""
+
+
 @dataclass(frozen=True)
 class Tool:
     """A tool: its arguments model, the async function that runs it, and how to run it."""
@@ -100,6 +104,11 @@ class Tool:
     effect: Effect = Effect.PURE
     timeout_s: float = 10.0
     retry: RetryPolicy = DEFAULT_RETRY
+    reconcile: Reconcile | None = field(default=None, repr=False)
+    """For a side-effecting tool: after a crash left a call started but not finished, find out
+    what became of it. Return the call's output when the effect happened, None when it surely
+    did not (the call is then run), or raise when it cannot tell (the run is told the outcome
+    is unknown). Without it, such a call is always reported as an unknown outcome."""
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):

@@ -9,7 +9,7 @@ from typing import Any
 
 from pydantic import BaseModel
 
-from loopline_tools._core import DEFAULT_RETRY, Effect, RetryPolicy, Tool, ToolContext
+from loopline_tools._core import DEFAULT_RETRY, Effect, Reconcile, RetryPolicy, Tool, ToolContext
 
 ToolFunction = Callable[[Any, ToolContext], Awaitable[str]]
 """`async def f(args: SomeArgsModel, ctx: ToolContext) -> str`."""
@@ -22,11 +22,14 @@ def tool(
     effect: Effect = Effect.PURE,
     timeout_s: float = 10.0,
     retry: RetryPolicy = DEFAULT_RETRY,
+    reconcile: Reconcile | None = None,
 ) -> Callable[[ToolFunction], Tool]:
     """Turn `async def f(args: SomeArgsModel, ctx: ToolContext) -> str` into a `Tool`.
 
     The name defaults to the function's name, the description to the first paragraph of its
     docstring, and the arguments model is the annotation of its first parameter.
+    `reconcile` is the side-effecting tool's hook for calls a crash left unfinished
+    (see `Tool.reconcile`).
     """
 
     def decorate(fn: ToolFunction) -> Tool:
@@ -41,6 +44,7 @@ def tool(
             effect=effect,
             timeout_s=timeout_s,
             retry=retry,
+            reconcile=reconcile,
         )
 
     return decorate

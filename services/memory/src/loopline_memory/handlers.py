@@ -2,30 +2,72 @@
 
 from __future__ import annotations
 
+import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
+from uuid import UUID
 
 from loopline_bus import Outbound
-from loopline_events import Envelope, decode_event, encode_event
+from loopline_events import (
+    OBSERVATIONS,
+    Envelope,
+    GoalSubmitted,
+    RunForked,
+    decode_event,
+    encode_event,
+)
 
-from loopline_memory.adapters.store import OUTBOX_SIZE, RunStore, Sent, StoredRun
-from loopline_memory.domain import Environment, apply
+from loopline_memory.adapters.longterm import LongTermMemory, Recall
+from loopline_memory.adapters.store import OUTBOX_SIZE, RunStore, Sent, StoredRun, Write
+from loopline_memory.domain import (
+    Emission,
+    Environment,
+    RecallRequest,
+    RunState,
+    Step,
+    StoreMemory,
+    apply,
+)
+from loopline_memory.domain.served import recalled
 
 PRODUCER = "memory"
+
+Heal = Callable[[str, UUID], Awaitable[StoredRun | None]]
+"""Rebuilds a run's state from the log, up to (not including) an event."""
+
+
+def _starts_a_run(event: Envelope[Any]) -> bool:
+    return isinstance(event.payload, GoalSubmitted | RunForked)
+
 
 log = logging.getLogger("loopline.memory")
 
 
 class MemoryHandler:
-    """Loads the run, applies the event with the reducer, saves, returns the emissions."""
+    """Loads the run, applies the event with the reducer, does the I/O the reducer asks for
+    (recall, long-term memories, the usage ledger), saves, returns the emissions."""
 
-    def __init__(self, store: RunStore, env: Environment):
+    def __init__(
+        self,
+        store: RunStore,
+        env: Environment,
+        longterm: LongTermMemory | None = None,
+        recall: Recall | None = None,
+        heal: Heal | None = None,
+    ):
         self.store = store
         self.env = env
+        self.heal = heal
+        self.longterm = longterm or LongTermMemory(store.pool, store.schema)
+        self.recall: Recall = recall or self.longterm
 
     async def __call__(self, event: Envelope[Any]) -> Sequence[Outbound]:
         stored = await self.store.load(event.run_id)
+        if stored is None and self.heal is not None and not _starts_a_run(event):
+            # No state for a run that exists: its projections were lost (Redis flushed, rows
+            # wiped for a rebuild). Fold it from the log before going on.
+            stored = await self.heal(event.run_id, event.event_id)
         state = stored.state if stored else None
         cause = str(event.event_id)
         if stored is not None and state is not None and cause in state.applied:
@@ -38,15 +80,39 @@ class MemoryHandler:
         if not step.changed or step.state is None:
             log.info("run %s: %s ignored: %s", event.run_id, event.type, step.note)
             return ()
+        emissions = [*step.emissions, *await self._recall(step.state, step)]
         outputs = [
             Outbound(
                 e.topic, event.follow(e.payload, producer=PRODUCER, seq=step.state.step, index=i)
             )
-            for i, e in enumerate(step.emissions)
+            for i, e in enumerate(emissions)
         ]
         sent = tuple(
             Sent(cause=cause, topic=o.topic, event=encode_event(o.event).decode()) for o in outputs
         )
         outbox = ((*stored.outbox, *sent) if stored else sent)[-OUTBOX_SIZE:]
-        await self.store.save(StoredRun(state=step.state, outbox=outbox), event, outputs)
+        writes = self._writes(step.state, step, event)
+        await self.store.save(StoredRun(state=step.state, outbox=outbox), event, outputs, writes)
         return outputs
+
+    async def _recall(self, state: RunState, step: Step) -> list[Emission]:
+        """Answer the reducer's recalls: each becomes a `recall` result on agent.observations,
+        which memory folds when it reads it back, so the log records what was recalled."""
+        answers = []
+        for request in step.requests:
+            if isinstance(request, RecallRequest):
+                found = await self.recall.recall(
+                    state.tenant, state.agent, request.query, request.limit
+                )
+                answer = recalled(request.call_id, found)
+                answers.append(Emission(topic=OBSERVATIONS.name, payload=answer))
+        return answers
+
+    def _writes(self, state: RunState, step: Step, event: Envelope[Any]) -> list[Write]:
+        kept = [r for r in step.requests if isinstance(r, StoreMemory)]
+        writes: list[Write] = [functools.partial(self.longterm.record, state=state, event=event)]
+        if kept:
+            writes.append(
+                functools.partial(self.longterm.keep, state=state, at=event.occurred_at, kept=kept)
+            )
+        return writes

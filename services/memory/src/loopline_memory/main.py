@@ -2,24 +2,26 @@
 
 from __future__ import annotations
 
+import functools
+
 import asyncpg
 import redis.asyncio as aioredis
 from loopline_bus import KafkaBus
-from loopline_events import CONTROL, DECISIONS, GOALS, OBSERVATIONS
-from loopline_runtime import Stop, load_endpoints, load_profiles, migrate, schema_name
-from loopline_tools import ToolRegistry
+from loopline_runtime import Endpoints, Stop, load_endpoints, migrate, schema_name
 
+from loopline_memory.adapters.environment import load_environment
+from loopline_memory.adapters.longterm import LongTermMemory
 from loopline_memory.adapters.migrations import MIGRATIONS
 from loopline_memory.adapters.store import RunStore
-from loopline_memory.domain import Environment
+from loopline_memory.domain.replay import MEMORY_INPUTS
 from loopline_memory.handlers import MemoryHandler
+from loopline_memory.rebuild import Rebuilder
 
 GROUP = "memory"
 
 
-async def start() -> Stop:
-    """Connect, migrate, subscribe; return the function that stops it all."""
-    endpoints = load_endpoints()
+async def open_rebuilder(endpoints: Endpoints) -> tuple[Rebuilder, Stop]:
+    """Memory's stores (migrated) and environment; the function that closes them."""
     namespace = endpoints.kafka.topic_prefix
     schema = schema_name("memory", namespace)
     pool = await asyncpg.create_pool(
@@ -28,19 +30,32 @@ async def start() -> Stop:
     async with pool.acquire() as conn:
         await migrate(conn, schema, MIGRATIONS)
     redis = aioredis.from_url(endpoints.redis.url)
-    tools = ToolRegistry.default()
-    env = Environment(profiles=load_profiles(), tools={s.name: s for s in tools.specs()})
-    handler = MemoryHandler(RunStore(pool, redis, schema, namespace), env)
+    store = RunStore(pool, redis, schema, namespace)
 
+    async def close() -> None:
+        await redis.aclose()
+        await pool.close()
+
+    return Rebuilder(store, load_environment(), LongTermMemory(pool, schema)), close
+
+
+async def start() -> Stop:
+    """Connect, migrate, subscribe; return the function that stops it all."""
+    endpoints = load_endpoints()
+    rebuilder, close = await open_rebuilder(endpoints)
+    handler = MemoryHandler(
+        rebuilder.store,
+        rebuilder.env,
+        rebuilder.longterm,
+        heal=functools.partial(rebuilder.heal, endpoints.kafka),
+    )
     bus = KafkaBus(settings=endpoints.kafka, client_id=GROUP)
     await bus.ensure_topics()
     await bus.start()
-    topics = [GOALS.name, CONTROL.name, DECISIONS.name, OBSERVATIONS.name]
-    await bus.subscribe(GROUP, topics, handler).start()
+    await bus.subscribe(GROUP, list(MEMORY_INPUTS), handler).start()
 
     async def stop() -> None:
         await bus.stop()
-        await redis.aclose()
-        await pool.close()
+        await close()
 
     return stop

@@ -10,9 +10,11 @@ from typing import Any
 from loopline_bus import Outbound
 from loopline_events import DECISIONS, ContextAssembled, Envelope, ModelDecided, ModelFailed
 
+from loopline_planner.adapters.cache import ResponseCache
 from loopline_planner.adapters.models import (
     ModelAdapter,
     ModelError,
+    ModelReply,
     ModelSettings,
     complete_with_retries,
 )
@@ -23,14 +25,22 @@ log = logging.getLogger("loopline.planner")
 
 
 class PlannerHandler:
-    """Asks the context's model for a decision, with a timeout and retries."""
+    """Asks the context's model for a decision, with a timeout and retries.
+
+    With a `cache`, a step's reply is recorded and a redelivered context is answered from it:
+    the same decision, no second model call.
+    """
 
     def __init__(
-        self, settings: ModelSettings, build: Callable[[str, ModelSettings], ModelAdapter]
+        self,
+        settings: ModelSettings,
+        build: Callable[[str, ModelSettings], ModelAdapter],
+        cache: ResponseCache | None = None,
     ):
         self.settings = settings
         self._build = build
         self._models: dict[str, ModelAdapter] = {}
+        self.cache = cache
 
     def model(self, name: str) -> ModelAdapter:
         """The adapter for `name`, built once."""
@@ -45,12 +55,7 @@ class PlannerHandler:
         started = time.perf_counter()
         try:
             model = self.model(context.model)
-            reply, _attempts = await complete_with_retries(
-                model,
-                context,
-                max_attempts=self.settings.max_attempts,
-                timeout_s=self.settings.timeout_s,
-            )
+            reply = await self._reply(event, model, context)
         except (ModelError, ValueError) as exc:
             log.warning("run %s step %d: model failed: %s", event.run_id, event.seq, exc)
             failed = ModelFailed(
@@ -72,6 +77,28 @@ class PlannerHandler:
         )
         return [Outbound(DECISIONS.name, event.follow(decision, producer=PRODUCER))]
 
+    async def _reply(
+        self, event: Envelope[Any], model: ModelAdapter, context: ContextAssembled
+    ) -> ModelReply:
+        """The step's reply: recorded, or asked of the model and recorded."""
+        if self.cache is not None:
+            cached = await self.cache.get(event.run_id, event.seq)
+            if cached is not None:
+                log.info("run %s step %d: reply from cache", event.run_id, event.seq)
+                return cached
+        reply, _attempts = await complete_with_retries(
+            model,
+            context,
+            max_attempts=self.settings.max_attempts,
+            timeout_s=self.settings.timeout_s,
+        )
+        if self.cache is not None:
+            await self.cache.put(event.run_id, event.seq, reply)
+        return reply
+
     async def aclose(self) -> None:
+        """Close the model adapters and the cache."""
         for model in self._models.values():
             await model.aclose()
+        if self.cache is not None:
+            await self.cache.aclose()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import redis.asyncio as aioredis
 from loopline_bus import KafkaBus
 from loopline_events import CONTEXTS
 from loopline_runtime import Stop, load_endpoints
 
+from loopline_planner.adapters.cache import ResponseCache
 from loopline_planner.adapters.models import ModelSettings, build_model
 from loopline_planner.handlers import PlannerHandler
 
@@ -15,7 +17,10 @@ GROUP = "planner"
 async def start() -> Stop:
     """Subscribe to contexts; return the function that stops it all."""
     endpoints = load_endpoints()
-    handler = PlannerHandler(ModelSettings(), build_model)
+    cache = ResponseCache(
+        aioredis.from_url(endpoints.redis.url), namespace=endpoints.kafka.topic_prefix
+    )
+    handler = PlannerHandler(ModelSettings(), build_model, cache)
     bus = KafkaBus(settings=endpoints.kafka, client_id=GROUP)
     await bus.ensure_topics()
     await bus.start()

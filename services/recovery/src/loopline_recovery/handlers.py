@@ -1,35 +1,122 @@
-"""Recovery's use case (for now): account for every dead letter."""
+"""Recovery's use cases: judge every dead letter, and re-publish retries when they are due."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime
 from typing import Any
+from uuid import uuid5
 
-from loopline_bus import Outbound
-from loopline_events import DeadLettered, Envelope
+from loopline_bus import Bus, Outbound
+from loopline_events import (
+    RESULTS,
+    RETRIES_HEADER,
+    DeadLettered,
+    Envelope,
+    RunFailed,
+    utcnow,
+)
 
 from loopline_recovery.adapters.ledger import DeadLetterLedger
+from loopline_recovery.domain import RetryPolicy, Verdict, judge
+
+PRODUCER = "recovery"
 
 log = logging.getLogger("loopline.recovery")
 
 
 class RecoveryHandler:
-    """Records each dead letter so an operator can list and inspect it."""
+    """Records each dead letter with its verdict; schedules a retry or parks it and fails
+    its run.
 
-    def __init__(self, ledger: DeadLetterLedger):
+    The outputs are derived from the dead letter alone, with ids derived from its id, so a
+    redelivered dead letter yields the same retry and the same RunFailed again: nothing is
+    lost between the ledger write and the broker's acknowledgement, and nothing doubles.
+    """
+
+    def __init__(
+        self,
+        ledger: DeadLetterLedger,
+        policy: RetryPolicy | None = None,
+        clock: Callable[[], datetime] = utcnow,
+    ):
         self.ledger = ledger
+        self.policy = policy or RetryPolicy()
+        self.clock = clock
 
     async def __call__(self, event: Envelope[Any]) -> Sequence[Outbound]:
         letter = event.payload
-        if not isinstance(letter, DeadLettered):
+        if not isinstance(letter, DeadLettered) or letter.not_before is not None:
             return ()
-        if await self.ledger.record(event, letter):
+        verdict = judge(letter, event.run_id, event.occurred_at, self.policy)
+        if await self.ledger.record(event, letter, verdict):
             log.warning(
-                "dead letter from %s (%s) of run %s: %s",
+                "dead letter %s from %s of run %s: %s",
+                verdict.category.value,
                 letter.source_topic,
-                letter.kind.value,
                 event.run_id,
-                letter.error,
+                "retry in " + verdict.retry_topic if verdict.retry_topic else verdict.message,
             )
+        if verdict.retry_topic is not None:
+            waiting = letter.model_copy(update={"not_before": verdict.not_before})
+            retry = event.follow(waiting, producer=PRODUCER)
+            return [Outbound(verdict.retry_topic, retry)]
+        if verdict.fail_reason is None:
+            return ()
+        if not await self.ledger.fail_run(event.run_id, verdict.fail_reason, event.event_id):
+            return ()  # another dead letter failed the run already
+        return [Outbound(RESULTS.name, _run_failed(event, verdict))]
+
+
+def _run_failed(event: Envelope[Any], verdict: Verdict) -> Envelope[RunFailed]:
+    assert verdict.fail_reason is not None
+    failed = RunFailed(
+        reason=verdict.fail_reason,
+        message=f"{verdict.message} (inspect: loopline dlq show {str(event.event_id)[:8]})",
+    )
+    return Envelope.of(
+        failed,
+        run_id=event.run_id,
+        producer=PRODUCER,
+        tenant=event.tenant,
+        causation_id=event.event_id,
+        event_id=uuid5(event.event_id, f"{PRODUCER}/run-failed"),
+    )
+
+
+Sleep = Callable[[float], Awaitable[None]]
+
+
+class RetryHandler:
+    """Waits for a retry's `not_before`, then re-publishes its message, unchanged but for the
+    retry count header, to the source topic.
+
+    Each retry topic is one delay tier: its entries wait equally long, so the head of a
+    partition is always the first due, and waiting on it delays nothing due earlier.
+    """
+
+    def __init__(
+        self, bus: Bus, clock: Callable[[], datetime] = utcnow, sleep: Sleep = asyncio.sleep
+    ):
+        self.bus, self.clock, self.sleep = bus, clock, sleep
+
+    async def __call__(self, event: Envelope[Any]) -> Sequence[Outbound]:
+        letter = event.payload
+        if not isinstance(letter, DeadLettered) or letter.not_before is None:
+            return ()
+        wait = (letter.not_before - self.clock()).total_seconds()
+        if wait > 0:
+            await self.sleep(wait)
+        retries = 1 + next(
+            (int(v) for k, v in letter.original_headers if k == RETRIES_HEADER and v.isdigit()),
+            0,
+        )
+        headers = [(k, v) for k, v in letter.original_headers if k != RETRIES_HEADER]
+        headers.append((RETRIES_HEADER, str(retries).encode()))
+        await self.bus.publish_raw(
+            letter.source_topic, letter.original_value, key=letter.original_key, headers=headers
+        )
+        log.info("retry %d of %s re-published to %s", retries, event.run_id, letter.source_topic)
         return ()

@@ -12,23 +12,37 @@ from loopline_events import (
     OBSERVATIONS,
     Envelope,
     ModelDecided,
-    Payload,
     ToolCall,
     ToolCallFailed,
     ToolCallSucceeded,
 )
 from loopline_runtime import AgentProfile
-from loopline_tools import SERVED_BY_MEMORY, ToolContext, ToolRegistry, run_tool
+from loopline_tools import SERVED_BY_MEMORY, Effect, Tool, ToolContext, ToolRegistry, run_tool
 
-from loopline_tool_executor.domain import refusal
+from loopline_tool_executor.adapters.ledger import ToolLedger
+from loopline_tool_executor.domain import (
+    Action,
+    Outcome,
+    next_action,
+    outcome_of,
+    refusal,
+    unknown_outcome,
+)
 
 PRODUCER = "tool-executor"
 
 log = logging.getLogger("loopline.tool_executor")
 
+CallKey = tuple[str, int, str]
+"""(run id, step, call id): a call's identity in the ledger."""
+
 
 class ExecutorHandler:
-    """Runs the tool calls of a decision concurrently, each with its timeout and retries."""
+    """Runs the tool calls of a decision concurrently, each with its timeout and retries.
+
+    With a `ledger`, side-effecting calls run at most once whatever is redelivered (see
+    `loopline_tool_executor.domain.ledger`).
+    """
 
     def __init__(
         self,
@@ -36,10 +50,15 @@ class ExecutorHandler:
         profiles: Mapping[str, AgentProfile],
         *,
         allow_private_networks: bool = False,
+        ledger: ToolLedger | None = None,
     ):
         self.registry = registry
         self.profiles = profiles
         self.allow_private_networks = allow_private_networks
+        self.ledger = ledger
+        # Outcomes whose ledger write failed: a retry of the decision records them rather
+        # than mistaking its own finished call for one a crash interrupted.
+        self._unrecorded: dict[CallKey, Outcome] = {}
 
     async def __call__(self, event: Envelope[Any]) -> Sequence[Outbound]:
         decision = event.payload
@@ -53,7 +72,7 @@ class ExecutorHandler:
             for i, payload in enumerate(outcomes)
         ]
 
-    async def _run(self, event: Envelope[Any], decision: ModelDecided, call: ToolCall) -> Payload:
+    async def _run(self, event: Envelope[Any], decision: ModelDecided, call: ToolCall) -> Outcome:
         profile = self.profiles.get(decision.agent)
         refused = refusal(
             call.tool, decision.agent, profile.tools if profile else None, self.registry.names()
@@ -70,17 +89,77 @@ class ExecutorHandler:
             agent=decision.agent,
             allow_private_networks=self.allow_private_networks,
         )
-        outcome = await run_tool(
-            tool, call.arguments, context, arguments_error=call.arguments_error
-        )
-        if outcome.error is not None:
-            return ToolCallFailed(
-                call_id=call.call_id, tool=call.tool, error=outcome.error, attempts=outcome.attempts
+        if tool.effect is Effect.SIDE_EFFECT and self.ledger is not None:
+            return await self._run_once(self.ledger, (event.run_id, event.seq), tool, call, context)
+        # Pure tools may repeat; idempotent ones carry ctx.idempotency_key to what they change.
+        return await _execute(tool, call, context)
+
+    async def _run_once(
+        self,
+        ledger: ToolLedger,
+        step: tuple[str, int],
+        tool: Tool,
+        call: ToolCall,
+        context: ToolContext,
+    ) -> Outcome:
+        """Run a side-effecting call only if the ledger has never seen it start."""
+        key = (*step, call.call_id)
+        outcome = self._unrecorded.get(key)
+        if outcome is None:
+            claim = await ledger.claim(*key, tool.name)
+            action = next_action(claim, can_reconcile=tool.reconcile is not None)
+            if action is Action.REPLAY:
+                assert claim.outcome is not None
+                log.info("run %s: %s %s already done; replaying", step[0], tool.name, key[2])
+                return outcome_of(claim.outcome)
+            outcome = await self._act(action, tool, call, context)
+        self._unrecorded[key] = outcome
+        await ledger.finish(*key, outcome)
+        del self._unrecorded[key]
+        return outcome
+
+    async def _act(
+        self, action: Action, tool: Tool, call: ToolCall, context: ToolContext
+    ) -> Outcome:
+        if action is Action.REPORT_UNKNOWN:
+            log.warning(
+                "run %s: %s %s unfinished; unknown", context.run_id, tool.name, call.call_id
             )
-        return ToolCallSucceeded(
-            call_id=call.call_id,
-            tool=call.tool,
-            output=outcome.output or "",
-            attempts=outcome.attempts,
-            duration_ms=outcome.duration_ms,
+            return unknown_outcome(call.call_id, tool.name, "and it has no reconcile hook")
+        if action is Action.RECONCILE:
+            reconciled = await _reconcile(tool, call, context)
+            if reconciled is not None:
+                return reconciled
+            log.info(
+                "run %s: %s %s reconciled as not done", context.run_id, tool.name, call.call_id
+            )
+        return await _execute(tool, call, context)
+
+
+async def _execute(tool: Tool, call: ToolCall, context: ToolContext) -> Outcome:
+    outcome = await run_tool(tool, call.arguments, context, arguments_error=call.arguments_error)
+    if outcome.error is not None:
+        return ToolCallFailed(
+            call_id=call.call_id, tool=call.tool, error=outcome.error, attempts=outcome.attempts
         )
+    return ToolCallSucceeded(
+        call_id=call.call_id,
+        tool=call.tool,
+        output=outcome.output or "",
+        attempts=outcome.attempts,
+        duration_ms=outcome.duration_ms,
+    )
+
+
+async def _reconcile(tool: Tool, call: ToolCall, context: ToolContext) -> Outcome | None:
+    """The tool's own verdict on an interrupted call; None when it surely did not happen."""
+    assert tool.reconcile is not None
+    try:
+        args = tool.args_model.model_validate(call.arguments)
+        async with asyncio.timeout(tool.timeout_s):
+            output = await tool.reconcile(args, context)
+    except Exception as exc:
+        return unknown_outcome(call.call_id, tool.name, f"reconcile failed: {exc!r}")
+    if output is None:
+        return None
+    return ToolCallSucceeded(call_id=call.call_id, tool=call.tool, output=output)

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncpg
 from loopline_bus import KafkaBus
 from loopline_events import DECISIONS
-from loopline_runtime import Stop, load_endpoints, load_profiles
+from loopline_runtime import Stop, load_endpoints, load_profiles, migrate, schema_name
 from loopline_tools import ToolRegistry
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from loopline_tool_executor.adapters.ledger import ToolLedger
+from loopline_tool_executor.adapters.migrations import MIGRATIONS
 from loopline_tool_executor.handlers import ExecutorHandler
 
 GROUP = "tool-executor"
@@ -30,13 +33,25 @@ async def start() -> Stop:
     """Subscribe to decisions; return the function that stops it all."""
     endpoints = load_endpoints()
     settings = ExecutorSettings()
+    schema = schema_name("executor", endpoints.kafka.topic_prefix)
+    pool = await asyncpg.create_pool(
+        endpoints.postgres.dsn.get_secret_value(), min_size=1, max_size=8
+    )
+    async with pool.acquire() as conn:
+        await migrate(conn, schema, MIGRATIONS)
     handler = ExecutorHandler(
         ToolRegistry.default(),
         load_profiles(),
         allow_private_networks=settings.allow_private_networks,
+        ledger=ToolLedger(pool, schema),
     )
     bus = KafkaBus(settings=endpoints.kafka, client_id=GROUP)
     await bus.ensure_topics()
     await bus.start()
     await bus.subscribe(GROUP, [DECISIONS.name], handler).start()
-    return bus.stop
+
+    async def stop() -> None:
+        await bus.stop()
+        await pool.close()
+
+    return stop

@@ -8,7 +8,7 @@ loses nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
@@ -24,6 +24,9 @@ OUTBOX_SIZE = 8
 
 HOT_TTL_S = 24 * 3600
 """How long a run's hot state stays in Redis after its last change."""
+
+Write = Callable[[asyncpg.Connection], Awaitable[None]]
+"""More rows to write in a save's transaction (ledger, memories, artifacts)."""
 
 
 class Sent(BaseModel):
@@ -84,9 +87,27 @@ class RunStore:
             outbox=tuple(Sent.model_validate(s) for s in json.loads(row["outbox"])),
         )
 
+    async def forget(self, run_ids: Sequence[str]) -> None:
+        """Delete these runs' projections: rows, timeline, usage ledger and hot copies."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            for table in ("events", "usage", "runs"):
+                await conn.execute(
+                    f'DELETE FROM "{self.schema}".{table} WHERE run_id = ANY($1::text[])',
+                    list(run_ids),
+                )
+        for start in range(0, len(run_ids), 500):
+            keys = [self._key(r) for r in run_ids[start : start + 500]]
+            if keys:
+                await self.redis.delete(*keys)
+
     async def save(
-        self, stored: StoredRun, consumed: Envelope[Any], emitted: Sequence[Outbound]
+        self,
+        stored: StoredRun,
+        consumed: Envelope[Any],
+        emitted: Sequence[Outbound],
+        writes: Sequence[Write] = (),
     ) -> None:
+        """Save the run, its new events and `writes` in one transaction; then the hot copy."""
         state = stored.state
         outbox = json.dumps([s.model_dump() for s in stored.outbox])
         async with self.pool.acquire() as conn, conn.transaction():
@@ -140,4 +161,6 @@ class RunStore:
                     )
                 ],
             )
+            for write in writes:
+                await write(conn)
         await self.redis.set(self._key(state.run_id), stored.model_dump_json(), ex=HOT_TTL_S)

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import bisect
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
@@ -19,6 +19,7 @@ from loopline_events import (
     ContextAssembled,
     Envelope,
     FailureReason,
+    ForkRecorded,
     GoalSubmitted,
     Message,
     ModelDecided,
@@ -26,13 +27,22 @@ from loopline_events import (
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunForked,
     ToolCallFailed,
     ToolCallSucceeded,
     ToolSpec,
 )
 from loopline_runtime import AgentProfile
 
-from loopline_memory.domain.state import Emission, Phase, RunState, RunStatus
+from loopline_memory.domain import budgets, progress, served, window
+from loopline_memory.domain.state import (
+    Emission,
+    Phase,
+    RecallRequest,
+    Request,
+    RunState,
+    RunStatus,
+)
 
 
 @dataclass(frozen=True)
@@ -51,6 +61,8 @@ class Step:
     emissions: tuple[Emission, ...] = ()
     note: str = ""
     """Why the event changed nothing, when it did not (for logs)."""
+    requests: tuple[Request, ...] = ()
+    """Work for the handler: searches and writes of long-term memory."""
 
     @property
     def changed(self) -> bool:
@@ -58,16 +70,34 @@ class Step:
 
 
 def apply(state: RunState | None, event: Envelope[Any], env: Environment) -> Step:
-    """Fold `event` into `state`."""
+    """Fold `event` into `state`; a run that ends leaves an episode in long-term memory."""
+    step = _apply(state, event, env)
+    after = step.state
+    if (
+        after is not None
+        and after.finished
+        and (state is None or not state.finished)
+        and after.failure is not FailureReason.INVALID_GOAL
+    ):
+        return replace(step, requests=(*step.requests, served.episode(after)))
+    return step
+
+
+def _apply(state: RunState | None, event: Envelope[Any], env: Environment) -> Step:
     if state is not None and str(event.event_id) in state.applied:
         return Step(state, note="duplicate event")
     payload = event.payload
-    if isinstance(payload, GoalSubmitted):
+    if isinstance(payload, GoalSubmitted | RunForked):
         if state is not None:
             return Step(state, note="run already exists")
+        if isinstance(payload, RunForked):
+            return _fork(event, payload, env)
         return _start(event, payload, env)
     if state is None:
         return Step(None, note=f"{event.type} for an unknown run")
+    if isinstance(payload, ForkRecorded):  # lineage: kept even after the run ended
+        forks = tuple(sorted({*state.forks, payload.child_run_id}))
+        return Step(_touch(state, event, forks=forks))
     if state.finished:
         return Step(state, note=f"{event.type} after the run ended")
     if state.deadline_at is not None and event.occurred_at > state.deadline_at:
@@ -92,40 +122,94 @@ def _touch(state: RunState, event: Envelope[Any], **changes: Any) -> RunState:
     return state.model_copy(update={"applied": tuple(applied), "updated_at": updated, **changes})
 
 
+def _unknown_agent(state: RunState, env: Environment) -> Step:
+    known = ", ".join(sorted(env.profiles)) or "none"
+    message = f"unknown agent profile {state.agent!r} (known: {known})"
+    return _fail(state, None, FailureReason.INVALID_GOAL, message)
+
+
+def _fork(event: Envelope[Any], fork: RunForked, env: Environment) -> Step:
+    """A run that starts with another's first steps, copied: it goes on live from the next."""
+    profile = env.profiles.get(fork.agent)
+    goal = GoalSubmitted(goal=fork.goal, agent=fork.agent, budget=fork.budget)
+    state = _new_state(event, goal, profile)
+    if profile is None:
+        return _unknown_agent(state, env)
+    prompt = Message(role="system", content=fork.system_prompt or profile.system_prompt)
+    copied = (
+        fork.messages[1:] if fork.messages and fork.messages[0].role == "system" else fork.messages
+    )
+    state = state.model_copy(
+        update={
+            "messages": (prompt, *copied),
+            "step": fork.from_step,
+            "usage": fork.usage,
+            "model": fork.model or state.model,
+            "parent_run_id": fork.parent_run_id,
+            "forked_at_step": fork.from_step,
+        }
+    )
+    return _next_context(state, env)
+
+
 def _start(event: Envelope[Any], goal: GoalSubmitted, env: Environment) -> Step:
     profile = env.profiles.get(goal.agent)
-    budget = goal.budget
-    deadline_s = budget.deadline_s or (profile.deadline_s if profile else None)
-    state = RunState(
-        run_id=event.run_id,
-        tenant=event.tenant,
-        agent=goal.agent,
-        goal=goal.goal,
-        model=profile.model if profile else "",
-        tools=profile.tools if profile else (),
-        max_steps=budget.max_steps or (profile.max_steps if profile else 1),
-        deadline_at=event.occurred_at + timedelta(seconds=deadline_s) if deadline_s else None,
-        started_at=event.occurred_at,
-        updated_at=event.occurred_at,
-        applied=(str(event.event_id),),
-    )
+    state = _new_state(event, goal, profile)
     if profile is None:
-        known = ", ".join(sorted(env.profiles)) or "none"
-        return _fail(
-            state,
-            None,
-            FailureReason.INVALID_GOAL,
-            f"unknown agent profile {goal.agent!r} (known: {known})",
-        )
+        return _unknown_agent(state, env)
     messages = (
         Message(role="system", content=profile.system_prompt),
         Message(role="user", content=goal.goal),
     )
-    return _next_context(state.model_copy(update={"messages": messages}), env)
+    state = state.model_copy(update={"messages": messages})
+    if profile.recall_limit > 0:
+        # Memories come back as an event, so the first context is a function of the log.
+        ask = RecallRequest(
+            call_id=served.START_RECALL_CALL, query=goal.goal, limit=profile.recall_limit
+        )
+        return Step(state.model_copy(update={"phase": Phase.RECALL}), requests=(ask,))
+    return _next_context(state, env)
+
+
+def _new_state(event: Envelope[Any], goal: GoalSubmitted, profile: AgentProfile | None) -> RunState:
+    budget, p = goal.budget, profile
+    deadline_s = budget.deadline_s or (p.deadline_s if p else None)
+    max_cost = budget.max_cost_usd
+    return RunState(
+        run_id=event.run_id,
+        tenant=event.tenant,
+        agent=goal.agent,
+        goal=goal.goal,
+        model=p.model if p else "",
+        tools=p.tools if p else (),
+        max_steps=budget.max_steps or (p.max_steps if p else 1),
+        deadline_at=event.occurred_at + timedelta(seconds=deadline_s) if deadline_s else None,
+        max_tokens=budget.max_tokens or (p.max_tokens if p else None),
+        max_cost_usd=max_cost if max_cost is not None else (p.max_cost_usd if p else None),
+        price=(p.price or p.model) if p else "",
+        context_budget=p.context_budget_tokens if p else 32_000,
+        no_progress_repeats=p.no_progress_repeats if p else 3,
+        on_no_progress=p.on_no_progress if p else "nudge",
+        started_at=event.occurred_at,
+        updated_at=event.occurred_at,
+        applied=(str(event.event_id),),
+    )
+
+
+def _recalled(
+    state: RunState, event: Envelope[Any], outcome: ToolCallSucceeded, env: Environment
+) -> Step:
+    """The memories recalled for the run's start: put them before the goal, then begin."""
+    state = _touch(state, event)
+    if outcome.output != served.NO_MEMORIES:
+        note = Message(role="system", content=served.memories_note(outcome.output))
+        messages = (*state.messages[:-1], note, state.messages[-1])
+        state = state.model_copy(update={"messages": messages})
+    return _next_context(state, env)
 
 
 def _next_context(state: RunState, env: Environment) -> Step:
-    """Assemble the next step's context, unless the run is out of steps."""
+    """Assemble the next step's context, unless the run is out of steps or budget."""
     if state.step >= state.max_steps:
         return _fail(
             state,
@@ -133,13 +217,17 @@ def _next_context(state: RunState, env: Environment) -> Step:
             FailureReason.MAX_STEPS,
             f"the run used its {state.max_steps} steps without a final answer",
         )
+    spent = budgets.exhausted(state)
+    if spent is not None:
+        return _fail(state, None, FailureReason.BUDGET_EXHAUSTED, spent)
+    why = None if state.wrapping_up else budgets.last_step(state)
+    if why is not None:
+        note = Message(role="user", content=budgets.wrap_up_note(why))
+        state = state.model_copy(update={"messages": (*state.messages, note), "wrapping_up": True})
     state = state.model_copy(update={"step": state.step + 1, "phase": Phase.DECISION})
-    context = ContextAssembled(
-        agent=state.agent,
-        model=state.model,
-        messages=state.messages,
-        tools=tuple(env.tools[name] for name in state.tools if name in env.tools),
-    )
+    tools = tuple(env.tools[name] for name in state.tools if name in env.tools)
+    messages = window.compact(state.messages, state.context_budget, window.estimate((), tools))
+    context = ContextAssembled(agent=state.agent, model=state.model, messages=messages, tools=tools)
     return Step(state, (Emission(topic=CONTEXTS.name, payload=context),))
 
 
@@ -149,18 +237,24 @@ def _decided(
     if event.seq != state.step or state.phase is not Phase.DECISION:
         return Step(state, note=f"stale decision for step {event.seq}")
     usage = state.usage + decision.usage
+    spent = {"usage": usage, "last_usage": decision.usage}
     if decision.final_answer is not None:
         answer = Message(role="assistant", content=decision.final_answer)
         done = _touch(
             state,
             event,
             messages=(*state.messages, answer),
-            usage=usage,
             status=RunStatus.COMPLETED,
             phase=Phase.DONE,
             answer=decision.final_answer,
+            **spent,
         )
-        result = RunCompleted(answer=decision.final_answer, steps=state.step, usage=usage)
+        result = RunCompleted(
+            answer=decision.final_answer,
+            steps=state.step,
+            usage=usage,
+            cost_usd=budgets.cost_of(done),
+        )
         return Step(done, (Emission(topic=RESULTS.name, payload=result),))
     asked = Message(role="assistant", tool_calls=decision.tool_calls)
     calls = tuple(c.call_id for c in decision.tool_calls)
@@ -168,12 +262,14 @@ def _decided(
         state,
         event,
         messages=(*state.messages, asked),
-        usage=usage,
         phase=Phase.OBSERVATIONS,
         calls=calls,
         received=tuple(m for m in state.received if m.tool_call_id in calls),
+        **spent,
     )
-    return _maybe_next(waiting, env)
+    answers, requests = served.serve(waiting, decision.tool_calls)
+    step = _maybe_next(waiting, env)
+    return replace(step, emissions=(*answers, *step.emissions), requests=tuple(requests))
 
 
 def _observed(
@@ -182,12 +278,16 @@ def _observed(
     outcome: ToolCallSucceeded | ToolCallFailed,
     env: Environment,
 ) -> Step:
+    if state.phase is Phase.RECALL:
+        if isinstance(outcome, ToolCallSucceeded) and outcome.call_id == served.START_RECALL_CALL:
+            return _recalled(state, event, outcome, env)
+        return Step(state, note=f"result of a call not pending ({outcome.call_id})")
     known = {m.tool_call_id for m in state.received}
     awaiting = state.phase is Phase.DECISION or outcome.call_id in state.pending_calls
     if event.seq != state.step or outcome.call_id in known or not awaiting:
         return Step(state, note=f"result of a call not pending ({outcome.call_id})")
     if isinstance(outcome, ToolCallSucceeded):
-        content = outcome.output
+        content = window.referenced(outcome.output)
     else:
         content = f"error ({outcome.error.kind.value}): {outcome.error.message}"
     observed = Message(role="tool", content=content, tool_call_id=outcome.call_id)
@@ -201,10 +301,24 @@ def _maybe_next(state: RunState, env: Environment) -> Step:
         return Step(state)
     by_call = {m.tool_call_id: m for m in state.received}
     results = tuple(by_call[c] for c in state.calls)  # in the order the model asked
+    asked = state.messages[-1].tool_calls
+    rounds = (*state.rounds, progress.fingerprint(asked, results))
     done = state.model_copy(
-        update={"messages": (*state.messages, *results), "calls": (), "received": ()}
+        update={
+            "messages": (*state.messages, *results),
+            "calls": (),
+            "received": (),
+            "rounds": rounds,
+        }
     )
-    return _next_context(done, env)
+    why = progress.stuck(rounds, state.no_progress_repeats)
+    if why is None:
+        return _next_context(done, env)
+    if state.on_no_progress == "fail" or state.nudged:
+        return _fail(done, None, FailureReason.NO_PROGRESS, f"no progress: {why}")
+    note = Message(role="user", content=progress.nudge_note(why))
+    nudged = done.model_copy(update={"messages": (*done.messages, note), "nudged": True})
+    return _next_context(nudged, env)
 
 
 def _fail(
@@ -220,7 +334,13 @@ def _fail(
             "failure_message": message,
         }
     )
-    result = RunFailed(reason=reason, message=message, steps=state.step, usage=state.usage)
+    result = RunFailed(
+        reason=reason,
+        message=message,
+        steps=state.step,
+        usage=state.usage,
+        cost_usd=budgets.cost_of(state),
+    )
     return Step(failed, (Emission(topic=RESULTS.name, payload=result),))
 
 

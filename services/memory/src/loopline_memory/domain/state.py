@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
+from typing import Literal
 
 from loopline_events import FailureReason, Message, Payload, TokenUsage
 from pydantic import BaseModel, ConfigDict, Field
@@ -19,6 +20,7 @@ class RunStatus(StrEnum):
 class Phase(StrEnum):
     """What a running run waits for."""
 
+    RECALL = "recall"
     DECISION = "decision"
     OBSERVATIONS = "observations"
     DONE = "done"
@@ -37,6 +39,12 @@ class RunState(BaseModel):
     tools: tuple[str, ...]
     max_steps: int
     deadline_at: datetime | None
+    max_tokens: int | None = Field(default=None, description="Token budget of the run.")
+    max_cost_usd: float | None = Field(default=None, description="Cost budget of the run.")
+    price: str = Field(default="", description="Price table entry of the run's tokens.")
+    context_budget: int = Field(default=32_000, description="Most tokens of a context.")
+    no_progress_repeats: int = 3
+    on_no_progress: Literal["nudge", "fail"] = "nudge"
     started_at: datetime
     updated_at: datetime
     status: RunStatus = RunStatus.RUNNING
@@ -50,7 +58,18 @@ class RunState(BaseModel):
         "decision, as they come from different topics.",
     )
     usage: TokenUsage = Field(default_factory=TokenUsage)
+    last_usage: TokenUsage = Field(
+        default_factory=TokenUsage, description="Tokens of the latest decision."
+    )
+    rounds: tuple[str, ...] = Field(
+        default=(), description="Fingerprint of each step's calls and results, in step order."
+    )
+    nudged: bool = Field(default=False, description="The model was told it makes no progress.")
+    wrapping_up: bool = Field(default=False, description="The model was asked to finish now.")
     answer: str | None = None
+    parent_run_id: str | None = Field(default=None, description="The run this was forked from.")
+    forked_at_step: int | None = Field(default=None, description="Steps copied from the parent.")
+    forks: tuple[str, ...] = Field(default=(), description="Runs forked from this one, sorted.")
     failure: FailureReason | None = None
     failure_message: str = ""
     applied: tuple[str, ...] = Field(
@@ -77,3 +96,28 @@ class Emission(BaseModel):
 
     topic: str
     payload: Payload
+
+
+class RecallRequest(BaseModel):
+    """Asks the handler to search long-term memory and publish what it found as the result of
+    `call_id` (a `ToolCallSucceeded` of the `recall` tool), which memory then folds like any
+    other result: the event on the topic is the record, so replays need no database."""
+
+    model_config = ConfigDict(frozen=True)
+
+    call_id: str
+    query: str
+    limit: int
+
+
+class StoreMemory(BaseModel):
+    """Asks the handler to keep a long-term memory of the run's tenant and agent."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: Literal["fact", "episode"]
+    content: str
+
+
+Request = RecallRequest | StoreMemory
+"""Work the reducer asks of the handler that needs I/O."""

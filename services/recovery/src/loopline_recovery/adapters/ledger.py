@@ -1,13 +1,16 @@
-"""The dead-letter ledger in PostgreSQL."""
+"""The dead-letter ledger in PostgreSQL: every dead letter, its verdict, and the runs failed."""
 
 from __future__ import annotations
 
 import base64
 import json
 from typing import Any
+from uuid import UUID
 
 import asyncpg
-from loopline_events import DeadLettered, Envelope
+from loopline_events import DeadLettered, Envelope, FailureReason
+
+from loopline_recovery.domain import Verdict
 
 
 class DeadLetterLedger:
@@ -16,8 +19,8 @@ class DeadLetterLedger:
     def __init__(self, pool: asyncpg.Pool, schema: str):
         self.pool, self.schema = pool, schema
 
-    async def record(self, event: Envelope[Any], letter: DeadLettered) -> bool:
-        """Record `letter`; whether it was new."""
+    async def record(self, event: Envelope[Any], letter: DeadLettered, verdict: Verdict) -> bool:
+        """Record `letter` with its verdict (`retrying` or `parked`); whether it was new."""
         headers = json.dumps(
             [[k, base64.b64encode(v).decode()] for k, v in letter.original_headers]
         )
@@ -25,8 +28,10 @@ class DeadLetterLedger:
             f"""
             INSERT INTO "{self.schema}".dead_letters (event_id, run_id, source_topic,
                 source_partition, source_offset, consumer_group, kind, error, event_type,
-                attempts, original_key, original_value, original_headers, occurred_at)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14)
+                attempts, original_key, original_value, original_headers, occurred_at,
+                status, category, retries)
+            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14, $15,
+                $16, $17)
             ON CONFLICT DO NOTHING
             """,
             event.event_id,
@@ -43,5 +48,26 @@ class DeadLetterLedger:
             letter.original_value,
             headers,
             event.occurred_at,
+            "retrying" if verdict.retry_topic else "parked",
+            verdict.category.value,
+            verdict.retries,
         )
         return bool(status.endswith(" 1"))
+
+    async def fail_run(self, run_id: str, reason: FailureReason, cause: UUID) -> bool:
+        """Mark the run failed by the dead letter `cause`, unless another one failed it first.
+
+        True when `cause` is the run's failure (also when asked again for the same cause: a
+        redelivered dead letter must re-publish the same RunFailed, not drop it).
+        """
+        recorded = await self.pool.fetchval(
+            f"""
+            INSERT INTO "{self.schema}".failed_runs (run_id, reason, cause) VALUES ($1, $2, $3)
+            ON CONFLICT (run_id) DO UPDATE SET run_id = EXCLUDED.run_id
+            RETURNING cause
+            """,
+            run_id,
+            reason.value,
+            cause,
+        )
+        return bool(recorded == cause)

@@ -24,4 +24,16 @@ MIGRATIONS: tuple[str, ...] = (
     CREATE INDEX dead_letters_by_run ON {schema}.dead_letters (run_id);
     CREATE INDEX dead_letters_by_time ON {schema}.dead_letters (occurred_at DESC);
     """,
+    """
+    ALTER TABLE {schema}.dead_letters
+        ADD COLUMN category text,
+        ADD COLUMN retries integer NOT NULL DEFAULT 0,
+        ADD COLUMN redriven_at timestamptz;
+    CREATE TABLE {schema}.failed_runs (
+        run_id      text PRIMARY KEY,
+        reason      text NOT NULL,
+        cause       uuid NOT NULL,
+        failed_at   timestamptz NOT NULL DEFAULT now()
+    );
+    """,
 )

@@ -1,0 +1,114 @@
+"""Memory's projections rebuilt from the log: the log is the source of truth.
+
+`rebuild` throws away the PostgreSQL rows and Redis copies of the runs the log holds (of one
+tenant, or all) and folds their events again through the reducer, writing what memory would
+have written: state, outbox, timeline and usage ledger, from the recorded inputs and memory's
+recorded outputs. `heal` does the same for one run, on demand, when memory meets an event of a
+run it has no state for (Redis flushed, rows lost): the run is folded from the log first.
+"""
+
+from __future__ import annotations
+
+import functools
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+from uuid import UUID
+
+from loopline_bus import Outbound, Progress, Recorded, read_history
+from loopline_events import CONTEXTS, OBSERVATIONS, RESULTS, Envelope, encode_event
+from loopline_runtime import KafkaSettings
+
+from loopline_memory.adapters.longterm import LongTermMemory
+from loopline_memory.adapters.store import OUTBOX_SIZE, RunStore, Sent, StoredRun
+from loopline_memory.domain import Environment, apply
+from loopline_memory.domain.replay import MEMORY_INPUTS
+
+PRODUCER = "memory"
+OUTPUT_TOPICS = (CONTEXTS.name, RESULTS.name, OBSERVATIONS.name)
+
+
+@dataclass
+class RebuildReport:
+    runs: int
+    events: int
+    seconds: float
+
+
+@dataclass
+class _History:
+    inputs: list[Envelope[Any]]
+    outputs: dict[UUID, list[Outbound]]
+
+
+def _by_run(recorded: Sequence[Recorded]) -> dict[str, _History]:
+    runs: dict[str, _History] = defaultdict(lambda: _History([], defaultdict(list)))
+    seen: set[UUID] = set()
+    for r in recorded:
+        event = r.event
+        if event.event_id in seen:
+            continue  # re-published after a crash: the same event
+        seen.add(event.event_id)
+        history = runs[event.run_id]
+        if r.topic in MEMORY_INPUTS:
+            history.inputs.append(event)
+        if r.topic in OUTPUT_TOPICS and event.producer == PRODUCER and event.causation_id:
+            history.outputs[event.causation_id].append(Outbound(r.topic, event))
+    return runs
+
+
+class Rebuilder:
+    """Writes runs' projections from their recorded events, the way memory writes them."""
+
+    def __init__(self, store: RunStore, env: Environment, longterm: LongTermMemory):
+        self.store, self.env, self.longterm = store, env, longterm
+
+    async def restore(self, history: _History, *, until: UUID | None = None) -> StoredRun | None:
+        """Fold and save one run's inputs (those before `until`, when given)."""
+        stored: StoredRun | None = None
+        for event in history.inputs:
+            if event.event_id == until:
+                break
+            step = apply(stored.state if stored else None, event, self.env)
+            if not step.changed or step.state is None:
+                continue
+            outputs = history.outputs.get(event.event_id, [])
+            sent = tuple(
+                Sent(cause=str(event.event_id), topic=o.topic, event=encode_event(o.event).decode())
+                for o in outputs
+            )
+            outbox = ((*stored.outbox, *sent) if stored else sent)[-OUTBOX_SIZE:]
+            stored = StoredRun(state=step.state, outbox=outbox)
+            record = functools.partial(self.longterm.record, state=step.state, event=event)
+            await self.store.save(stored, event, outputs, [record])
+        return stored
+
+    async def heal(self, settings: KafkaSettings, run_id: str, before: UUID) -> StoredRun | None:
+        """Rebuild one run from the log up to (not including) event `before`."""
+        recorded = await read_history(settings, (*MEMORY_INPUTS, *OUTPUT_TOPICS), run_id)
+        history = _by_run(recorded).get(run_id)
+        return await self.restore(history, until=before) if history else None
+
+    async def rebuild(
+        self,
+        settings: KafkaSettings,
+        *,
+        tenant: str | None = None,
+        progress: Progress | None = None,
+    ) -> RebuildReport:
+        """Wipe and rebuild the projections of every run in the log (of `tenant`, if given)."""
+        started = time.monotonic()
+        recorded = await read_history(settings, (*MEMORY_INPUTS, *OUTPUT_TOPICS), progress=progress)
+        runs = {
+            run_id: h
+            for run_id, h in _by_run(recorded).items()
+            if h.inputs and (tenant is None or h.inputs[0].tenant == tenant)
+        }
+        await self.store.forget(list(runs))
+        events = 0
+        for history in runs.values():
+            await self.restore(history)
+            events += len(history.inputs)
+        return RebuildReport(runs=len(runs), events=events, seconds=time.monotonic() - started)

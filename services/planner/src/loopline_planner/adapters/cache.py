@@ -1,0 +1,76 @@
+"""The planner's model-response cache in Redis, keyed by (namespace, run, step).
+
+A context is redelivered after a crash or a rebalance, and memory re-publishes its outbox; the
+cache makes the second delivery cost nothing: the recorded reply is decided again, with the same
+tool call ids, so the executor's ledger recognises the calls as the ones it already ran.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+import redis.asyncio as aioredis
+from loopline_events import TokenUsage, ToolCall
+
+from loopline_planner.adapters.models import ModelReply
+
+log = logging.getLogger("loopline.planner.cache")
+
+WEEK_S = 7 * 24 * 3600
+"""How long a reply is kept: as long as agent.contexts keeps the contexts it answers."""
+
+
+class ResponseCache:
+    """Model replies by (run, step) in Redis; a broken Redis degrades to no cache."""
+
+    def __init__(self, redis: aioredis.Redis, namespace: str = "", ttl_s: int = WEEK_S):
+        self.redis = redis
+        self.namespace = namespace
+        self.ttl_s = ttl_s
+
+    def key(self, run_id: str, seq: int) -> str:
+        """The Redis key of a step's reply; the namespace first, so a namespace's keys drop
+        together."""
+        return f"{self.namespace}planner:reply:{run_id}:{seq}"
+
+    async def get(self, run_id: str, seq: int) -> ModelReply | None:
+        """The recorded reply of the step, if any (None as well when Redis cannot answer:
+        paying for a call twice beats stalling every run on a cache)."""
+        try:
+            raw = await self.redis.get(self.key(run_id, seq))
+        except Exception as exc:
+            log.warning("response cache unreadable, calling the model: %r", exc)
+            return None
+        return None if raw is None else _decode(raw)
+
+    async def put(self, run_id: str, seq: int, reply: ModelReply) -> None:
+        """Record the step's reply (the first one wins: a racing replica keeps its ids)."""
+        try:
+            await self.redis.set(self.key(run_id, seq), _encode(reply), ex=self.ttl_s, nx=True)
+        except Exception as exc:
+            log.warning("response cache unwritable; a redelivery will call again: %r", exc)
+
+    async def aclose(self) -> None:
+        """Close the connection pool."""
+        await self.redis.aclose()
+
+
+def _encode(reply: ModelReply) -> str:
+    return json.dumps(
+        {
+            "tool_calls": [c.model_dump(mode="json") for c in reply.tool_calls],
+            "final_answer": reply.final_answer,
+            "usage": reply.usage.model_dump(mode="json"),
+        }
+    )
+
+
+def _decode(raw: bytes | str) -> ModelReply:
+    data: dict[str, Any] = json.loads(raw)
+    return ModelReply(
+        tool_calls=tuple(ToolCall.model_validate(c) for c in data["tool_calls"]),
+        final_answer=data["final_answer"],
+        usage=TokenUsage.model_validate(data["usage"]),
+    )

@@ -1,0 +1,113 @@
+"""Deterministic re-run: the loop again from what the log recorded, calling no model and no tool.
+
+The run's recorded inputs (goal, decisions, tool results, commands) are re-keyed to a new run id
+and folded, in their recorded order, through the reducer as it is now. What it emits (contexts
+and the result) is compared with what memory emitted when the run happened: any difference is a
+divergence — a changed reducer, prompt template or profile. Nothing is published: the re-run
+lives in this process, apart from the live system.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from loopline_bus import read_history
+from loopline_events import CONTEXTS, RESULTS, Envelope
+from loopline_memory.adapters.environment import load_environment
+from loopline_memory.domain import apply
+from loopline_memory.domain.replay import MEMORY_INPUTS
+from loopline_runtime import KafkaSettings
+
+RERUN_NAMESPACE = uuid.UUID("6f1d7c2e-5b0a-4c59-9e33-1b2f4a8d0c11")
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where the re-run differs from the original."""
+
+    step: int
+    what: str
+    original: str
+    rerun: str
+
+
+@dataclass
+class Rerun:
+    """The outcome of a deterministic re-run."""
+
+    run_id: str
+    rerun_id: str
+    inputs: int = 0
+    compared: int = 0
+    divergences: list[Divergence] = field(default_factory=list)
+
+    @property
+    def diverged(self) -> bool:
+        return bool(self.divergences)
+
+
+def rekey(event: Envelope[Any], run_id: str) -> Envelope[Any]:
+    """The same event for run `run_id`, with an id derived from the original's."""
+    return event.model_copy(
+        update={
+            "run_id": run_id,
+            "event_id": uuid.uuid5(RERUN_NAMESPACE, f"{run_id}/{event.event_id}"),
+        }
+    )
+
+
+async def rerun_run(settings: KafkaSettings, run_id: str) -> Rerun:
+    """Re-run `run_id` from its recorded decisions and tool results; report divergences."""
+    recorded = await read_history(settings, (*MEMORY_INPUTS, CONTEXTS.name, RESULTS.name), run_id)
+    inputs = [r.event for r in recorded if r.topic in MEMORY_INPUTS]
+    # A context memory re-published after a crash has the same id: count it once.
+    outputs = list(
+        {
+            r.event.event_id: r.event for r in recorded if r.topic in (CONTEXTS.name, RESULTS.name)
+        }.values()
+    )
+    if not inputs:
+        raise LookupError(f"the log holds no event of run {run_id}")
+    rerun_id = f"rerun-{uuid.uuid4().hex[:16]}"
+    env = load_environment()
+    result = Rerun(run_id=run_id, rerun_id=rerun_id, inputs=len(inputs))
+    state = None
+    emitted: list[tuple[int, Any]] = []
+    for event in inputs:
+        step = apply(state, rekey(event, rerun_id), env)
+        if step.changed:
+            state = step.state
+            seq = state.step if state else 0
+            emitted += [(seq, e.payload) for e in step.emissions]
+    _compare(result, [(e.seq, e.payload) for e in outputs], emitted)
+    return result
+
+
+def _compare(result: Rerun, original: list[tuple[int, Any]], rerun: list[tuple[int, Any]]) -> None:
+    for index in range(max(len(original), len(rerun))):
+        before = original[index] if index < len(original) else None
+        after = rerun[index] if index < len(rerun) else None
+        result.compared += 1
+        if before is not None and after is not None and before[0] == after[0]:
+            if before[1] == after[1]:
+                continue
+            what = f"{type(before[1]).__name__} differs"
+        elif before is None:
+            what = "the re-run emitted more"
+        elif after is None:
+            what = "the re-run emitted less"
+        else:
+            what = "the steps differ"
+        step = (before or after or (0, None))[0]
+        result.divergences.append(
+            Divergence(step=step, what=what, original=_text(before), rerun=_text(after))
+        )
+
+
+def _text(item: tuple[int, Any] | None) -> str:
+    if item is None:
+        return "(nothing)"
+    seq, payload = item
+    return f"step {seq} {type(payload).__name__}: {payload.model_dump_json()}"

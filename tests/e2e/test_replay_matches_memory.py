@@ -1,0 +1,135 @@
+"""Replay: folding a run's events from Kafka rebuilds exactly the state memory holds."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+
+import asyncpg
+import pytest
+import redis.asyncio as aioredis
+from loopline_events import Budget, FailureReason, RunCompleted, RunFailed
+from loopline_memory.domain import RunState
+from loopline_runtime import schema_name
+from loopline_testing import System
+from loopline_testing.openai_server import OpenAIServer
+
+from loopline.sdk import Loopline
+
+
+async def live_states(system: System, run_id: str) -> tuple[str, str]:
+    """Memory's state of the run, serialised, from Redis and from PostgreSQL."""
+    redis = aioredis.from_url(system.env["LOOPLINE_REDIS_URL"])
+    try:
+        hot = await redis.get(f"{system.kafka.topic_prefix}loopline:run:{run_id}")
+    finally:
+        await redis.aclose()
+    assert hot is not None
+    conn = await asyncpg.connect(system.env["LOOPLINE_POSTGRES_DSN"])
+    try:
+        schema = schema_name("memory", system.kafka.topic_prefix)
+        durable = await conn.fetchval(
+            f'SELECT state FROM "{schema}".runs WHERE run_id = $1', run_id
+        )
+    finally:
+        await conn.close()
+    from loopline_memory.adapters.store import StoredRun
+
+    return (
+        StoredRun.model_validate_json(hot).state.model_dump_json(),
+        RunState.model_validate_json(durable).model_dump_json(),
+    )
+
+
+async def assert_replay_equals_live(client: Loopline, system: System, run_id: str) -> RunState:
+    replayed = await client.replay(run_id)
+    assert replayed.state is not None
+    hot, durable = await live_states(system, run_id)
+    assert replayed.state.model_dump_json() == hot == durable
+    return replayed.state
+
+
+async def test_replay_equals_live_state_for_completed_failed_and_cancelled_runs(
+    system: System,
+) -> None:
+    async with Loopline(system.kafka, producer="e2e") as client:
+        done = await client.submit("Compute 2 + 3, then multiply the result by 4")
+        assert isinstance((await done.result(timeout=60)).payload, RunCompleted)
+        state = await assert_replay_equals_live(client, system, done.run_id)
+        assert state.answer is not None
+        assert "20" in state.answer
+
+        failed = await client.submit("Count to 50", budget=Budget(max_steps=3))
+        outcome = (await failed.result(timeout=60)).payload
+        assert isinstance(outcome, RunFailed)
+        state = await assert_replay_equals_live(client, system, failed.run_id)
+        assert state.failure is FailureReason.MAX_STEPS
+
+        long = await client.submit("Count to 2000", budget=Budget(max_steps=2000))
+        async for event in long.steps():
+            if event.seq >= 3:
+                break
+        await client.cancel(long.run_id, reason="enough")
+        await wait_until_finished(system, long.run_id)
+        state = await assert_replay_equals_live(client, system, long.run_id)
+        assert state.status.value == "cancelled"
+        assert 3 <= state.step < 2000
+
+
+@pytest.fixture
+def server() -> Iterator[OpenAIServer]:
+    with OpenAIServer() as running:
+        yield running
+
+
+async def test_state_at_step_k_is_what_memory_held_then_and_model_failures_replay(
+    start_system: Callable[..., System], server: OpenAIServer
+) -> None:
+    system = start_system(env_extra={"OPENAI_BASE_URL": server.base_url})
+    server.reply_tool_calls([("calculator", {"expression": "6 * 7"})])
+    server.reply_text("It is 42.", delay_s=5)  # holds the run at step 2 while we look
+    async with Loopline(system.kafka, producer="e2e") as client:
+        run = await client.submit("What is 6 * 7?", agent="openai")
+        held = None
+        for _ in range(100):
+            hot, _durable = await live_states_or_none(system, run.run_id)
+            if hot is not None and RunState.model_validate_json(hot).step == 2:
+                held = hot
+                break
+            await asyncio.sleep(0.05)
+        assert held is not None, "memory never reached step 2"
+        assert isinstance((await run.result(timeout=60)).payload, RunCompleted)
+
+        at_two = await client.replay(run.run_id, at_step=2)
+        assert at_two.state is not None
+        assert at_two.state.model_dump_json() == held
+        await assert_replay_equals_live(client, system, run.run_id)
+
+        server.reply_raw(200, b"not the API")
+        broken = await client.submit("What is 6 * 7?", agent="openai")
+        outcome = (await broken.result(timeout=60)).payload
+        assert isinstance(outcome, RunFailed)
+        assert outcome.reason is FailureReason.MODEL_ERROR
+        await assert_replay_equals_live(client, system, broken.run_id)
+
+
+async def live_states_or_none(system: System, run_id: str) -> tuple[str | None, None]:
+    redis = aioredis.from_url(system.env["LOOPLINE_REDIS_URL"])
+    try:
+        hot = await redis.get(f"{system.kafka.topic_prefix}loopline:run:{run_id}")
+    finally:
+        await redis.aclose()
+    if hot is None:
+        return None, None
+    from loopline_memory.adapters.store import StoredRun
+
+    return StoredRun.model_validate_json(hot).state.model_dump_json(), None
+
+
+async def wait_until_finished(system: System, run_id: str) -> None:
+    for _ in range(600):
+        hot, _ = await live_states_or_none(system, run_id)
+        if hot is not None and RunState.model_validate_json(hot).finished:
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"run {run_id} did not finish")

@@ -1,0 +1,109 @@
+"""Budgets, no-progress detection and the context window, with the four services running."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+import asyncpg
+from loopline_events import (
+    Budget,
+    ContextAssembled,
+    FailureReason,
+    RunCompleted,
+    RunFailed,
+)
+from loopline_memory.domain.window import estimate
+from loopline_runtime import schema_name
+from loopline_testing import System
+from loopline_testing.openai_server import OpenAIServer, RecordedRequest, tool_call_completion
+
+from loopline.sdk import Loopline
+
+
+async def _fetch(system: System, sql: str, *args: Any) -> list[asyncpg.Record]:
+    conn = await asyncpg.connect(system.env["LOOPLINE_POSTGRES_DSN"])
+    try:
+        schema = schema_name("memory", system.kafka.topic_prefix)
+        return list(await conn.fetch(sql.replace("{schema}", f'"{schema}"'), *args))
+    finally:
+        await conn.close()
+
+
+async def test_a_run_over_its_token_budget_ends_budget_exhausted_with_its_spend(
+    system: System,
+) -> None:
+    async with Loopline(system.kafka, producer="e2e") as client:
+        run = await client.submit(
+            "Count to 100", budget=Budget(max_tokens=300, max_steps=50), tenant="acme"
+        )
+        outcome = (await run.result(timeout=90)).payload
+    assert isinstance(outcome, RunFailed)
+    assert outcome.reason is FailureReason.BUDGET_EXHAUSTED
+    spent = outcome.usage.total_tokens
+    assert spent >= 300
+    assert f"{spent} tokens" in outcome.message
+    assert outcome.cost_usd > 0
+    assert outcome.steps < 100
+
+    (ledger,) = await _fetch(
+        system, "SELECT * FROM {schema}.usage_by_run WHERE run_id = $1", run.run_id
+    )
+    assert (ledger["tenant"], ledger["total_tokens"], ledger["decisions"]) == (
+        "acme",
+        spent,
+        outcome.steps,
+    )
+    (tenant,) = await _fetch(system, "SELECT * FROM {schema}.usage_by_tenant WHERE tenant = 'acme'")
+    assert tenant["total_tokens"] == spent
+    (state,) = await _fetch(system, "SELECT state FROM {schema}.runs WHERE run_id = $1", run.run_id)
+    notes = [
+        m["content"]
+        for m in json.loads(state["state"])["messages"]
+        if m["content"].startswith("[loopline] Budget")
+    ]
+    assert len(notes) == 1  # warned once, one step before the end
+
+
+async def test_a_model_repeating_one_call_forever_ends_with_no_progress(
+    start_system: Callable[..., System],
+) -> None:
+    def same_call(_: RecordedRequest) -> dict[str, Any]:
+        return tool_call_completion([("calculator", {"expression": "1 + 1"})])
+
+    with OpenAIServer(default=same_call) as server:
+        system = start_system(
+            env_extra={"OPENAI_BASE_URL": server.base_url, "OPENAI_API_KEY": "sk-test"}
+        )
+        async with Loopline(system.kafka, producer="e2e") as client:
+            run = await client.submit("What is 1 + 1?", agent="looper")
+            outcome = (await run.result(timeout=90)).payload
+        requests = list(server.requests)
+    assert isinstance(outcome, RunFailed)
+    assert outcome.reason is FailureReason.NO_PROGRESS
+    assert outcome.steps == 4  # three repeats, a nudge, and one more repeat; max_steps is 30
+    assert "3 times in a row" in outcome.message
+    nudges = [
+        m["content"]
+        for m in requests[-1]["messages"]
+        if m["role"] == "user" and "No progress" in (m["content"] or "")
+    ]
+    assert len(nudges) == 1
+
+
+async def test_a_run_longer_than_its_context_budget_goes_on_within_it(system: System) -> None:
+    async with Loopline(system.kafka, producer="e2e") as client:
+        run = await client.submit("Count to 20", agent="compact")
+        steps = [e async for e in run.steps()]
+    outcome = steps[-1].payload
+    assert isinstance(outcome, RunCompleted), outcome
+    assert "I counted to 20" in outcome.answer
+    contexts = [e.payload for e in steps if isinstance(e.payload, ContextAssembled)]
+    assert len(contexts) == 21
+    sizes = [estimate(c.messages, c.tools) for c in contexts]
+    assert max(sizes) <= 300  # the profile's context_budget_tokens
+    compacted = [c for c in contexts if any("were left out" in m.content for m in c.messages)]
+    assert len(compacted) >= 5
+    for context in compacted:  # the system prompt and the goal always stay
+        assert [m.content for m in context.messages[:2]] == ["You count.", "Count to 20"]
