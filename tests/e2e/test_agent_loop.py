@@ -6,7 +6,6 @@ import asyncio
 import json
 import shutil
 import subprocess
-import sys
 import uuid
 from collections.abc import Callable
 from typing import Any
@@ -155,42 +154,29 @@ async def test_a_goal_produced_by_any_kafka_client_is_run(system: System) -> Non
     assert outcome.run_id == run_id
 
 
-def _cli(system: System, *args: str) -> subprocess.CompletedProcess[str]:
-    import os
-
-    return subprocess.run(
-        [sys.executable, "-m", "loopline.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **system.env},
-        timeout=120,
-        check=False,
-    )
-
-
 async def test_the_cli_submits_waits_and_shows_the_timeline(system: System) -> None:
     done = await asyncio.to_thread(
-        _cli, system, "submit", "Compute 2 + 3, then multiply the result by 4", "--wait"
+        system.cli, "submit", "Compute 2 + 3, then multiply the result by 4", "--wait"
     )
     assert done.returncode == 0, done.stderr
     assert "calculator" in done.stdout
     assert "20" in done.stdout.splitlines()[-1]
     run_id = done.stdout.split()[1]
 
-    shown = await asyncio.to_thread(_cli, system, "show", run_id, "--json")
+    shown = await asyncio.to_thread(system.cli, "show", run_id, "--json")
     assert shown.returncode == 0, shown.stderr
     types = [e["type"] for e in json.loads(shown.stdout)]
     assert types[0] == "GoalSubmitted"
     assert types[-1] == "RunCompleted"
     assert types.count("ToolCallSucceeded") == 2
 
-    listed = await asyncio.to_thread(_cli, system, "runs", "--json")
+    listed = await asyncio.to_thread(system.cli, "runs", "--json")
     assert any(
         r["run_id"] == run_id and r["status"] == "completed" for r in json.loads(listed.stdout)
     )
 
     failed = await asyncio.to_thread(
-        _cli, system, "submit", "Count to 50", "--max-steps", "2", "--wait", "--json"
+        system.cli, "submit", "Count to 50", "--max-steps", "2", "--wait", "--json"
     )
     assert failed.returncode == 1
     last = json.loads(failed.stdout.splitlines()[-1])
@@ -207,7 +193,7 @@ async def test_bad_input_is_dead_lettered_and_accounted_for(system: System) -> N
 
     listed: list[dict[str, Any]] = []
     for _ in range(100):
-        shown = await asyncio.to_thread(_cli, system, "dlq", "ls", "--json")
+        shown = await asyncio.to_thread(system.cli, "dlq", "ls", "--json")
         listed = json.loads(shown.stdout)
         if listed:
             break

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -67,17 +64,6 @@ async def wipe(system: System) -> None:
         await redis.aclose()
 
 
-def cli(system: System, *args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "loopline.cli", *args],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **system.env},
-        timeout=120,
-        check=False,
-    )
-
-
 async def test_rebuild_restores_identical_projections_while_new_goals_complete(
     system: System,
 ) -> None:
@@ -94,7 +80,7 @@ async def test_rebuild_restores_identical_projections_while_new_goals_complete(
         assert all(before["redis"].values())
 
         await wipe(system)
-        rebuilding = asyncio.create_task(asyncio.to_thread(cli, system, "rebuild", "--json"))
+        rebuilding = asyncio.create_task(asyncio.to_thread(system.cli, "rebuild", "--json"))
         new = [await client.submit(f"What is {i} * 3?") for i in range(5)]
         answers = [(await run.result(timeout=60)).payload for run in new]
         done = await rebuilding

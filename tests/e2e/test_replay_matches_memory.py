@@ -9,6 +9,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 from loopline_events import Budget, FailureReason, RunCompleted, RunFailed
+from loopline_memory.adapters.store import StoredRun
 from loopline_memory.domain import RunState
 from loopline_runtime import schema_name
 from loopline_testing import System
@@ -19,11 +20,7 @@ from loopline.sdk import Loopline
 
 async def live_states(system: System, run_id: str) -> tuple[str, str]:
     """Memory's state of the run, serialised, from Redis and from PostgreSQL."""
-    redis = aioredis.from_url(system.env["LOOPLINE_REDIS_URL"])
-    try:
-        hot = await redis.get(f"{system.kafka.topic_prefix}loopline:run:{run_id}")
-    finally:
-        await redis.aclose()
+    hot = await hot_state(system, run_id)
     assert hot is not None
     conn = await asyncpg.connect(system.env["LOOPLINE_POSTGRES_DSN"])
     try:
@@ -33,12 +30,7 @@ async def live_states(system: System, run_id: str) -> tuple[str, str]:
         )
     finally:
         await conn.close()
-    from loopline_memory.adapters.store import StoredRun
-
-    return (
-        StoredRun.model_validate_json(hot).state.model_dump_json(),
-        RunState.model_validate_json(durable).model_dump_json(),
-    )
+    return hot, RunState.model_validate_json(durable).model_dump_json()
 
 
 async def assert_replay_equals_live(client: Loopline, system: System, run_id: str) -> RunState:
@@ -92,7 +84,7 @@ async def test_state_at_step_k_is_what_memory_held_then_and_model_failures_repla
         run = await client.submit("What is 6 * 7?", agent="openai")
         held = None
         for _ in range(100):
-            hot, _durable = await live_states_or_none(system, run.run_id)
+            hot = await hot_state(system, run.run_id)
             if hot is not None and RunState.model_validate_json(hot).step == 2:
                 held = hot
                 break
@@ -113,22 +105,19 @@ async def test_state_at_step_k_is_what_memory_held_then_and_model_failures_repla
         await assert_replay_equals_live(client, system, broken.run_id)
 
 
-async def live_states_or_none(system: System, run_id: str) -> tuple[str | None, None]:
+async def hot_state(system: System, run_id: str) -> str | None:
+    """Memory's state of the run in Redis, serialised, if it has one."""
     redis = aioredis.from_url(system.env["LOOPLINE_REDIS_URL"])
     try:
         hot = await redis.get(f"{system.kafka.topic_prefix}loopline:run:{run_id}")
     finally:
         await redis.aclose()
-    if hot is None:
-        return None, None
-    from loopline_memory.adapters.store import StoredRun
-
-    return StoredRun.model_validate_json(hot).state.model_dump_json(), None
+    return None if hot is None else StoredRun.model_validate_json(hot).state.model_dump_json()
 
 
 async def wait_until_finished(system: System, run_id: str) -> None:
     for _ in range(600):
-        hot, _ = await live_states_or_none(system, run_id)
+        hot = await hot_state(system, run_id)
         if hot is not None and RunState.model_validate_json(hot).finished:
             return
         await asyncio.sleep(0.05)

@@ -13,21 +13,14 @@ import asyncpg
 import click
 from loopline_bus import KafkaBus
 from loopline_events import RETRIES_HEADER
-from loopline_runtime import load_endpoints, schema_name
+from loopline_runtime import load_endpoints
 
+from loopline.cli._db import query
 from loopline.cli._render import short
 
 
 async def _query(sql: str, *args: Any) -> list[asyncpg.Record]:
-    endpoints = load_endpoints()
-    schema = schema_name("recovery", endpoints.kafka.topic_prefix)
-    conn = await asyncpg.connect(endpoints.postgres.dsn.get_secret_value())
-    try:
-        return list(await conn.fetch(sql.replace("{schema}", f'"{schema}"'), *args))
-    except asyncpg.UndefinedTableError:
-        return []
-    finally:
-        await conn.close()
+    return await query("recovery", sql, *args)
 
 
 @click.group()

@@ -11,8 +11,9 @@ from typing import Any
 import asyncpg
 import click
 from loopline_events import Budget, RunCompleted
-from loopline_runtime import load_endpoints, schema_name
+from loopline_runtime import load_endpoints
 
+from loopline.cli._db import query
 from loopline.cli._render import echo_event, short
 from loopline.sdk import EventStream, Loopline
 
@@ -101,15 +102,7 @@ async def _tail(run_id: str | None, from_beginning: bool, as_json: bool) -> None
 
 
 async def _query(sql: str, *args: Any) -> list[asyncpg.Record]:
-    endpoints = load_endpoints()
-    schema = schema_name("memory", endpoints.kafka.topic_prefix)
-    conn = await asyncpg.connect(endpoints.postgres.dsn.get_secret_value())
-    try:
-        return list(await conn.fetch(sql.replace("{schema}", f'"{schema}"'), *args))
-    except asyncpg.UndefinedTableError:
-        return []  # memory has not run yet: no runs
-    finally:
-        await conn.close()
+    return await query("memory", sql, *args)
 
 
 @click.command()

@@ -3,7 +3,7 @@ PostgreSQL migrations and the service lifecycle."""
 
 from loopline_runtime._lifecycle import READY_FILE_VARIABLE, Stop, serve_until_signalled
 from loopline_runtime._logging import configure_logging
-from loopline_runtime._postgres import migrate, schema_name
+from loopline_runtime._postgres import migrate, open_schema, schema_name
 from loopline_runtime._profiles import (
     AGENTS_FILE_VARIABLE,
     AgentProfile,
@@ -41,6 +41,7 @@ __all__ = [
     "load_endpoints",
     "load_profiles",
     "migrate",
+    "open_schema",
     "parse_profiles",
     "schema_name",
     "serve_until_signalled",

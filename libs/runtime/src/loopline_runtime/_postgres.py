@@ -7,6 +7,8 @@ from collections.abc import Sequence
 
 import asyncpg
 
+from loopline_runtime._settings import Endpoints
+
 
 def schema_name(base: str, namespace: str = "") -> str:
     """The schema of `base` (e.g. `memory`) within a namespace (the topic prefix)."""
@@ -41,3 +43,16 @@ async def migrate(conn: asyncpg.Connection, schema: str, migrations: Sequence[st
             )
             applied += 1
     return applied
+
+
+async def open_schema(
+    endpoints: Endpoints, base: str, migrations: Sequence[str], *, max_size: int = 8
+) -> tuple[asyncpg.Pool, str]:
+    """A pool on the service's schema (`base` in the namespace), migrated; and the schema name."""
+    schema = schema_name(base, endpoints.kafka.topic_prefix)
+    pool = await asyncpg.create_pool(
+        endpoints.postgres.dsn.get_secret_value(), min_size=1, max_size=max_size
+    )
+    async with pool.acquire() as conn:
+        await migrate(conn, schema, migrations)
+    return pool, schema

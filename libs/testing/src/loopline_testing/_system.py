@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import shutil
+import subprocess
+import sys
 import tempfile
 from collections.abc import AsyncIterator, Callable, Iterator
 from dataclasses import dataclass
@@ -102,6 +105,17 @@ class System:
     services: Services
     kafka: KafkaSettings
     env: dict[str, str]
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """Run `loopline ARGS` against this system, as a user would; blocks (use a thread)."""
+        return subprocess.run(
+            [sys.executable, "-m", "loopline.cli", *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, **self.env},
+            timeout=120,
+            check=False,
+        )
 
     @contextlib.asynccontextmanager
     async def results(self) -> AsyncIterator[ResultCollector]:

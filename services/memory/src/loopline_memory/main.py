@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import functools
 
-import asyncpg
 import redis.asyncio as aioredis
 from loopline_bus import KafkaBus
-from loopline_runtime import Endpoints, Stop, load_endpoints, migrate, schema_name
+from loopline_runtime import Endpoints, Stop, load_endpoints, open_schema
 
 from loopline_memory.adapters.environment import load_environment
 from loopline_memory.adapters.longterm import LongTermMemory
@@ -23,12 +22,7 @@ GROUP = "memory"
 async def open_rebuilder(endpoints: Endpoints) -> tuple[Rebuilder, Stop]:
     """Memory's stores (migrated) and environment; the function that closes them."""
     namespace = endpoints.kafka.topic_prefix
-    schema = schema_name("memory", namespace)
-    pool = await asyncpg.create_pool(
-        endpoints.postgres.dsn.get_secret_value(), min_size=1, max_size=8
-    )
-    async with pool.acquire() as conn:
-        await migrate(conn, schema, MIGRATIONS)
+    pool, schema = await open_schema(endpoints, "memory", MIGRATIONS)
     redis = aioredis.from_url(endpoints.redis.url)
     store = RunStore(pool, redis, schema, namespace)
 

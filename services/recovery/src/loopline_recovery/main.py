@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncpg
 from loopline_bus import KafkaBus, SubscriptionOptions
 from loopline_events import LOOP_TOPICS, RETRY_TOPICS
-from loopline_runtime import Stop, load_endpoints, migrate, schema_name
+from loopline_runtime import Stop, load_endpoints, open_schema
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -40,12 +39,7 @@ async def start() -> Stop:
     """Consume every dead-letter topic and the retry tiers; return the function that stops it."""
     endpoints = load_endpoints()
     settings = RecoverySettings()
-    schema = schema_name("recovery", endpoints.kafka.topic_prefix)
-    pool = await asyncpg.create_pool(
-        endpoints.postgres.dsn.get_secret_value(), min_size=1, max_size=4
-    )
-    async with pool.acquire() as conn:
-        await migrate(conn, schema, MIGRATIONS)
+    pool, schema = await open_schema(endpoints, "recovery", MIGRATIONS, max_size=4)
     bus = KafkaBus(settings=endpoints.kafka, client_id=GROUP)
     await bus.ensure_topics()
     await bus.start()

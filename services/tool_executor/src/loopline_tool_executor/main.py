@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import asyncpg
 from loopline_bus import KafkaBus
 from loopline_events import DECISIONS
-from loopline_runtime import Stop, load_endpoints, load_profiles, migrate, schema_name
+from loopline_runtime import Stop, load_endpoints, load_profiles, open_schema
 from loopline_tools import ToolRegistry
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -33,12 +32,7 @@ async def start() -> Stop:
     """Subscribe to decisions; return the function that stops it all."""
     endpoints = load_endpoints()
     settings = ExecutorSettings()
-    schema = schema_name("executor", endpoints.kafka.topic_prefix)
-    pool = await asyncpg.create_pool(
-        endpoints.postgres.dsn.get_secret_value(), min_size=1, max_size=8
-    )
-    async with pool.acquire() as conn:
-        await migrate(conn, schema, MIGRATIONS)
+    pool, schema = await open_schema(endpoints, "executor", MIGRATIONS)
     handler = ExecutorHandler(
         ToolRegistry.default(),
         load_profiles(),
