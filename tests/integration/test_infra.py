@@ -7,8 +7,10 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from loopline_infra import Infra, Paths, Ports, default_paths
@@ -24,9 +26,10 @@ def test_status_json_reports_every_component_ready(loopline_endpoints: Endpoints
     )
     assert done.returncode == 0, done.stderr
     status = json.loads(done.stdout)
-    assert set(status) == {"kafka", "redis", "postgres"}
+    assert set(status) == {"kafka", "redis", "postgres", "prometheus"}
     assert all(c["state"] == "ready" and c["pid"] for c in status.values())
     assert status["kafka"]["endpoint"] == loopline_endpoints.kafka.bootstrap
+    assert status["prometheus"]["endpoint"] == Infra().component("prometheus").endpoint
 
 
 def test_a_kafka_client_outside_the_project_lists_the_broker(
@@ -54,7 +57,10 @@ def private_infra() -> Iterator[Infra]:
     home = Path(tempfile.mkdtemp(prefix="test-infra-", dir=base.home))
     home.chmod(0o755)
     paths = Paths(project=base.project, home=home, cache=base.cache)
-    infra = Infra(paths, Ports(kafka=29092, kafka_controller=29093, redis=26379, postgres=25432))
+    infra = Infra(
+        paths,
+        Ports(kafka=29092, kafka_controller=29093, redis=26379, postgres=25432, prometheus=29090),
+    )
     yield infra
     infra.down(wipe=True, say=lambda _: None)
     shutil.rmtree(home, ignore_errors=True)
@@ -66,17 +72,19 @@ async def test_up_is_idempotent_and_down_stops_only_what_up_started(
     lines: list[str] = []
     try:
         statuses = await private_infra.up(say=lines.append)
-        assert [s.state for s in statuses] == ["ready"] * 3
+        assert [s.state for s in statuses] == ["ready"] * 4
         pids = {s.name: s.pid for s in statuses}
+        _assert_prometheus_watches_its_own_home(private_infra)
 
         again = await private_infra.up(say=lines.append)
         assert {s.name: s.pid for s in again} == pids
-        assert sum("already running" in line for line in lines) == 3
+        assert sum("already running" in line for line in lines) == 4
     finally:
         private_infra.down(say=lines.append)
-    assert [s.state for s in await private_infra.status()] == ["stopped"] * 3
+    assert [s.state for s in await private_infra.status()] == ["stopped"] * 4
     assert (private_infra.component("postgres").dir / "data" / "PG_VERSION").exists()
     assert (private_infra.component("kafka").dir / "data" / "meta.properties").exists()
+    assert (private_infra.component("prometheus").dir / "data").is_dir()
 
     # The shared servers of the session were not touched.
     shared = await Infra().status()
@@ -85,3 +93,23 @@ async def test_up_is_idempotent_and_down_stops_only_what_up_started(
     private_infra.down(wipe=True, say=lines.append)
     assert not private_infra.component("kafka").dir.exists()
     assert not private_infra.component("postgres").dir.exists()
+    assert not private_infra.component("prometheus").dir.exists()
+
+
+def _api(base: str, path: str) -> Any:
+    with urllib.request.urlopen(f"{base}{path}", timeout=10) as response:
+        body = json.load(response)
+    assert body["status"] == "success", body
+    return body["data"]
+
+
+def _assert_prometheus_watches_its_own_home(infra: Infra) -> None:
+    """The private Prometheus reads the private home's target files and every checked-in rule."""
+    base = infra.component("prometheus").endpoint
+    config = _api(base, "/api/v1/status/config")["yaml"]
+    assert f"{infra.paths.service_targets}/*.json" in config
+    assert str(default_paths().service_targets) not in config
+    rules = [r for g in _api(base, "/api/v1/rules")["groups"] for r in g["rules"]]
+    assert {r["health"] for r in rules} <= {"ok", "unknown"}
+    checked_in = (infra.paths.prometheus_rules / "loopline.yml").read_text()
+    assert len(rules) == checked_in.count("- record:") + checked_in.count("- alert:")

@@ -16,12 +16,12 @@ def _print_status(statuses: list[ComponentStatus], as_json: bool) -> None:
         return
     for s in statuses:
         pid = f"pid {s.pid}" if s.pid else ""
-        click.echo(f"{s.name:<9} {s.state:<8} {s.endpoint:<50} {pid}")
+        click.echo(f"{s.name:<10} {s.state:<8} {s.endpoint:<50} {pid}")
 
 
 @click.group()
 def infra() -> None:
-    """Run a local Kafka (KRaft), Redis and PostgreSQL on the project's own ports."""
+    """Run a local Kafka (KRaft), Redis, PostgreSQL and Prometheus on the project's own ports."""
 
 
 @infra.command()

@@ -65,19 +65,23 @@ def services_down() -> None:
 @services.command("status")
 @click.option("--json", "as_json", is_flag=True)
 def services_status(as_json: bool) -> None:
-    """Each service instance and its state; exit 1 unless all run."""
+    """Each service instance: state, pid, the URL of its /metrics, /healthz and /readyz, and its
+    log; exit 1 unless all run."""
     statuses = _services().status()
     if as_json:
-        click.echo(
-            json.dumps(
-                [
-                    {"name": s.name, "state": s.state, "pid": s.pid, "log": str(s.log)}
-                    for s in statuses
-                ],
-                indent=2,
-            )
-        )
+        rows = [
+            {
+                "name": s.name,
+                "state": s.state,
+                "pid": s.pid,
+                "url": s.url,
+                "metrics": f"{s.url}/metrics" if s.url else None,
+                "log": str(s.log),
+            }
+            for s in statuses
+        ]
+        click.echo(json.dumps(rows, indent=2))
     else:
         for s in statuses:
-            click.echo(f"{s.name:<16} {s.state:<8} {s.pid or '':<8} {s.log}")
+            click.echo(f"{s.name:<16} {s.state:<8} {s.pid or '':<8} {s.url or '-':<24} {s.log}")
     sys.exit(0 if statuses and all(s.state == "running" for s in statuses) else 1)

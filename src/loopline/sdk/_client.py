@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any
 
-from loopline_bus import EventStream, KafkaBus, Progress
+from loopline_bus import EventStream, KafkaBus, Progress, start_trace
 from loopline_events import (
     CONTROL,
     GOALS,
@@ -107,7 +107,15 @@ class Loopline:
         )
         stream = EventStream(self.settings)
         await stream.start(run_id)
-        event = Envelope.of(payload, run_id=run_id, tenant=tenant, producer=self._producer)
+        # The run's trace starts here: every event of the run carries it (as a span of the
+        # application's own trace when it configured OpenTelemetry).
+        event = Envelope.of(
+            payload,
+            run_id=run_id,
+            tenant=tenant,
+            producer=self._producer,
+            trace=start_trace("submit goal"),
+        )
         try:
             await self._bus.publish(GOALS.name, event)
         except BaseException:

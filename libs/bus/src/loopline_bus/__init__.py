@@ -3,35 +3,57 @@
 `KafkaBus` is the real one; `InMemoryBus` is its faithful twin for unit tests. Both decode every
 message into an event, dead-letter what cannot be decoded or handled to `<topic>.dlq` with the
 original bytes and the reason, and commit a message only after its outputs are acknowledged.
+Middleware (`MetricsMiddleware`, `TracingMiddleware` by default) sees every record of both.
 """
 
 from loopline_bus._api import (
     Bus,
     Handler,
-    Outbound,
-    RawRecord,
     Subscription,
     SubscriptionOptions,
+    default_middleware,
 )
 from loopline_bus._history import Progress, Recorded, read_history
+from loopline_bus._instruments import BusMetrics
 from loopline_bus._kafka import KafkaBus
 from loopline_bus._memory import InMemoryBus
+from loopline_bus._metrics import MetricsMiddleware
+from loopline_bus._middleware import Handle, Lag, Middleware
 from loopline_bus._partitioner import partition_for
+from loopline_bus._records import (
+    Encoded,
+    Outbound,
+    RawRecord,
+    trace_context,
+    trace_from_headers,
+)
 from loopline_bus._stream import RUN_TOPICS, EventStream
+from loopline_bus._tracing import TracingMiddleware, start_trace
 
 __all__ = [
     "RUN_TOPICS",
     "Bus",
+    "BusMetrics",
+    "Encoded",
     "EventStream",
+    "Handle",
     "Handler",
     "InMemoryBus",
     "KafkaBus",
+    "Lag",
+    "MetricsMiddleware",
+    "Middleware",
     "Outbound",
     "Progress",
     "RawRecord",
     "Recorded",
     "Subscription",
     "SubscriptionOptions",
+    "TracingMiddleware",
+    "default_middleware",
     "partition_for",
     "read_history",
+    "start_trace",
+    "trace_context",
+    "trace_from_headers",
 ]

@@ -8,31 +8,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loopline_events import ALL_TOPICS, Envelope, TopicSpec
+from loopline_runtime import register_probe, unregister_probe
 
-
-@dataclass(frozen=True, slots=True)
-class Outbound:
-    """An event a handler wants published once its input is done: the step's output."""
-
-    topic: str
-    event: Envelope[Any]
-
+from loopline_bus._metrics import MetricsMiddleware
+from loopline_bus._middleware import Middleware
+from loopline_bus._records import Encoded, Outbound
+from loopline_bus._tracing import TracingMiddleware
 
 Handler = Callable[[Envelope[Any]], Awaitable[Sequence[Outbound]]]
 """Handles one event; returns the events to publish. Offsets are committed only after the
 handler returned and every output was acknowledged by the broker."""
-
-
-@dataclass(frozen=True, slots=True)
-class RawRecord:
-    """A message as read from a topic, before decoding."""
-
-    topic: str
-    partition: int
-    offset: int
-    key: bytes | None
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...] = ()
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,6 +51,16 @@ class Subscription(ABC):
     async def wait_assigned(self, timeout: float = 30.0) -> None:
         """Return once the group has given this consumer its partitions."""
 
+    @abstractmethod
+    def readiness(self) -> str | None:
+        """None once started and given its share of the group (maybe no partition); else why
+        it is not consuming yet."""
+
+
+def default_middleware() -> tuple[Middleware, ...]:
+    """What a bus runs unless told otherwise: tracing, then metrics (process-wide registry)."""
+    return (TracingMiddleware(), MetricsMiddleware())
+
 
 @dataclass
 class Bus(ABC):
@@ -74,6 +69,8 @@ class Bus(ABC):
     prefix: str = ""
     """Namespace of every topic and group name: runs isolated systems on one cluster."""
     specs: Sequence[TopicSpec] = field(default=ALL_TOPICS)
+    middleware: Sequence[Middleware] = field(default_factory=default_middleware)
+    """Hooks around every record and publication (metrics and tracing unless given)."""
 
     def topic(self, logical: str) -> str:
         """The physical name of a logical topic."""
@@ -89,6 +86,23 @@ class Bus(ABC):
     @abstractmethod
     async def start(self) -> None:
         """Connect the producer."""
+
+    @abstractmethod
+    def readiness(self) -> str | None:
+        """None once the producer and every started subscription consume; else why not.
+
+        A started bus registers itself with the runtime's health checks (`/readyz`).
+        """
+
+    def _started(self) -> None:
+        register_probe(self)
+
+    def _stopped(self) -> None:
+        unregister_probe(self)
+
+    def _published(self, items: Sequence[Encoded]) -> None:
+        for middleware in self.middleware:
+            middleware.after_publish(items)
 
     @abstractmethod
     async def stop(self) -> None:

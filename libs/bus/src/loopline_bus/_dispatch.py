@@ -1,7 +1,8 @@
 """What happens to one record, the same in both bus implementations.
 
 decode → handle (with retries for retryable errors) → encode the outputs, or dead-letter the
-record with its reason. Nothing here raises: every record ends handled or dead-lettered.
+record with its reason. Nothing here raises: every record ends handled or dead-lettered. The
+middleware sees each stage (see _middleware.py).
 """
 
 from __future__ import annotations
@@ -10,7 +11,6 @@ import asyncio
 import base64
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from loopline_events import (
@@ -18,40 +18,24 @@ from loopline_events import (
     DeadLetterKind,
     Envelope,
     EventDecodeError,
+    TraceContext,
     decode_event,
     dlq_name,
-    encode_event,
 )
 
-from loopline_bus._api import Handler, Outbound, RawRecord, SubscriptionOptions
+from loopline_bus._api import Handler, SubscriptionOptions
+from loopline_bus._middleware import Handle, Middleware
+from loopline_bus._records import (
+    Encoded,
+    Outbound,
+    RawRecord,
+    encode_outbound,
+    trace_from_headers,
+)
 
 log = logging.getLogger("loopline.bus")
 
 DLQ_SUFFIX = dlq_name("")
-
-
-@dataclass(frozen=True, slots=True)
-class Encoded:
-    """An output ready for the wire."""
-
-    topic: str
-    key: bytes
-    value: bytes
-    headers: tuple[tuple[str, bytes], ...]
-
-
-def encode_outbound(out: Outbound) -> Encoded:
-    """The wire form of an output: JSON value, run id as key, type headers."""
-    event = out.event
-    return Encoded(
-        topic=out.topic,
-        key=event.run_id.encode(),
-        value=encode_event(event),
-        headers=(
-            ("event-type", event.type.encode()),
-            ("schema-version", str(event.schema_version).encode()),
-        ),
-    )
 
 
 class Dispatcher:
@@ -65,19 +49,30 @@ class Dispatcher:
         options: SubscriptionOptions,
         max_bytes: dict[str, int],
         producer: str,
+        middleware: Sequence[Middleware] = (),
     ):
         self.group = group
         self.handler = handler
         self.options = options
         self.max_bytes = max_bytes
         self.producer = producer
+        self.middleware = tuple(middleware)
+        handle: Handle = self._call_handler
+        for m in reversed(self.middleware):  # the first middleware is the outermost
+            handle = m.wrap(handle, group)
+        self._handle_once = handle
+
+    async def _call_handler(self, record: RawRecord, event: Envelope[Any]) -> Sequence[Outbound]:
+        return await self.handler(event)
 
     async def dispatch(self, record: RawRecord) -> list[Encoded]:
         try:
             event = decode_event(record.value)
         except EventDecodeError as exc:
+            self._decoded(record, exc.event_type)
             kind = DeadLetterKind(exc.kind.value)
             return self.dead_letter(record, kind, str(exc), exc.event_type)
+        self._decoded(record, event.type)
         limit = self.max_bytes.get(record.topic)
         if limit is not None and len(record.value) > limit:
             return self.dead_letter(
@@ -85,14 +80,19 @@ class Dispatcher:
                 DeadLetterKind.OVERSIZED,
                 f"message of {len(record.value)} bytes exceeds {record.topic}'s {limit}",
                 event.type,
+                trace=event.trace,
             )
         return await self._handle(record, event)
+
+    def _decoded(self, record: RawRecord, event_type: str | None) -> None:
+        for m in self.middleware:
+            m.after_decode(record, event_type)
 
     async def _handle(self, record: RawRecord, event: Envelope[Any]) -> list[Encoded]:
         backoff = self.options.retry_backoff_s
         for attempt in range(1, self.options.max_attempts + 1):
             try:
-                outputs = await self.handler(event)
+                outputs = await self._handle_once(record, event)
                 return self._encode(record, event, outputs)
             except asyncio.CancelledError:
                 raise
@@ -100,20 +100,27 @@ class Dispatcher:
                 retryable = bool(getattr(exc, "retryable", False))
                 if retryable and attempt < self.options.max_attempts:
                     log.warning("retrying %s after %r (attempt %d)", event.type, exc, attempt)
+                    for m in self.middleware:
+                        m.before_retry(record, event, exc, attempt)
                     await asyncio.sleep(backoff)
                     backoff *= 2
                     continue
                 kind = DeadLetterKind.TRANSIENT if retryable else DeadLetterKind.HANDLER
                 log.exception("handler failed on %s of run %s", event.type, event.run_id)
                 return self.dead_letter(
-                    record, kind, f"{type(exc).__name__}: {exc}", event.type, attempt
+                    record,
+                    kind,
+                    f"{type(exc).__name__}: {exc}",
+                    event.type,
+                    attempt,
+                    trace=event.trace,
                 )
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _encode(
         self, record: RawRecord, event: Envelope[Any], outputs: Sequence[Outbound]
     ) -> list[Encoded]:
-        encoded = [encode_outbound(out) for out in outputs]
+        encoded = [encode_outbound(out, cause=event) for out in outputs]
         for item in encoded:
             limit = self.max_bytes.get(item.topic)
             if limit is not None and len(item.value) > limit:
@@ -123,6 +130,7 @@ class Dispatcher:
                     f"handler output of {len(item.value)} bytes for {item.topic} "
                     f"exceeds its limit of {limit}",
                     event.type,
+                    trace=event.trace,
                 )
         return encoded
 
@@ -133,7 +141,11 @@ class Dispatcher:
         error: str,
         event_type: str | None = None,
         attempts: int = 1,
+        *,
+        trace: TraceContext | None = None,
     ) -> list[Encoded]:
+        for m in self.middleware:
+            m.after_dead_letter(record, kind)
         if record.topic.endswith(DLQ_SUFFIX):
             # A dead letter that cannot be handled stays where it is, in its dead-letter topic:
             # nothing is lost, and there is no dead-letter topic of a dead-letter topic.
@@ -169,5 +181,11 @@ class Dispatcher:
             event_type=event_type,
             attempts=attempts,
         )
-        envelope = Envelope.of(letter, run_id=run_id or "-", producer=self.producer)
+        envelope = Envelope.of(
+            letter,
+            run_id=run_id or "-",
+            producer=self.producer,
+            # The dead letter stays in its run's trace.
+            trace=trace or trace_from_headers(record.headers),
+        )
         return [encode_outbound(Outbound(dlq_name(record.topic), envelope))]

@@ -27,20 +27,16 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyEx
 from loopline_events import TopicSpec
 from loopline_runtime import KafkaSettings
 
-from loopline_bus._api import (
-    Bus,
-    Handler,
-    Outbound,
-    RawRecord,
-    Subscription,
-    SubscriptionOptions,
-)
-from loopline_bus._dispatch import Dispatcher, Encoded, encode_outbound
+from loopline_bus._api import Bus, Handler, Subscription, SubscriptionOptions
+from loopline_bus._dispatch import Dispatcher
+from loopline_bus._records import Encoded, Outbound, RawRecord, encode_outbound
 
 log = logging.getLogger("loopline.bus")
 
 # Room for a dead letter of a maximal message (base64 grows it by a third) and its envelope.
 MAX_REQUEST_BYTES = 4 * 1024 * 1024
+LAG_INTERVAL_S = 1.0
+"""How often an idle consumer refreshes its lag (a busy one does after every batch)."""
 
 
 @dataclass
@@ -76,13 +72,24 @@ class KafkaBus(Bus):
         )
         await producer.start()
         self._producer = producer
+        self._started()
 
     async def stop(self) -> None:
+        self._stopped()
         for sub in list(self._subscriptions):
             await sub.stop()
         if self._producer is not None:
             await self._producer.stop()
             self._producer = None
+
+    def readiness(self) -> str | None:
+        if self._producer is None:
+            return f"{self.client_id}: producer not started"
+        for sub in self._subscriptions:
+            reason = sub.readiness()
+            if reason is not None:
+                return reason
+        return None
 
     async def ensure_topics(self, specs: Sequence[TopicSpec] | None = None) -> None:
         wanted = {self.topic(s.name): s for s in (specs or self.specs)}
@@ -114,6 +121,7 @@ class KafkaBus(Bus):
             for item in items
         ]
         await asyncio.gather(*futures)
+        self._published(items)
 
     async def publish_many(self, outbound: Sequence[Outbound]) -> None:
         await self.send_encoded([encode_outbound(o) for o in outbound])
@@ -142,6 +150,7 @@ class KafkaBus(Bus):
             options=opts,
             max_bytes={s.name: s.max_message_bytes for s in self.specs},
             producer=self.client_id,
+            middleware=self.middleware,
         )
         return _KafkaSubscription(self, group, tuple(topics), dispatcher, opts)
 
@@ -162,9 +171,10 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str]) -> No
 class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
     """Logs each assignment (operators and tests read it) and marks the first one."""
 
-    def __init__(self, group: str, assigned: asyncio.Event):
+    def __init__(self, group: str, assigned: asyncio.Event, joined: asyncio.Event):
         self.group = group
         self.assigned = assigned
+        self.joined = joined
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         return None
@@ -172,6 +182,8 @@ class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
     async def on_partitions_assigned(self, assigned: Any) -> None:
         partitions = sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)
         log.info("assignment %s", json.dumps({"group": self.group, "partitions": partitions}))
+        # Joined even with no partition: a member beyond the partition count is ready, idle.
+        self.joined.set()
         if assigned:
             self.assigned.set()
 
@@ -192,6 +204,8 @@ class _KafkaSubscription(Subscription):
         self._stopping = asyncio.Event()
         self._limit = asyncio.Semaphore(options.concurrency)
         self._assigned = asyncio.Event()
+        self._joined = asyncio.Event()
+        self._next_lag = 0.0
 
     async def start(self) -> None:
         settings = self.bus.settings
@@ -212,7 +226,8 @@ class _KafkaSubscription(Subscription):
             max_partition_fetch_bytes=MAX_REQUEST_BYTES,
         )
         self._consumer.subscribe(
-            [self.bus.topic(t) for t in self.topics], listener=_Assigned(self.group, self._assigned)
+            [self.bus.topic(t) for t in self.topics],
+            listener=_Assigned(self.group, self._assigned, self._joined),
         )
         await self._consumer.start()
         self.bus._subscriptions.append(self)
@@ -221,11 +236,19 @@ class _KafkaSubscription(Subscription):
     async def wait_assigned(self, timeout: float = 30.0) -> None:
         await asyncio.wait_for(self._assigned.wait(), timeout)
 
+    def readiness(self) -> str | None:
+        if self._task is None or self._task.done():
+            return f"consumer of {self.group} is not running"
+        if not self._joined.is_set():
+            return f"consumer of {self.group} has no assignment yet"
+        return None
+
     async def stop(self) -> None:
         self._stopping.set()
         if self._task is not None:
             await self._task
             self._task = None
+        self._report_lag({})
         if self._consumer is not None:
             await self._consumer.stop()
             self._consumer = None
@@ -235,19 +258,48 @@ class _KafkaSubscription(Subscription):
     async def _run(self) -> None:
         assert self._consumer is not None
         consumer = self._consumer
+        loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             batch = await consumer.getmany(timeout_ms=200, max_records=self.options.max_batch)
-            if not batch:
-                continue
-            try:
-                await self._process(consumer, batch)
-            except Exception:
-                # The broker or a dependency failed under us (not the message: handler errors
-                # are dead-lettered). Rewind to the batch's start and try it again shortly.
-                log.exception("batch of %s failed; retrying it", self.group)
-                for tp, messages in batch.items():
-                    consumer.seek(tp, messages[0].offset)
-                await asyncio.sleep(1.0)
+            if batch:
+                try:
+                    await self._process(consumer, batch)
+                except Exception:
+                    # The broker or a dependency failed under us (not the message: handler
+                    # errors are dead-lettered). Rewind to the batch's start and retry shortly.
+                    log.exception("batch of %s failed; retrying it", self.group)
+                    for tp, messages in batch.items():
+                        consumer.seek(tp, messages[0].offset)
+                    await asyncio.sleep(1.0)
+            if batch or loop.time() >= self._next_lag:
+                self._next_lag = loop.time() + LAG_INTERVAL_S
+                self._report_lag(await self._lag(consumer))
+
+    async def _lag(self, consumer: AIOKafkaConsumer) -> dict[tuple[str, int], int]:
+        """High-water mark minus position of each assigned partition, from what the consumer
+        already knows (fetch responses carry the high-water mark): no request to the broker."""
+        if not self.bus.middleware:
+            return {}
+        prefix_len = len(self.bus.prefix)
+        lag: dict[tuple[str, int], int] = {}
+        # position() is local once a fetch has positioned the partition; should one be
+        # resetting instead, the consumer loop must not wait for it.
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(0.5):
+                for tp in consumer.assignment():
+                    try:
+                        high = consumer.highwater(tp)
+                        if high is None:  # nothing fetched yet: unknown, not zero
+                            continue
+                        position = await consumer.position(tp)
+                    except (AssertionError, IllegalStateError):
+                        continue  # revoked meanwhile
+                    lag[(tp.topic[prefix_len:], tp.partition)] = max(0, high - position)
+        return lag
+
+    def _report_lag(self, lag: dict[tuple[str, int], int]) -> None:
+        for m in self.bus.middleware:
+            m.after_poll(self.group, id(self), lag)
 
     async def _process(self, consumer: AIOKafkaConsumer, batch: dict[Any, list[Any]]) -> None:
         prefix_len = len(self.bus.prefix)

@@ -14,16 +14,10 @@ from dataclasses import dataclass, field
 
 from loopline_events import TopicSpec
 
-from loopline_bus._api import (
-    Bus,
-    Handler,
-    Outbound,
-    RawRecord,
-    Subscription,
-    SubscriptionOptions,
-)
-from loopline_bus._dispatch import Dispatcher, Encoded, encode_outbound
+from loopline_bus._api import Bus, Handler, Subscription, SubscriptionOptions
+from loopline_bus._dispatch import Dispatcher
 from loopline_bus._partitioner import partition_for
+from loopline_bus._records import Encoded, Outbound, RawRecord, encode_outbound
 
 
 @dataclass
@@ -35,6 +29,7 @@ class InMemoryBus(Bus):
     _committed: dict[tuple[str, str, int], int] = field(default_factory=dict, init=False)
     _changed: asyncio.Condition | None = field(default=None, init=False)
     _subscriptions: list[_MemorySubscription] = field(default_factory=list, init=False)
+    _running: bool = field(default=False, init=False)
 
     @property
     def changed(self) -> asyncio.Condition:
@@ -44,10 +39,23 @@ class InMemoryBus(Bus):
 
     async def start(self) -> None:
         await self.ensure_topics()
+        self._running = True
+        self._started()
 
     async def stop(self) -> None:
+        self._stopped()
         for sub in list(self._subscriptions):
             await sub.stop()
+        self._running = False
+
+    def readiness(self) -> str | None:
+        if not self._running:
+            return "in-memory bus not started"
+        for sub in self._subscriptions:
+            reason = sub.readiness()
+            if reason is not None:
+                return reason
+        return None
 
     async def ensure_topics(self, specs: Sequence[TopicSpec] | None = None) -> None:
         for spec in specs or self.specs:
@@ -74,6 +82,7 @@ class InMemoryBus(Bus):
             parts[p].append(
                 RawRecord(item.topic, p, len(parts[p]), item.key, item.value, item.headers)
             )
+        self._published(items)
         async with self.changed:
             self.changed.notify_all()
 
@@ -104,6 +113,7 @@ class InMemoryBus(Bus):
             options=opts,
             max_bytes={s.name: s.max_message_bytes for s in self.specs},
             producer=self.producer_name,
+            middleware=self.middleware,
         )
         return _MemorySubscription(self, group, tuple(topics), dispatcher, opts)
 
@@ -139,6 +149,11 @@ class _MemorySubscription(Subscription):
     async def wait_assigned(self, timeout: float = 30.0) -> None:
         await asyncio.wait_for(self._assigned.wait(), timeout)
 
+    def readiness(self) -> str | None:
+        if self._task is None or self._task.done():
+            return f"consumer of {self.group} is not running"
+        return None
+
     async def stop(self) -> None:
         self._stopping = True
         if self._task is not None:
@@ -149,6 +164,7 @@ class _MemorySubscription(Subscription):
             self._task = None
         if self in self.bus._subscriptions:
             self.bus._subscriptions.remove(self)
+        self._report_lag({})
 
     def _fetch(self) -> dict[tuple[str, int], list[RawRecord]]:
         batch: dict[tuple[str, int], list[RawRecord]] = {}
@@ -179,6 +195,18 @@ class _MemorySubscription(Subscription):
             await self.bus._append(outputs)
             for (topic, p), records in batch.items():
                 self.bus._committed[(self.group, topic, p)] = records[-1].offset + 1
+            self._report_lag(self._lag())
+
+    def _lag(self) -> dict[tuple[str, int], int]:
+        return {
+            (topic, p): len(records) - self.bus._committed.get((self.group, topic, p), 0)
+            for topic in self.topics
+            for p, records in enumerate(self.bus._partitions(topic))
+        }
+
+    def _report_lag(self, lag: dict[tuple[str, int], int]) -> None:
+        for m in self.bus.middleware:
+            m.after_poll(self.group, id(self), lag)
 
 
 def _by_key(batch: dict[tuple[str, int], list[RawRecord]]) -> list[list[RawRecord]]:

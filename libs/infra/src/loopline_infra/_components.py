@@ -1,4 +1,5 @@
-"""The three components `loopline infra` runs: Kafka (KRaft), Redis and PostgreSQL."""
+"""The servers `loopline infra` runs: Kafka (KRaft), Redis and PostgreSQL here; Prometheus in
+_prometheus.py."""
 
 from __future__ import annotations
 
@@ -30,6 +31,8 @@ from loopline_infra._packages import (
 from loopline_infra._paths import KAFKA_VERSION, Paths
 from loopline_infra._process import InfraError, read_pid, run, spawn, stop_pid, tail
 
+DEFAULT_PROMETHEUS_PORT = 19090
+
 
 @dataclass(frozen=True)
 class Ports:
@@ -37,6 +40,7 @@ class Ports:
     kafka_controller: int
     redis: int
     postgres: int
+    prometheus: int = DEFAULT_PROMETHEUS_PORT
 
 
 class Component(ABC):

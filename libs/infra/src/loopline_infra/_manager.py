@@ -13,9 +13,17 @@ from loopline_runtime import (
     DEFAULT_REDIS_PORT,
 )
 
-from loopline_infra._components import Component, Kafka, Ports, Postgres, Redis
+from loopline_infra._components import (
+    DEFAULT_PROMETHEUS_PORT,
+    Component,
+    Kafka,
+    Ports,
+    Postgres,
+    Redis,
+)
 from loopline_infra._packages import Say, ensure_programs
 from loopline_infra._paths import Paths, default_paths
+from loopline_infra._prometheus import Prometheus
 
 READY_TIMEOUT_S = 120.0
 
@@ -33,6 +41,7 @@ def default_ports() -> Ports:
         ),
         redis=_port("LOOPLINE_INFRA_REDIS_PORT", DEFAULT_REDIS_PORT),
         postgres=_port("LOOPLINE_INFRA_POSTGRES_PORT", DEFAULT_POSTGRES_PORT),
+        prometheus=_port("LOOPLINE_INFRA_PROMETHEUS_PORT", DEFAULT_PROMETHEUS_PORT),
     )
 
 
@@ -50,7 +59,7 @@ class ComponentStatus:
 
 
 class Infra:
-    """The project's Kafka, Redis and PostgreSQL, as one unit."""
+    """The project's Kafka, Redis, PostgreSQL and Prometheus, as one unit."""
 
     def __init__(self, paths: Paths | None = None, ports: Ports | None = None):
         self.paths = paths or default_paths()
@@ -59,6 +68,7 @@ class Infra:
             Postgres(self.paths, self.ports),
             Redis(self.paths, self.ports),
             Kafka(self.paths, self.ports),
+            Prometheus(self.paths, self.ports),
         )
 
     def env(self) -> dict[str, str]:
@@ -73,7 +83,7 @@ class Infra:
         }
 
     def component(self, name: str) -> Component:
-        """The component called `name` (kafka, redis, postgres)."""
+        """The component called `name` (kafka, redis, postgres, prometheus)."""
         return next(c for c in self.components if c.name == name)
 
     async def up(self, say: Say = print) -> list[ComponentStatus]:

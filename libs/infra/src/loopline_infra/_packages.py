@@ -26,6 +26,8 @@ REDIS = Requirement("redis-server", "redis-server")
 POSTGRES = Requirement("initdb", "postgresql")
 JAVA = Requirement("java", "openjdk-17-jre-headless")
 MAVEN = Requirement("mvn", "maven")
+PROMETHEUS = Requirement("prometheus", "prometheus")
+PROMTOOL = Requirement("promtool", "prometheus")
 
 
 def postgres_bin_dir() -> Path | None:
@@ -67,7 +69,8 @@ def ensure_programs(reqs: list[Requirement], say: Say) -> None:
             done = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
             if done.returncode != 0:
                 raise InfraError(f"{' '.join(argv)} failed:\n{done.stderr.strip()[-2000:]}")
-        # Debian's postgresql package starts its own cluster on 5432; ours runs on its own port.
+        # Debian's postgresql and prometheus packages may start their own servers (on 5432 and
+        # 9090) where an init system runs; ours run on their own ports and never meet them.
         return
     hint = (
         f"sudo apt-get install -y {' '.join(packages)}"

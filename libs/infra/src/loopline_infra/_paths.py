@@ -38,6 +38,20 @@ class Paths:
     def kafka_libs(self) -> Path:
         return self.cache / f"kafka-{KAFKA_VERSION}" / "libs"
 
+    @property
+    def service_targets(self) -> Path:
+        """Prometheus file_sd target files, one per running service instance."""
+        return self.home / "services" / "targets"
+
+    @property
+    def prometheus_template(self) -> Path:
+        return self.project / "infra" / "prometheus" / "prometheus.yml"
+
+    @property
+    def prometheus_rules(self) -> Path:
+        """Recording and alert rules, loaded in place by every Prometheus the project runs."""
+        return self.project / "infra" / "prometheus" / "rules"
+
     def component(self, name: str) -> Path:
         return self.home / name
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import time
@@ -9,7 +10,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from loopline_runtime import READY_FILE_VARIABLE
+from loopline_runtime import READY_FILE_VARIABLE, read_ready_file
 
 from loopline_infra._packages import Say
 from loopline_infra._process import InfraError, read_pid, spawn, stop_pid, tail
@@ -18,19 +19,46 @@ SERVICES: tuple[str, ...] = ("memory", "planner", "tool-executor", "recovery")
 """Every service, in the order they start."""
 
 
+HTTP_HOST = "127.0.0.1"
+"""Where the services started here serve HTTP: each on a free port, named in its ready file."""
+
+
 @dataclass(frozen=True)
 class ServiceStatus:
+    """One service instance: its state, process, log and HTTP endpoints."""
+
     name: str
     state: str  # "running" or "stopped"
     pid: int | None
     log: Path
+    http_port: int | None = None
+
+    @property
+    def url(self) -> str | None:
+        """Base URL of its /metrics, /healthz and /readyz, while it runs."""
+        if self.state != "running" or self.http_port is None:
+            return None
+        return f"http://{HTTP_HOST}:{self.http_port}"
+
+
+def _service_of(instance: str) -> str:
+    """`planner-2` → `planner`."""
+    for name in SERVICES:
+        if instance == name or instance.startswith(f"{name}-"):
+            return name
+    return instance
 
 
 class Services:
-    """Starts each service as `loopline serve NAME`, tracked by pid file, logging to a file."""
+    """Starts each service as `loopline serve NAME`, tracked by pid file, logging to a file.
+
+    Each instance serves HTTP on a free port of 127.0.0.1; once it is ready, a Prometheus file_sd
+    target file `services/targets/<instance>.json` names it, until `down`.
+    """
 
     def __init__(self, home: Path, env: Mapping[str, str] | None = None):
         self.dir = home / "services"
+        self.targets = self.dir / "targets"
         self.env = dict(env or {})
 
     def _files(self, instance: str) -> tuple[Path, Path, Path]:
@@ -56,14 +84,19 @@ class Services:
                 pid_file, log, ready = self._files(instance)
                 if read_pid(pid_file) is not None:
                     say(f"{instance}: already running (pid {read_pid(pid_file)})")
+                    self._write_target(instance, ready)
                     continue
                 ready.unlink(missing_ok=True)
                 argv = [sys.executable, "-m", "loopline.cli", "serve", name]
+                self._target(instance).unlink(missing_ok=True)
+                # Several instances share this host: each takes a free port, whatever the
+                # environment says, and tells it in its ready file.
+                http = {"LOOPLINE_HTTP_HOST": HTTP_HOST, "LOOPLINE_HTTP_PORT": "0"}
                 spawn(
                     argv,
                     log=log,
                     pid_file=pid_file,
-                    env={**self.env, READY_FILE_VARIABLE: str(ready)},
+                    env={**self.env, **http, READY_FILE_VARIABLE: str(ready)},
                 )
                 waiting.append(instance)
         deadline = time.monotonic() + timeout
@@ -75,8 +108,30 @@ class Services:
                 if time.monotonic() > deadline:
                     raise InfraError(f"{instance} not ready after {timeout:.0f}s:\n{tail(log)}")
                 time.sleep(0.1)
-            say(f"{instance}: running (pid {read_pid(pid_file)}, log {log})")
+            port = self._write_target(instance, ready)
+            say(f"{instance}: running (pid {read_pid(pid_file)}, http :{port}, log {log})")
         return self.status()
+
+    def _target(self, instance: str) -> Path:
+        return self.targets / f"{instance}.json"
+
+    def _write_target(self, instance: str, ready: Path) -> int | None:
+        """The file_sd target file of a ready instance; its HTTP port."""
+        info = read_ready_file(ready)
+        if info is None or info.http_port is None:
+            return None
+        self.targets.mkdir(parents=True, exist_ok=True)
+        target = [
+            {
+                "targets": [f"{HTTP_HOST}:{info.http_port}"],
+                "labels": {"service": _service_of(instance), "instance": instance},
+            }
+        ]
+        # Prometheus re-reads the file when it changes: never let it see half of one.
+        partial = self._target(instance).with_suffix(".tmp")
+        partial.write_text(json.dumps(target, indent=2) + "\n")
+        partial.replace(self._target(instance))
+        return info.http_port
 
     def down(self, *, say: Say = print) -> None:
         """Stop every service instance started here (SIGTERM: each finishes and commits)."""
@@ -88,6 +143,7 @@ class Services:
                 say(f"{instance}: stopped")
             pid_file.unlink(missing_ok=True)
             ready.unlink(missing_ok=True)
+            self._target(instance).unlink(missing_ok=True)
 
     def kill(self, instance: str) -> int:
         """SIGKILL one instance (for failure tests); its pid."""
@@ -98,11 +154,14 @@ class Services:
         return pid
 
     def status(self) -> list[ServiceStatus]:
+        """Every instance started here, running or not, with its HTTP port while it runs."""
         out = []
         for instance in self._known():
-            pid_file, log, _ = self._files(instance)
+            pid_file, log, ready = self._files(instance)
             pid = read_pid(pid_file)
-            out.append(ServiceStatus(instance, "running" if pid else "stopped", pid, log))
+            info = read_ready_file(ready) if pid else None
+            port = info.http_port if info is not None and info.pid == pid else None
+            out.append(ServiceStatus(instance, "running" if pid else "stopped", pid, log, port))
         return out
 
     def _known(self) -> list[str]:

@@ -1,7 +1,23 @@
 """Runtime pieces shared by every Loopline process: settings, agent profiles, logging,
-PostgreSQL migrations and the service lifecycle."""
+PostgreSQL migrations, tracing, health and the service lifecycle (with its HTTP endpoints)."""
 
-from loopline_runtime._lifecycle import READY_FILE_VARIABLE, Stop, serve_until_signalled
+from loopline_runtime._health import (
+    PROCESS_HEALTH,
+    Health,
+    Phase,
+    Probe,
+    register_probe,
+    unregister_probe,
+)
+from loopline_runtime._http import HttpSettings, StatusServer
+from loopline_runtime._lifecycle import (
+    READY_FILE_VARIABLE,
+    ReadyInfo,
+    Stop,
+    read_ready_file,
+    serve_until_signalled,
+    write_ready_file,
+)
 from loopline_runtime._logging import configure_logging
 from loopline_runtime._postgres import migrate, open_schema, schema_name
 from loopline_runtime._profiles import (
@@ -22,6 +38,7 @@ from loopline_runtime._settings import (
     RedisSettings,
     load_endpoints,
 )
+from loopline_runtime._tracing import configure_tracing
 
 __all__ = [
     "AGENTS_FILE_VARIABLE",
@@ -29,20 +46,32 @@ __all__ = [
     "DEFAULT_KAFKA_PORT",
     "DEFAULT_POSTGRES_PORT",
     "DEFAULT_REDIS_PORT",
+    "PROCESS_HEALTH",
     "READY_FILE_VARIABLE",
     "AgentProfile",
     "Endpoints",
+    "Health",
+    "HttpSettings",
     "KafkaSettings",
+    "Phase",
     "PostgresSettings",
+    "Probe",
     "ProfileError",
+    "ReadyInfo",
     "RedisSettings",
+    "StatusServer",
     "Stop",
     "configure_logging",
+    "configure_tracing",
     "load_endpoints",
     "load_profiles",
     "migrate",
     "open_schema",
     "parse_profiles",
+    "read_ready_file",
+    "register_probe",
     "schema_name",
     "serve_until_signalled",
+    "unregister_probe",
+    "write_ready_file",
 ]
