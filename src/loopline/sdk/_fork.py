@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 
-from loopline_bus import KafkaBus, Outbound
+from loopline_bus import KafkaBus, Outbound, start_trace
 from loopline_events import CONTROL, GOALS, Envelope, ForkRecorded, RunForked
 from loopline_memory.domain.replay import StepNotReachedError
 
@@ -46,7 +46,13 @@ async def fork_run(
         usage=parent.usage,
     )
     child = new_run_id or str(uuid.uuid4())
-    started = Envelope.of(fork, run_id=child, tenant=parent.tenant, producer=producer)
+    started = Envelope.of(
+        fork,
+        run_id=child,
+        tenant=parent.tenant,
+        producer=producer,
+        trace=start_trace("fork run"),
+    )
     lineage = Envelope.of(
         ForkRecorded(child_run_id=child, from_step=from_step),
         run_id=run_id,
