@@ -82,6 +82,12 @@ test-unit: install ## Only the pure unit tests (no infrastructure)
 failover: install ## Kill one of two replicas of each service mid-run; print the failover times
 	@$(RUN) pytest tests/e2e/test_failover_kill.py -s -q $(PYTEST_ARGS)
 
+BENCH_ARGS ?=
+
+.PHONY: bench
+bench: infra-up ## Benchmark against the targets; results in bench/results (BENCH_ARGS=--quick|--profile)
+	@$(RUN) python -m bench $(BENCH_ARGS)
+
 .PHONY: clean
 clean: ## Remove caches (not the infrastructure's data: see infra-down WIPE=1)
 	rm -rf .mypy_cache .ruff_cache .pytest_cache .hypothesis

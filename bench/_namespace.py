@@ -1,0 +1,146 @@
+"""The benchmark's own namespace on the shared infrastructure, and the services running in it.
+
+Everything the benchmark creates carries its topic prefix: Kafka topics and groups, the
+services' PostgreSQL schemas and their Redis keys. Its LOOPLINE_HOME is a temporary folder
+(service pids, logs and the agents file). `cleanup` removes all of it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import asyncpg
+import redis.asyncio as aioredis
+from aiokafka.admin import AIOKafkaAdminClient
+from loopline_infra import SERVICES, Infra, Services, default_paths
+from loopline_runtime import AGENTS_FILE_VARIABLE, Endpoints, load_endpoints, schema_name
+
+from bench._proc import Watched
+from bench._sizes import AGENTS_TOML
+
+SCHEMAS = ("memory", "executor", "recovery")
+"""The PostgreSQL schemas the services create, each within the namespace."""
+
+
+@dataclass
+class Namespace:
+    """A topic prefix and the endpoints pointing into it."""
+
+    prefix: str
+    endpoints: Endpoints
+
+    @property
+    def env(self) -> dict[str, str]:
+        """The variables that put a Loopline process into this namespace."""
+        return {
+            "LOOPLINE_KAFKA_BOOTSTRAP": self.endpoints.kafka.bootstrap,
+            "LOOPLINE_KAFKA_TOPIC_PREFIX": self.prefix,
+            "LOOPLINE_REDIS_URL": self.endpoints.redis.url,
+            "LOOPLINE_POSTGRES_DSN": self.endpoints.postgres.dsn.get_secret_value(),
+        }
+
+    async def cleanup(self) -> None:
+        """Delete the namespace's topics, schemas and Redis keys."""
+        await _delete_topics(self.endpoints.kafka.bootstrap, self.prefix)
+        conn = await asyncpg.connect(self.endpoints.postgres.dsn.get_secret_value())
+        try:
+            for base in SCHEMAS:
+                name = schema_name(base, self.prefix)
+                await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+        finally:
+            await conn.close()
+        redis = aioredis.from_url(self.endpoints.redis.url)
+        try:
+            keys = [k async for k in redis.scan_iter(match=f"{self.prefix}*", count=1000)]
+            for start in range(0, len(keys), 1000):
+                await redis.delete(*keys[start : start + 1000])
+        finally:
+            await redis.aclose()
+
+
+def new_namespace(tag: str = "") -> Namespace:
+    """A namespace no one else uses, on the endpoints of the environment."""
+    prefix = f"bench{uuid.uuid4().hex[:8]}{tag}."
+    base = load_endpoints()
+    kafka = base.kafka.model_copy(update={"topic_prefix": prefix})
+    return Namespace(prefix, Endpoints(kafka=kafka, redis=base.redis, postgres=base.postgres))
+
+
+async def _delete_topics(bootstrap: str, prefix: str) -> None:
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    await admin.start()
+    try:
+        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
+        if names:
+            await admin.delete_topics(names)
+    finally:
+        await admin.close()
+
+
+class Home:
+    """The benchmark's LOOPLINE_HOME: a temporary folder with the agents file."""
+
+    def __init__(self, service_env: dict[str, str] | None = None) -> None:
+        self.service_env = dict(service_env or {})
+        """More variables for the services (experiments: LOOPLINE_KAFKA_LINGER_MS=0, ...)."""
+        base = default_paths().home
+        base.mkdir(parents=True, exist_ok=True)
+        self.path = Path(tempfile.mkdtemp(prefix="bench-", dir=base))
+        self.agents = self.path / "agents.toml"
+        self.agents.write_text(AGENTS_TOML)
+        # This process folds runs too (replay, floor): with the same profiles as the services.
+        os.environ[AGENTS_FILE_VARIABLE] = str(self.agents)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.path, ignore_errors=True)
+
+
+class System:
+    """The four services as separate processes in a namespace (`replicas` of some)."""
+
+    def __init__(self, namespace: Namespace, home: Home, folder: str = "system"):
+        env = {**namespace.env, AGENTS_FILE_VARIABLE: str(home.agents), **home.service_env}
+        self.services = Services(home.path / folder, env)
+
+    def up(self, replicas: dict[str, int] | None = None) -> None:
+        """Start every service (one of each unless `replicas` says more) and wait for them."""
+        counts = {name: (replicas or {}).get(name, 1) for name in SERVICES}
+        for count in sorted(set(counts.values())):
+            names = [n for n in SERVICES if counts[n] == count]
+            self.services.up(names, replicas=count, say=lambda _: None)
+
+    def down(self) -> None:
+        """Stop every service instance (SIGTERM; each commits what it did)."""
+        with contextlib.suppress(Exception):
+            self.services.down(say=lambda _: None)
+
+    def pids(self) -> dict[str, int]:
+        """Running instances by name."""
+        return {s.name: s.pid for s in self.services.status() if s.pid is not None}
+
+    def watched(self) -> list[Watched]:
+        """Every process whose CPU a durable step costs: the services, the infrastructure and
+        this driver."""
+        return [
+            *(Watched(name, pid) for name, pid in self.pids().items()),
+            *infrastructure(),
+            Watched("bench driver", os.getpid()),
+        ]
+
+
+def infrastructure(names: Sequence[str] = ("kafka", "redis", "postgres")) -> list[Watched]:
+    """The shared servers' processes (PostgreSQL with its backends)."""
+    infra = Infra()
+    found = []
+    for name in names:
+        pid = infra.component(name).pid()
+        if pid is not None:
+            found.append(Watched(name, pid, tree=name == "postgres"))
+    return found
