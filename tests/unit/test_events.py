@@ -13,6 +13,7 @@ from loopline_events import (
     DecodeErrorKind,
     Envelope,
     EventDecodeError,
+    FailRun,
     FailureReason,
     ForkRecorded,
     GoalSubmitted,
@@ -61,6 +62,9 @@ EXAMPLES: list[Payload] = [
     ),
     RunCompleted(answer="5", steps=2),
     RunFailed(reason=FailureReason.MAX_STEPS, message="10 steps", steps=10),
+    FailRun(
+        reason=FailureReason.STALLED, message="no progress", requested_by="recovery", at_step=3
+    ),
     RunCancelled(reason="user asked"),
     RunForked(
         parent_run_id="run-0",

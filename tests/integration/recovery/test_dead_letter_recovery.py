@@ -1,5 +1,6 @@
 """Recovery on the real Kafka and PostgreSQL: transient dead letters come back through the
-retry tiers, the rest are parked and fail their run, and an operator can redrive them."""
+retry tiers, the rest are parked and fail their run (recovery asks memory to, with FailRun on
+agent.control), and an operator can redrive them."""
 
 from __future__ import annotations
 
@@ -16,14 +17,14 @@ import pytest
 from loopline_bus import EventStream, KafkaBus, Outbound, SubscriptionOptions
 from loopline_events import (
     CONTEXTS,
+    CONTROL,
     DECISIONS,
     GOALS,
     OBSERVATIONS,
-    RESULTS,
     Envelope,
+    FailRun,
     FailureReason,
     ModelDecided,
-    RunFailed,
     ToolCallSucceeded,
 )
 from loopline_recovery.main import start as start_recovery
@@ -150,12 +151,12 @@ async def test_retries_exhausted_park_the_letter_and_fail_the_run_as_stalled(
 ) -> None:
     await recovery(retry_delays_s="[0.2, 0.2, 0.2]", max_retries="2")
     await _serve(kafka_bus, DECISIONS.name, FlakyService(failures=100))
-    results = EventStream(kafka_bus.settings, topics=[RESULTS.name])
+    results = EventStream(kafka_bus.settings, topics=[CONTROL.name])
     await results.start()
     await kafka_bus.publish(DECISIONS.name, _decision("run-down"))
     failed = await _first(results, lambda e: e.run_id == "run-down")
     await results.stop()
-    assert isinstance(failed.payload, RunFailed)
+    assert isinstance(failed.payload, FailRun)
     assert failed.payload.reason is FailureReason.STALLED
     assert "after 2 retries" in failed.payload.message
     letters = await _letters(loopline_endpoints, kafka_bus.prefix, "run-down")
@@ -171,13 +172,13 @@ async def test_an_invalid_goal_is_parked_and_its_run_failed_with_the_reason(
 ) -> None:
     await recovery()
     await _serve(kafka_bus, GOALS.name, FlakyService(failures=0))
-    results = EventStream(kafka_bus.settings, topics=[RESULTS.name])
+    results = EventStream(kafka_bus.settings, topics=[CONTROL.name])
     await results.start()
     wrong = {"type": "GoalSubmitted", "run_id": "run-wrong", "payload": {"goal": 42}}
     await kafka_bus.publish_raw(GOALS.name, json.dumps(wrong).encode(), key=b"run-wrong")
     failed = await _first(results, lambda e: e.run_id == "run-wrong")
     await results.stop()
-    assert isinstance(failed.payload, RunFailed)
+    assert isinstance(failed.payload, FailRun)
     assert failed.payload.reason is FailureReason.INVALID_GOAL
     assert "schema" in failed.payload.message
 
@@ -187,14 +188,14 @@ async def test_a_poison_message_is_parked_and_an_operator_can_redrive_it(
 ) -> None:
     await recovery()
     await _serve(kafka_bus, CONTEXTS.name, FlakyService(failures=0))
-    results = EventStream(kafka_bus.settings, topics=[RESULTS.name])
+    results = EventStream(kafka_bus.settings, topics=[CONTROL.name])
     await results.start()
     await kafka_bus.publish_raw(
         CONTEXTS.name, b"\x00not json", key=b"run-poison", headers=[("origin", b"test")]
     )
     failed = await _first(results, lambda e: e.run_id == "run-poison")
     await results.stop()
-    assert isinstance(failed.payload, RunFailed)
+    assert isinstance(failed.payload, FailRun)
     assert failed.payload.reason is FailureReason.POISON
     assert "undecodable" in failed.payload.message
 

@@ -34,6 +34,13 @@ class SubscriptionOptions:
     """First backoff between tries; doubles each time."""
     from_beginning: bool = True
     """Where a new group starts: the earliest offset (True) or the end (False)."""
+    before_publish: Callable[[], Awaitable[None]] | None = None
+    """Called once every record of a batch is handled, before the batch's outputs are
+    published: where a handler makes the writes of a whole batch durable at once. Should it
+    raise, nothing of the batch is published or committed and the batch is handled again."""
+    on_reassigned: Callable[[], None] | None = None
+    """Called when partitions move to or from this consumer: what a handler cached about the
+    runs of its partitions may be stale from now on."""
 
 
 class Subscription(ABC):

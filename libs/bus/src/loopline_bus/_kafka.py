@@ -16,7 +16,7 @@ import logging
 import os
 import socket
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -171,17 +171,32 @@ async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str]) -> No
 class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
     """Logs each assignment (operators and tests read it) and marks the first one."""
 
-    def __init__(self, group: str, assigned: asyncio.Event, joined: asyncio.Event):
+    def __init__(
+        self,
+        group: str,
+        assigned: asyncio.Event,
+        joined: asyncio.Event,
+        reassigned: Callable[[], None] | None,
+        settle: Callable[[], Awaitable[None]],
+    ):
         self.group = group
         self.assigned = assigned
         self.joined = joined
+        self.reassigned = reassigned
+        self.settle = settle
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
-        return None
+        # Commit what is done before the partitions go, so their next owner does not redo it.
+        with contextlib.suppress(Exception):
+            await self.settle()
+        if self.reassigned is not None:
+            self.reassigned()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         partitions = sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)
         log.info("assignment %s", json.dumps({"group": self.group, "partitions": partitions}))
+        if self.reassigned is not None:
+            self.reassigned()
         # Joined even with no partition: a member beyond the partition count is ready, idle.
         self.joined.set()
         if assigned:
@@ -206,6 +221,7 @@ class _KafkaSubscription(Subscription):
         self._assigned = asyncio.Event()
         self._joined = asyncio.Event()
         self._next_lag = 0.0
+        self._pending_commit: asyncio.Task[None] | None = None
 
     async def start(self) -> None:
         settings = self.bus.settings
@@ -227,7 +243,13 @@ class _KafkaSubscription(Subscription):
         )
         self._consumer.subscribe(
             [self.bus.topic(t) for t in self.topics],
-            listener=_Assigned(self.group, self._assigned, self._joined),
+            listener=_Assigned(
+                self.group,
+                self._assigned,
+                self._joined,
+                self.options.on_reassigned,
+                self._settle_commit,
+            ),
         )
         await self._consumer.start()
         self.bus._subscriptions.append(self)
@@ -248,6 +270,7 @@ class _KafkaSubscription(Subscription):
         if self._task is not None:
             await self._task
             self._task = None
+        await self._settle_commit()
         self._report_lag({})
         if self._consumer is not None:
             await self._consumer.stop()
@@ -323,8 +346,20 @@ class _KafkaSubscription(Subscription):
             for runs in by_key.values()
         )
         results = await asyncio.gather(*(self._handle_key(rs) for rs in ordered))
+        if self.options.before_publish is not None:
+            await self.options.before_publish()
         await self.bus.send_encoded([item for items in results for item in items])
-        await self._commit(consumer, offsets)
+        # The outputs are acknowledged, so the batch is done: its offsets are committed while
+        # the next batch is fetched and handled (one broker round trip less per batch). Commits
+        # stay in order: each waits for the one before it.
+        await self._settle_commit()
+        self._pending_commit = asyncio.create_task(self._commit(consumer, offsets))
+
+    async def _settle_commit(self) -> None:
+        """Wait for the previous batch's commit, if one is in flight."""
+        pending, self._pending_commit = self._pending_commit, None
+        if pending is not None:
+            await pending
 
     async def _handle_key(self, records: list[RawRecord]) -> list[Encoded]:
         async with self._limit:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,8 @@ from loopline_bus._api import Bus, Handler, Subscription, SubscriptionOptions
 from loopline_bus._dispatch import Dispatcher
 from loopline_bus._partitioner import partition_for
 from loopline_bus._records import Encoded, Outbound, RawRecord, encode_outbound
+
+log = logging.getLogger("loopline.bus")
 
 
 @dataclass
@@ -192,6 +195,14 @@ class _MemorySubscription(Subscription):
             for records in _by_key(batch):
                 for record in records:
                     outputs += await self.dispatcher.dispatch(record)
+            if self.options.before_publish is not None:
+                try:
+                    await self.options.before_publish()
+                except Exception:
+                    # As on Kafka: nothing of the batch is published or committed; again soon.
+                    log.exception("batch of %s failed; retrying it", self.group)
+                    await asyncio.sleep(0.1)
+                    continue
             await self.bus._append(outputs)
             for (topic, p), records in batch.items():
                 self.bus._committed[(self.group, topic, p)] = records[-1].offset + 1

@@ -17,6 +17,7 @@ from loopline_events._forks import ForkRecorded, RunForked
 from loopline_events._runs import (
     Budget,
     CancelRun,
+    FailRun,
     FailureReason,
     GoalSubmitted,
     RunCancelled,
@@ -78,6 +79,7 @@ __all__ = [
     "DecodeErrorKind",
     "Envelope",
     "EventDecodeError",
+    "FailRun",
     "FailureReason",
     "ForkRecorded",
     "GoalSubmitted",

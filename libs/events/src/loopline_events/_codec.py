@@ -12,7 +12,14 @@ from pydantic_core import from_json
 from loopline_events._dead_letters import DeadLettered
 from loopline_events._envelope import Envelope, Payload
 from loopline_events._forks import ForkRecorded, RunForked
-from loopline_events._runs import CancelRun, GoalSubmitted, RunCancelled, RunCompleted, RunFailed
+from loopline_events._runs import (
+    CancelRun,
+    FailRun,
+    GoalSubmitted,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+)
 from loopline_events._steps import ContextAssembled, ModelDecided, ModelFailed
 from loopline_events._tools import ToolCallFailed, ToolCallSucceeded
 
@@ -22,6 +29,7 @@ EVENT_TYPES: dict[str, type[Payload]] = {
         GoalSubmitted,
         RunForked,
         CancelRun,
+        FailRun,
         ForkRecorded,
         ContextAssembled,
         ModelDecided,

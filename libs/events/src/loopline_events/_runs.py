@@ -88,6 +88,27 @@ class RunFailed(Payload):
     )
 
 
+class FailRun(Payload):
+    """A command: end this run now as failed, with this reason (on agent.control).
+
+    Memory, the one writer of a run's end, folds it and answers with `RunFailed`, so its state,
+    its stores and a replay agree that the run ended. Recovery sends it for a run whose message
+    was parked, and its watchdog for a run that stalled or outlived its deadline.
+    """
+
+    TYPE = "FailRun"
+
+    reason: FailureReason = Field(description="Why the run must fail.")
+    message: str = Field(default="", max_length=4_000, description="A sentence for a human.")
+    requested_by: str = Field(default="", max_length=128, description="Who asked.")
+    at_step: int | None = Field(
+        default=None,
+        ge=0,
+        description="Fail the run only if it is still at this step (the seq of its latest "
+        "context); a run that moved on since ignores the command. None: whatever its step.",
+    )
+
+
 class RunCancelled(Payload):
     """The run was cancelled on request."""
 

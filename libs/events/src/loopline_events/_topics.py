@@ -50,7 +50,9 @@ def dlq_name(topic: str) -> str:
 
 GOALS = TopicSpec("agent.goals", "Runs asked for by users.", ("GoalSubmitted", "RunForked"))
 CONTROL = TopicSpec(
-    "agent.control", "Commands to runs, and their lineage.", ("CancelRun", "ForkRecorded")
+    "agent.control",
+    "Commands to runs, and their lineage.",
+    ("CancelRun", "FailRun", "ForkRecorded"),
 )
 CONTEXTS = TopicSpec(
     "agent.contexts",

@@ -26,6 +26,13 @@ class AgentProfile(BaseModel):
     tools: tuple[str, ...] = Field(default=(), description="Tools the agent may call.")
     max_steps: int = Field(default=10, ge=1, le=10_000, description="Most model steps per run.")
     deadline_s: float = Field(default=300.0, gt=0, description="Wall-clock limit of a run.")
+    step_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Longest wait for a run's next step (a decision, a tool result, the next "
+        "context) before recovery's watchdog re-drives the step; after its re-drives are "
+        "spent, the run fails as `stalled`.",
+    )
     max_tokens: int | None = Field(
         default=None, ge=1, description="Most tokens (read and written) a run may spend."
     )

@@ -13,12 +13,14 @@ from loopline_events import (
     OBSERVATIONS,
     Envelope,
     GoalSubmitted,
+    ModelDecided,
     RunForked,
     decode_event,
     encode_event,
 )
 
 from loopline_memory.adapters.longterm import LongTermMemory, Recall
+from loopline_memory.adapters.metrics import record_cost
 from loopline_memory.adapters.store import OUTBOX_SIZE, RunStore, Sent, StoredRun, Write
 from loopline_memory.domain import (
     Emission,
@@ -29,6 +31,7 @@ from loopline_memory.domain import (
     StoreMemory,
     apply,
 )
+from loopline_memory.domain.budgets import price_of
 from loopline_memory.domain.served import recalled
 
 PRODUCER = "memory"
@@ -42,6 +45,13 @@ def _starts_a_run(event: Envelope[Any]) -> bool:
 
 
 log = logging.getLogger("loopline.memory")
+
+
+def _follow(cause: Envelope[Any], emission: Emission, state: RunState, index: int) -> Envelope[Any]:
+    """The event `cause` makes memory emit: of the run's tenant, whoever sent the cause (a
+    command from recovery about a dead letter does not know the run's tenant)."""
+    out = cause.follow(emission.payload, producer=PRODUCER, seq=state.step, index=index)
+    return out if out.tenant == state.tenant else out.model_copy(update={"tenant": state.tenant})
 
 
 class MemoryHandler:
@@ -82,10 +92,7 @@ class MemoryHandler:
             return ()
         emissions = [*step.emissions, *await self._recall(step.state, step)]
         outputs = [
-            Outbound(
-                e.topic, event.follow(e.payload, producer=PRODUCER, seq=step.state.step, index=i)
-            )
-            for i, e in enumerate(emissions)
+            Outbound(e.topic, _follow(event, e, step.state, i)) for i, e in enumerate(emissions)
         ]
         sent = tuple(
             Sent(cause=cause, topic=o.topic, event=encode_event(o.event).decode()) for o in outputs
@@ -93,6 +100,9 @@ class MemoryHandler:
         outbox = ((*stored.outbox, *sent) if stored else sent)[-OUTBOX_SIZE:]
         writes = self._writes(step.state, step, event)
         await self.store.save(StoredRun(state=step.state, outbox=outbox), event, outputs, writes)
+        if isinstance(event.payload, ModelDecided):  # folded once: a duplicate returned above
+            usage = event.payload.usage
+            record_cost(event.payload.model, price_of(step.state.price).of(usage))
         return outputs
 
     async def _recall(self, state: RunState, step: Step) -> list[Emission]:

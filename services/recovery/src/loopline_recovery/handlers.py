@@ -11,11 +11,11 @@ from uuid import uuid5
 
 from loopline_bus import Bus, Outbound
 from loopline_events import (
-    RESULTS,
+    CONTROL,
     RETRIES_HEADER,
     DeadLettered,
     Envelope,
-    RunFailed,
+    FailRun,
     utcnow,
 )
 
@@ -31,9 +31,11 @@ class RecoveryHandler:
     """Records each dead letter with its verdict; schedules a retry or parks it and fails
     its run.
 
-    The outputs are derived from the dead letter alone, with ids derived from its id, so a
-    redelivered dead letter yields the same retry and the same RunFailed again: nothing is
-    lost between the ledger write and the broker's acknowledgement, and nothing doubles.
+    A run is failed by asking memory, the one writer of a run's end: `FailRun` on
+    agent.control, which memory folds and answers with `RunFailed`. The outputs are derived
+    from the dead letter alone, with ids derived from its id, so a redelivered dead letter
+    yields the same retry and the same FailRun again: nothing is lost between the ledger write
+    and the broker's acknowledgement, and nothing doubles.
     """
 
     def __init__(
@@ -67,22 +69,23 @@ class RecoveryHandler:
             return ()
         if not await self.ledger.fail_run(event.run_id, verdict.fail_reason, event.event_id):
             return ()  # another dead letter failed the run already
-        return [Outbound(RESULTS.name, _run_failed(event, verdict))]
+        return [Outbound(CONTROL.name, _fail_run(event, verdict))]
 
 
-def _run_failed(event: Envelope[Any], verdict: Verdict) -> Envelope[RunFailed]:
+def _fail_run(event: Envelope[Any], verdict: Verdict) -> Envelope[FailRun]:
     assert verdict.fail_reason is not None
-    failed = RunFailed(
+    command = FailRun(
         reason=verdict.fail_reason,
         message=f"{verdict.message} (inspect: loopline dlq show {str(event.event_id)[:8]})",
+        requested_by=PRODUCER,
     )
     return Envelope.of(
-        failed,
+        command,
         run_id=event.run_id,
         producer=PRODUCER,
         tenant=event.tenant,
         causation_id=event.event_id,
-        event_id=uuid5(event.event_id, f"{PRODUCER}/run-failed"),
+        event_id=uuid5(event.event_id, f"{PRODUCER}/fail-run"),
     )
 
 

@@ -2,19 +2,28 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+
+import redis.asyncio as aioredis
 from loopline_bus import KafkaBus, SubscriptionOptions
 from loopline_events import LOOP_TOPICS, RETRY_TOPICS
-from loopline_runtime import Stop, load_endpoints, open_schema
+from loopline_runtime import Endpoints, Stop, load_endpoints, load_profiles, open_schema
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from loopline_recovery.adapters.feed import WatchFeed
 from loopline_recovery.adapters.ledger import DeadLetterLedger
 from loopline_recovery.adapters.migrations import MIGRATIONS
-from loopline_recovery.domain import RetryPolicy
+from loopline_recovery.adapters.redrive import LogRedriver
+from loopline_recovery.adapters.table import WatchTable
+from loopline_recovery.domain import Policy, RetryPolicy
 from loopline_recovery.handlers import RecoveryHandler, RetryHandler
+from loopline_recovery.watchdog import Timings, Watchdog, sweep_forever
 
 GROUP = "recovery"
 RETRY_GROUP = "recovery-retry"
+WATCHDOG_GROUP = "recovery-watchdog"
 
 
 class RecoverySettings(BaseSettings):
@@ -32,6 +41,30 @@ class RecoverySettings(BaseSettings):
         ge=0,
         description="Retries of a transient failure before it is parked and its run failed "
         "(LOOPLINE_RECOVERY_MAX_RETRIES).",
+    )
+    watchdog_redrives: int = Field(
+        default=3,
+        ge=0,
+        description="Re-drives of a stalled step before its run fails as `stalled` "
+        "(LOOPLINE_RECOVERY_WATCHDOG_REDRIVES).",
+    )
+    watchdog_backoff: float = Field(
+        default=1.5,
+        ge=1.0,
+        description="Each wait for a stalled step is this many times the previous one, the "
+        "first being the profile's step_timeout_s (LOOPLINE_RECOVERY_WATCHDOG_BACKOFF).",
+    )
+    watchdog_sweep_s: float = Field(
+        default=1.0,
+        gt=0,
+        description="How often the watchdog looks for overdue runs "
+        "(LOOPLINE_RECOVERY_WATCHDOG_SWEEP_S).",
+    )
+    watchdog_step_timeout_s: float = Field(
+        default=60.0,
+        gt=0,
+        description="Step timeout of a run whose agent profile is unknown to recovery "
+        "(LOOPLINE_RECOVERY_WATCHDOG_STEP_TIMEOUT_S).",
     )
 
 
@@ -52,8 +85,43 @@ async def start() -> Stop:
         group = f"{RETRY_GROUP}-{tier.name.rsplit('.', 1)[-1]}"
         await bus.subscribe(group, [tier.name], RetryHandler(bus), waiting).start()
 
+    stop_watchdog = await start_watchdog(endpoints, settings, bus)
+
     async def stop() -> None:
+        await stop_watchdog()
         await bus.stop()
         await pool.close()
+
+    return stop
+
+
+async def start_watchdog(endpoints: Endpoints, settings: RecoverySettings, bus: KafkaBus) -> Stop:
+    """Follow the run topics as the watchdog's group and sweep for stalled runs."""
+    kafka = endpoints.kafka
+    redis = aioredis.from_url(endpoints.redis.url)
+    redriver = LogRedriver(bus, kafka)
+    policy = Policy(redrives=settings.watchdog_redrives, backoff=settings.watchdog_backoff)
+    timings = Timings(load_profiles(), settings.watchdog_step_timeout_s)
+    watchdog = Watchdog(WatchTable(redis, kafka.topic_prefix), redriver, timings, policy)
+    feed = WatchFeed(
+        kafka,
+        WATCHDOG_GROUP,
+        [t.name for t in LOOP_TOPICS],
+        on_batch=watchdog.observe,
+        on_assigned=watchdog.assigned,
+        on_revoked=watchdog.revoked,
+    )
+    await feed.start()
+    sweeper = asyncio.create_task(
+        sweep_forever(watchdog, feed.fresh, settings.watchdog_sweep_s), name="watchdog-sweep"
+    )
+
+    async def stop() -> None:
+        sweeper.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await sweeper
+        await feed.stop()
+        await redriver.stop()
+        await redis.aclose()
 
     return stop

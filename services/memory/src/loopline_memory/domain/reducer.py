@@ -18,6 +18,7 @@ from loopline_events import (
     CancelRun,
     ContextAssembled,
     Envelope,
+    FailRun,
     FailureReason,
     ForkRecorded,
     GoalSubmitted,
@@ -76,6 +77,7 @@ def apply(state: RunState | None, event: Envelope[Any], env: Environment) -> Ste
     if (
         after is not None
         and after.finished
+        and after.goal  # a run failed before its goal was ever read leaves nothing to learn
         and (state is None or not state.finished)
         and after.failure is not FailureReason.INVALID_GOAL
     ):
@@ -94,12 +96,16 @@ def _apply(state: RunState | None, event: Envelope[Any], env: Environment) -> St
             return _fork(event, payload, env)
         return _start(event, payload, env)
     if state is None:
+        if isinstance(payload, FailRun):
+            return _failed_unread(event, payload)
         return Step(None, note=f"{event.type} for an unknown run")
     if isinstance(payload, ForkRecorded):  # lineage: kept even after the run ended
         forks = tuple(sorted({*state.forks, payload.child_run_id}))
         return Step(_touch(state, event, forks=forks))
     if state.finished:
         return Step(state, note=f"{event.type} after the run ended")
+    if isinstance(payload, FailRun):  # before the deadline: the command says why it ends
+        return _fail_on_request(state, event, payload)
     if state.deadline_at is not None and event.occurred_at > state.deadline_at:
         return _fail(state, event, FailureReason.DEADLINE, "the run passed its deadline")
     if isinstance(payload, CancelRun):
@@ -342,6 +348,32 @@ def _fail(
         cost_usd=budgets.cost_of(state),
     )
     return Step(failed, (Emission(topic=RESULTS.name, payload=result),))
+
+
+def _fail_on_request(state: RunState, event: Envelope[Any], command: FailRun) -> Step:
+    """End the run as failed on recovery's word, unless it moved on since the word was said."""
+    if command.at_step is not None and command.at_step != state.step:
+        return Step(state, note=f"stale FailRun for step {command.at_step}")
+    return _fail(state, event, command.reason, command.message)
+
+
+def _failed_unread(event: Envelope[Any], command: FailRun) -> Step:
+    """A run whose goal memory never read (it was parked as invalid or poison): recorded as
+    failed all the same, so the run has one end, in memory's state and in the log alike."""
+    state = RunState(
+        run_id=event.run_id,
+        tenant=event.tenant,
+        agent="",
+        goal="",
+        model="",
+        tools=(),
+        max_steps=0,
+        deadline_at=None,
+        started_at=event.occurred_at,
+        updated_at=event.occurred_at,
+        applied=(str(event.event_id),),
+    )
+    return _fail(state, None, command.reason, command.message)
 
 
 def _cancel(state: RunState, event: Envelope[Any], command: CancelRun) -> Step:

@@ -1,5 +1,7 @@
-"""Recovery's pure rules: how a dead letter is classified and what becomes of it."""
+"""Recovery's pure rules: how a dead letter is classified and what becomes of it; when a run
+has stalled and what the watchdog does about it."""
 
+from loopline_recovery.domain.peek import REDRIVE_HEADER, peek
 from loopline_recovery.domain.verdict import (
     Category,
     RetryPolicy,
@@ -8,5 +10,32 @@ from loopline_recovery.domain.verdict import (
     judge,
     retries_of,
 )
+from loopline_recovery.domain.watch import (
+    Fail,
+    Kind,
+    Location,
+    Policy,
+    Redrive,
+    Seen,
+    Timing,
+    Watch,
+)
 
-__all__ = ["Category", "RetryPolicy", "Verdict", "classify", "judge", "retries_of"]
+__all__ = [
+    "REDRIVE_HEADER",
+    "Category",
+    "Fail",
+    "Kind",
+    "Location",
+    "Policy",
+    "Redrive",
+    "RetryPolicy",
+    "Seen",
+    "Timing",
+    "Verdict",
+    "Watch",
+    "classify",
+    "judge",
+    "peek",
+    "retries_of",
+]

@@ -1,0 +1,102 @@
+"""Reading as little of a record as the watchdog needs.
+
+The watchdog sees every event of every run, so it must not pay for decoding them: a context
+carries the whole conversation. Loopline encodes the envelope's fields before its payload, so
+the event id, type, step and tenant are read from the record's first bytes; only goals (small,
+once per run) are decoded whole, for their agent and deadline. A record in another shape (from
+a foreign producer) is decoded whole; one that is not an event at all is not the watchdog's to
+judge (the services dead-letter it).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Sequence
+
+from loopline_events import EventDecodeError, GoalSubmitted, RunForked, decode_event
+
+from loopline_recovery.domain.watch import Kind, Location, Seen
+
+REDRIVE_HEADER = "loopline-redrive"
+"""Set on a record the watchdog re-published (its value: which try): it is not progress."""
+
+KINDS: dict[str, Kind] = {
+    "GoalSubmitted": Kind.GOAL,
+    "RunForked": Kind.GOAL,
+    "ContextAssembled": Kind.CONTEXT,
+    "ModelDecided": Kind.DECISION,
+    "ModelFailed": Kind.DECISION,
+    "ToolCallSucceeded": Kind.OBSERVATION,
+    "ToolCallFailed": Kind.OBSERVATION,
+    "RunCompleted": Kind.RESULT,
+    "RunFailed": Kind.RESULT,
+    "RunCancelled": Kind.RESULT,
+    "CancelRun": Kind.CONTROL,
+    "FailRun": Kind.CONTROL,
+    "ForkRecorded": Kind.CONTROL,
+}
+
+_STRING = rb'"((?:[^"\\]|\\.)*)"'
+_HEAD = re.compile(
+    rb'\{"event_id":"([0-9a-f-]{36})","type":"(\w+)","schema_version":\d+,"run_id":'
+    + _STRING
+    + rb',"seq":(\d+),"tenant":'
+    + _STRING
+)
+_HEAD_BYTES = 4096
+"""Room for the envelope's head: ids, and a run id and tenant of 128 characters, escaped."""
+
+
+def peek(
+    location: Location, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
+) -> Seen | None:
+    """What the watchdog needs of a record; None for records it does not follow."""
+    if any(name == REDRIVE_HEADER for name, _ in headers):
+        return None
+    head = _HEAD.match(value, 0, _HEAD_BYTES)
+    if head is None:
+        return _decoded(location, value)
+    kind = KINDS.get(head.group(2).decode())
+    if kind is None:
+        return None
+    if kind is Kind.GOAL:
+        return _decoded(location, value)
+    return Seen(
+        kind=kind,
+        run_id=_text(head.group(3)),
+        seq=int(head.group(4)),
+        event_id=head.group(1).decode(),
+        location=location,
+        tenant=_text(head.group(5)),
+    )
+
+
+def _text(raw: bytes) -> str:
+    """A JSON string's content, unescaped (escapes are rare: only then is JSON parsed)."""
+    return raw.decode() if b"\\" not in raw else str(json.loads(b'"' + raw + b'"'))
+
+
+def _decoded(location: Location, value: bytes) -> Seen | None:
+    try:
+        event = decode_event(value)
+    except EventDecodeError:
+        return None
+    kind = KINDS.get(event.type)
+    if kind is None:
+        return None
+    payload = event.payload
+    agent, deadline_s = None, None
+    if isinstance(payload, GoalSubmitted | RunForked):
+        agent, deadline_s = payload.agent, payload.budget.deadline_s
+    return Seen(
+        kind=kind,
+        run_id=event.run_id,
+        seq=event.seq,
+        event_id=str(event.event_id),
+        location=location,
+        tenant=event.tenant,
+        agent=agent,
+        occurred_at=event.occurred_at.timestamp() if kind is Kind.GOAL else None,
+        deadline_s=deadline_s,
+    )

@@ -1,0 +1,264 @@
+"""The watchdog's rules: what a run waits for, when it is overdue, and what to do about it.
+
+Pure: records seen and the time in, a run's watch and a verdict out. Time is wall-clock
+seconds (epoch) given by the caller: the time the watchdog *saw* an event, not the event's own
+time, so a watchdog that lags behind the log waits longer rather than judging too early.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from enum import IntEnum
+
+from loopline_events import FailureReason
+
+
+class Kind(IntEnum):
+    """What a record is to the watchdog; the order is the order of a step's parts."""
+
+    GOAL = 0
+    """GoalSubmitted or RunForked: the run starts; memory's first context is awaited."""
+    CONTEXT = 1
+    """ContextAssembled: the planner's decision is awaited."""
+    DECISION = 2
+    """ModelDecided or ModelFailed: tool results, then memory's next context or result."""
+    OBSERVATION = 3
+    """A tool result: progress within the step."""
+    RESULT = 4
+    """RunCompleted, RunFailed or RunCancelled: the run ended."""
+    CONTROL = 5
+    """A command (cancel, fail, fork lineage): asks for progress, is none itself."""
+
+
+DRIVING = (Kind.GOAL, Kind.CONTEXT, Kind.DECISION)
+"""Records that ask a service for the next part of a step: re-publishing one re-drives it."""
+
+WAITING_FOR = {
+    Kind.GOAL: "memory's first context",
+    Kind.CONTEXT: "the planner's decision",
+    Kind.DECISION: "the tool results and memory's next step",
+    Kind.OBSERVATION: "the remaining tool results and memory's next step",
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Location:
+    """Where a record lies in the log: enough to read it again and re-publish it as it was."""
+
+    topic: str
+    partition: int
+    offset: int
+
+
+@dataclass(slots=True)  # not frozen: one is made per record read, and frozen init costs more
+class Seen:
+    """What the watchdog reads of one record: little, so that watching costs little."""
+
+    kind: Kind
+    run_id: str
+    seq: int
+    event_id: str
+    location: Location
+    tenant: str = "default"
+    agent: str | None = None
+    """Agent profile, when the record names it cheaply (goals)."""
+    occurred_at: float | None = None
+    """When the goal was submitted (goals only): the run's deadline counts from it."""
+    deadline_s: float | None = None
+    """The goal's own wall-clock budget, if it sets one (goals only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """A run's patience: from its agent profile."""
+
+    step_timeout_s: float
+    deadline_s: float | None = None
+    """The profile's wall-clock budget of a run, unless its goal sets one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Policy:
+    """How hard the watchdog tries before it gives up on a run."""
+
+    redrives: int = 3
+    """Re-drives of a stalled step before the run fails as `stalled`."""
+    backoff: float = 1.5
+    """Each wait is this many times the previous one: step_timeout, times 1.5, times 2.25, …"""
+    deadline_grace_s: float = 1.0
+    """Past the deadline, memory ends a moving run itself; this long after it, the watchdog
+    ends a silent one."""
+
+
+@dataclass(frozen=True, slots=True)
+class Watch:
+    """One active run, as the watchdog tracks it."""
+
+    run_id: str
+    tenant: str
+    step_timeout_s: float
+    deadline_at: float | None
+    seq: int
+    """The run's step, by the latest context seen (0 before the first)."""
+    kind: Kind
+    """How far into the step the run got."""
+    observed: tuple[str, ...]
+    """Ids of the tool results seen in this step: a result seen again is no progress."""
+    pending: Location | None
+    """The latest goal, context or decision: what a re-drive re-publishes."""
+    progress_at: float
+    due_at: float
+    """When the run is overdue unless it moves on."""
+    tries: int = 0
+    """Re-drives since the last progress."""
+    failing: FailureReason | None = None
+    """Set once the watchdog asked memory to fail the run; the run's result is awaited."""
+
+    @property
+    def waiting_for(self) -> str:
+        return WAITING_FOR.get(self.kind, "the run's next step")
+
+
+@dataclass(frozen=True, slots=True)
+class Redrive:
+    """Re-publish the pending record (the `tries`-th time)."""
+
+    location: Location
+    tries: int
+
+
+@dataclass(frozen=True, slots=True)
+class Fail:
+    """Ask memory to fail the run."""
+
+    reason: FailureReason
+    message: str
+    at_step: int | None
+    first: bool
+    """False when the request is repeated because no result came."""
+
+
+Verdict = Redrive | Fail | None
+
+
+def observe(watch: Watch | None, seen: Seen, timing: Timing, now: float) -> Watch | None:
+    """The run's watch after `seen`; None once the run ended (or was never watched)."""
+    if seen.kind is Kind.RESULT:
+        return None
+    if watch is None:
+        if seen.kind is Kind.CONTROL:
+            return None  # a command to a run not (or no longer) active
+        return _start(seen, timing, now)
+    if seen.kind is Kind.GOAL and watch.deadline_at is None:
+        watch = _adopt(watch, seen, timing)
+    if not _moves_on(watch, seen):
+        return watch
+    same_step = seen.seq == watch.seq
+    observed = watch.observed if same_step else ()
+    if seen.kind is Kind.OBSERVATION:
+        observed = (*observed, seen.event_id)
+    return replace(
+        watch,
+        seq=seen.seq,
+        kind=max(seen.kind, watch.kind) if same_step else seen.kind,
+        observed=observed,
+        pending=seen.location if seen.kind in DRIVING else watch.pending,
+        progress_at=now,
+        due_at=now + watch.step_timeout_s,
+        tries=0,
+        failing=None,
+    )
+
+
+def _deadline(seen: Seen, timing: Timing) -> float | None:
+    """When the run's wall-clock budget ends, as memory computes it (from the goal's time)."""
+    budget = seen.deadline_s or timing.deadline_s
+    return seen.occurred_at + budget if seen.occurred_at is not None and budget else None
+
+
+def _adopt(watch: Watch, goal: Seen, timing: Timing) -> Watch:
+    """A run first seen mid-way (its goal read after a later record) takes its goal's
+    profile timing and deadline when the goal shows up."""
+    due = watch.due_at
+    if watch.tries == 0 and watch.failing is None:
+        due = watch.progress_at + timing.step_timeout_s
+    return replace(
+        watch,
+        step_timeout_s=timing.step_timeout_s,
+        deadline_at=_deadline(goal, timing),
+        due_at=due,
+    )
+
+
+def _start(seen: Seen, timing: Timing, now: float) -> Watch:
+    return Watch(
+        run_id=seen.run_id,
+        tenant=seen.tenant,
+        step_timeout_s=timing.step_timeout_s,
+        deadline_at=_deadline(seen, timing),
+        seq=seen.seq,
+        kind=seen.kind,
+        observed=(seen.event_id,) if seen.kind is Kind.OBSERVATION else (),
+        pending=seen.location if seen.kind in DRIVING else None,
+        progress_at=now,
+        due_at=now + timing.step_timeout_s,
+    )
+
+
+def _moves_on(watch: Watch, seen: Seen) -> bool:
+    """Whether `seen` is new progress, not a repeat of what the run already did.
+
+    Duplicates are common and harmless: a service re-publishing its outputs after a crash,
+    or answering a re-drive with what it recorded. They must not count as progress, or a run
+    stalled downstream of them would be re-driven forever.
+    """
+    if seen.kind is Kind.CONTROL:
+        return False
+    if seen.seq != watch.seq:
+        return seen.seq > watch.seq
+    if seen.kind is Kind.OBSERVATION:
+        return seen.event_id not in watch.observed
+    return seen.kind > watch.kind
+
+
+def judge(watch: Watch, now: float, policy: Policy) -> Verdict:
+    """What to do about the run now: nothing, re-drive its pending step, or fail it."""
+    if now < watch.due_at and not _past_deadline(watch, now, policy):
+        return None
+    if watch.failing is not None:  # asked already; no result yet: ask again (same command)
+        return _fail(watch, watch.failing, first=False)
+    if _past_deadline(watch, now, policy):
+        return _fail(watch, FailureReason.DEADLINE, first=True)
+    if watch.tries < policy.redrives and watch.pending is not None:
+        return Redrive(watch.pending, watch.tries + 1)
+    return _fail(watch, FailureReason.STALLED, first=True)
+
+
+def _past_deadline(watch: Watch, now: float, policy: Policy) -> bool:
+    return (
+        watch.failing is None
+        and watch.deadline_at is not None
+        and now >= watch.deadline_at + policy.deadline_grace_s
+    )
+
+
+def _fail(watch: Watch, reason: FailureReason, *, first: bool) -> Fail:
+    if reason is FailureReason.DEADLINE:
+        message = f"the run passed its deadline with no event since step {watch.seq}"
+        return Fail(reason, message, at_step=None, first=first)
+    message = (
+        f"stalled at step {watch.seq}: waiting for {watch.waiting_for}, "
+        f"re-driven {watch.tries} times without progress"
+    )
+    return Fail(reason, message, at_step=watch.seq, first=first)
+
+
+def after(watch: Watch, verdict: Verdict, now: float, policy: Policy) -> Watch:
+    """The run's watch once `verdict` was acted on: the next wait is longer (backoff)."""
+    if isinstance(verdict, Redrive):
+        wait = watch.step_timeout_s * policy.backoff**verdict.tries
+        return replace(watch, tries=verdict.tries, due_at=now + wait)
+    if isinstance(verdict, Fail):  # asked again only if memory does not answer for long
+        wait = watch.step_timeout_s * policy.backoff**policy.redrives
+        return replace(watch, failing=verdict.reason, due_at=now + wait)
+    return watch

@@ -1,0 +1,163 @@
+"""The watchdog's use cases: follow every active run, and sweep for the ones that stalled.
+
+Each recovery instance watches the runs of the partitions it is assigned: it keeps their
+watches in memory, writes each batch's changes to Redis before committing the batch, and loads
+a partition's watches from Redis when it is given the partition (after a restart or a
+failover). A periodic sweep re-drives the pending step of a run that made no progress past its
+step timeout, with backoff, and after the last re-drive asks memory to fail the run.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Protocol
+
+from loopline_events import FailureReason
+from loopline_runtime import AgentProfile
+
+from loopline_recovery.adapters import metrics
+from loopline_recovery.adapters.table import WatchTable
+from loopline_recovery.domain import Fail, Policy, Redrive, Seen, Timing, Watch
+from loopline_recovery.domain import watch as rules
+
+log = logging.getLogger("loopline.recovery.watchdog")
+
+Clock = Callable[[], float]
+
+
+class Actions(Protocol):
+    """What the sweep does to the world (adapters.redrive.LogRedriver)."""
+
+    async def redrive(self, where: rules.Location, tries: int) -> bool: ...
+
+    async def fail(self, watch: Watch, fail: Fail) -> None: ...
+
+
+class Timings:
+    """Each run's patience, from its agent profile (a default for unknown profiles)."""
+
+    def __init__(self, profiles: Mapping[str, AgentProfile], default_step_timeout_s: float):
+        self.profiles = profiles
+        self.default = Timing(default_step_timeout_s)
+
+    def __call__(self, agent: str | None) -> Timing:
+        profile = self.profiles.get(agent) if agent is not None else None
+        if profile is None:
+            return self.default
+        return Timing(profile.step_timeout_s, profile.deadline_s)
+
+
+class Watchdog:
+    """Active runs by partition; observes batches, sweeps on demand."""
+
+    def __init__(
+        self,
+        table: WatchTable,
+        actions: Actions,
+        timings: Timings,
+        policy: Policy | None = None,
+        clock: Clock = time.time,
+    ):
+        self.table, self.actions, self.timings = table, actions, timings
+        self.policy = policy or Policy()
+        self.clock = clock
+        self.runs: dict[int, dict[str, Watch]] = {}
+
+    @property
+    def active(self) -> int:
+        return sum(len(runs) for runs in self.runs.values())
+
+    async def assigned(self, partitions: set[int]) -> None:
+        """Load the watches of partitions just given to this instance."""
+        for partition in partitions - self.runs.keys():
+            self.runs[partition] = await self.table.load(partition)
+        metrics.ACTIVE_RUNS.set(self.active)
+        log.info("watching %d active run(s) of partitions %s", self.active, sorted(self.runs))
+
+    async def revoked(self, partitions: set[int]) -> None:
+        """Forget partitions taken away (their watches are in Redis for the next owner)."""
+        for partition in partitions:
+            self.runs.pop(partition, None)
+        metrics.ACTIVE_RUNS.set(self.active)
+
+    async def observe(self, batch: Sequence[tuple[int, Seen]]) -> None:
+        """Fold a batch of records into the watches; save what changed."""
+        now = self.clock()
+        changed: dict[int, dict[str, Watch | None]] = {}
+        for partition, seen in batch:
+            runs = self.runs.get(partition)
+            if runs is None:
+                continue  # revoked meanwhile: the new owner reads it again
+            before = runs.get(seen.run_id)
+            after = rules.observe(before, seen, self.timings(seen.agent), now)
+            if after is before:
+                continue
+            if after is None:
+                runs.pop(seen.run_id, None)
+                if before is None:
+                    continue
+            else:
+                runs[seen.run_id] = after
+            changed.setdefault(partition, {})[seen.run_id] = after
+        if changed:
+            await self.table.save(changed)
+        metrics.ACTIVE_RUNS.set(self.active)
+
+    async def sweep(self, fresh: Mapping[int, float]) -> None:
+        """Act on every overdue run of a partition read to the end since it became overdue."""
+        now = self.clock()
+        due: list[tuple[int, Watch, Redrive | Fail]] = []
+        for partition, runs in self.runs.items():
+            caught_up = fresh.get(partition, 0.0)
+            for watch in runs.values():
+                verdict = rules.judge(watch, min(now, caught_up), self.policy)
+                if verdict is not None:
+                    due.append((partition, watch, verdict))
+        changed: dict[int, dict[str, Watch | None]] = {}
+        for partition, watch, verdict in due:
+            updated = await self._act(watch, verdict, now)
+            owned = self.runs.get(partition)
+            if owned is not None and owned.get(watch.run_id) is watch:
+                owned[watch.run_id] = updated  # unless the run moved on meanwhile
+                changed.setdefault(partition, {})[watch.run_id] = updated
+        if changed:
+            await self.table.save(changed)
+
+    async def _act(self, watch: Watch, verdict: Redrive | Fail, now: float) -> Watch:
+        if isinstance(verdict, Redrive):
+            if await self.actions.redrive(verdict.location, verdict.tries):
+                metrics.REDRIVEN.inc()
+                log.warning(
+                    "run %s stalled at step %d (waiting for %s): re-drove %s, try %d",
+                    watch.run_id,
+                    watch.seq,
+                    watch.waiting_for,
+                    verdict.location.topic,
+                    verdict.tries,
+                )
+                return rules.after(watch, verdict, now, self.policy)
+            log.error("run %s: its pending record is gone from the log", watch.run_id)
+            verdict = Fail(
+                FailureReason.STALLED,
+                f"stalled at step {watch.seq}: the record to re-drive is gone from the log",
+                at_step=watch.seq,
+                first=True,
+            )
+        await self.actions.fail(watch, verdict)
+        if verdict.first:
+            metrics.FAILED.inc()
+            log.warning("run %s: asked memory to fail it: %s", watch.run_id, verdict.message)
+        return rules.after(watch, verdict, now, self.policy)
+
+
+async def sweep_forever(watchdog: Watchdog, fresh: Mapping[int, float], every_s: float) -> None:
+    """Sweep every `every_s` seconds until cancelled; a failed sweep is logged, not fatal."""
+    while True:
+        await asyncio.sleep(every_s)
+        try:
+            await watchdog.sweep(fresh)
+        except Exception:
+            log.exception("watchdog sweep failed; the next one tries again")

@@ -1,0 +1,88 @@
+"""The watchdog reads a record's head, not its payload; goals alone are decoded whole."""
+
+from __future__ import annotations
+
+import json
+
+from loopline_events import (
+    Budget,
+    ContextAssembled,
+    Envelope,
+    GoalSubmitted,
+    Message,
+    ModelDecided,
+    RunCompleted,
+    ToolCallSucceeded,
+    encode_event,
+)
+from loopline_recovery.domain import REDRIVE_HEADER, Kind, Location, peek
+
+WHERE = Location("agent.contexts", 3, 41)
+
+
+def test_a_context_is_read_from_its_head_only() -> None:
+    big = ContextAssembled(
+        agent="default", model="demo", messages=(Message(role="user", content="x" * 50_000),)
+    )
+    event = Envelope.of(big, run_id="run-7", producer="memory", seq=4, tenant="acme")
+    raw = encode_event(event)
+    # The payload is cut off: a peek that needed it would fail.
+    truncated = raw[:600]
+    seen = peek(WHERE, truncated)
+    assert seen is not None
+    assert (seen.kind, seen.run_id, seen.seq, seen.tenant, seen.event_id) == (
+        Kind.CONTEXT,
+        "run-7",
+        4,
+        "acme",
+        str(event.event_id),
+    )
+    assert seen.location == WHERE
+    assert seen.agent is None  # not read: the goal said it
+
+
+def test_a_goal_is_decoded_for_its_agent_time_and_budget() -> None:
+    goal = GoalSubmitted(goal="2 + 3?", agent="calculator", budget=Budget(deadline_s=30))
+    event = Envelope.of(goal, run_id="run-7", producer="sdk")
+    seen = peek(WHERE, encode_event(event))
+    assert seen is not None
+    assert (seen.kind, seen.agent, seen.deadline_s) == (Kind.GOAL, "calculator", 30.0)
+    assert seen.occurred_at == event.occurred_at.timestamp()
+
+
+def test_every_loop_event_maps_to_its_kind() -> None:
+    decided = ModelDecided(model="demo", final_answer="5")
+    result = ToolCallSucceeded(call_id="c", tool="calculator", output="5")
+    done = RunCompleted(answer="5", steps=1)
+    kinds = [
+        peek(WHERE, encode_event(Envelope.of(p, run_id="r", producer="x")))
+        for p in (decided, result, done)
+    ]
+    assert [k.kind if k else None for k in kinds] == [Kind.DECISION, Kind.OBSERVATION, Kind.RESULT]
+
+
+def test_escaped_run_ids_and_tenants_are_read_exactly() -> None:
+    event = Envelope.of(
+        ModelDecided(model="demo", final_answer="5"),
+        run_id='run "quoted" \\ é',
+        producer="planner",
+        tenant='t\u00e9"n',
+    )
+    seen = peek(WHERE, encode_event(event))
+    assert seen is not None
+    assert (seen.run_id, seen.tenant) == ('run "quoted" \\ é', 't\u00e9"n')
+
+
+def test_a_foreign_field_order_is_decoded_whole() -> None:
+    event = Envelope.of(ModelDecided(model="demo", final_answer="5"), run_id="r", producer="x")
+    reordered = json.dumps(dict(reversed(list(json.loads(encode_event(event)).items()))))
+    seen = peek(WHERE, reordered.encode())
+    assert seen is not None
+    assert (seen.kind, seen.event_id) == (Kind.DECISION, str(event.event_id))
+
+
+def test_re_driven_records_and_non_events_are_not_followed() -> None:
+    event = Envelope.of(ModelDecided(model="demo", final_answer="5"), run_id="r", producer="x")
+    assert peek(WHERE, encode_event(event), [(REDRIVE_HEADER, b"1")]) is None
+    assert peek(WHERE, b"\x00not json") is None
+    assert peek(WHERE, b'{"type": "Nope", "run_id": "r", "payload": {}}') is None
