@@ -193,6 +193,7 @@ def durability_line(d: dict[str, Any]) -> str:
         f"producer acks={p['acks']}, idempotent={p['idempotent']}, linger {p['linger_ms']} ms; "
         f"broker: {b['brokers']} node, replication {b.get('default.replication.factor')}, "
         f"{b['flush_policy']}; transactions off; PostgreSQL fsync={pg['fsync']} "
-        f"synchronous_commit={pg['synchronous_commit']} (memory commits every event); "
+        f"synchronous_commit={pg['synchronous_commit']} "
+        "(memory commits once per consumed batch, before its outputs are sent); "
         f"Redis appendonly={r.get('appendonly')} (a cache: PostgreSQL is the record)"
     )

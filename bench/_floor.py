@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import redis.asyncio as aioredis
-from loopline_bus import InMemoryBus, Outbound, RawRecord
+from loopline_bus import InMemoryBus, Outbound, RawRecord, SubscriptionOptions
 from loopline_events import (
     CONTEXTS,
     DECISIONS,
@@ -39,7 +39,7 @@ from loopline_events import (
 )
 from loopline_memory.adapters import migrations as memory_migrations
 from loopline_memory.adapters.environment import load_environment
-from loopline_memory.adapters.store import RunStore, StoredRun, Write
+from loopline_memory.adapters.store import Pending, RunStore, StoredRun
 from loopline_memory.domain.replay import MEMORY_INPUTS
 from loopline_memory.handlers import MemoryHandler
 from loopline_planner.adapters.cache import ResponseCache
@@ -68,14 +68,9 @@ class DictStore(RunStore):
         raw = self.runs.get(run_id)
         return None if raw is None else StoredRun.model_validate_json(raw)
 
-    async def save(
-        self,
-        stored: StoredRun,
-        consumed: Envelope[Any],
-        emitted: Sequence[Outbound],
-        writes: Sequence[Write] = (),
-    ) -> None:
-        self.runs[stored.state.run_id] = stored.model_dump_json()
+    async def save_many(self, pending: Sequence[Pending]) -> None:
+        for p in pending:
+            self.runs[p.stored.state.run_id] = p.stored.model_dump_json()
 
 
 @dataclass
@@ -116,9 +111,9 @@ async def wire(namespace: Namespace | None) -> Loop:
         closers += [redis.aclose, pool.close, ex_pool.close]
     planner = PlannerHandler(ModelSettings(), build_model, cache)
     executor = ExecutorHandler(ToolRegistry.default(), load_profiles(), ledger=ledger)
-    await bus.subscribe(
-        "memory", list(MEMORY_INPUTS), MemoryHandler(store, load_environment())
-    ).start()
+    memory = MemoryHandler(store, load_environment(), write_behind=True)
+    options = SubscriptionOptions(before_publish=memory.flush, on_reassigned=memory.forget)
+    await bus.subscribe("memory", list(MEMORY_INPUTS), memory, options).start()
     await bus.subscribe("planner", [CONTEXTS.name], planner).start()
     await bus.subscribe("tool-executor", [DECISIONS.name], executor).start()
 

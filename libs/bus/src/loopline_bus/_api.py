@@ -39,8 +39,8 @@ class SubscriptionOptions:
     published: where a handler makes the writes of a whole batch durable at once. Should it
     raise, nothing of the batch is published or committed and the batch is handled again."""
     on_reassigned: Callable[[], None] | None = None
-    """Called when partitions move to or from this consumer: what a handler cached about the
-    runs of its partitions may be stale from now on."""
+    """Called, between two batches, after partitions moved to or from this consumer: what a
+    handler cached about the runs of its partitions may be stale from now on."""
 
 
 class Subscription(ABC):

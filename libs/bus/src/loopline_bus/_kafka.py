@@ -176,7 +176,7 @@ class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
         group: str,
         assigned: asyncio.Event,
         joined: asyncio.Event,
-        reassigned: Callable[[], None] | None,
+        reassigned: Callable[[], None],
         settle: Callable[[], Awaitable[None]],
     ):
         self.group = group
@@ -189,14 +189,12 @@ class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]
         # Commit what is done before the partitions go, so their next owner does not redo it.
         with contextlib.suppress(Exception):
             await self.settle()
-        if self.reassigned is not None:
-            self.reassigned()
+        self.reassigned()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         partitions = sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)
         log.info("assignment %s", json.dumps({"group": self.group, "partitions": partitions}))
-        if self.reassigned is not None:
-            self.reassigned()
+        self.reassigned()
         # Joined even with no partition: a member beyond the partition count is ready, idle.
         self.joined.set()
         if assigned:
@@ -222,6 +220,7 @@ class _KafkaSubscription(Subscription):
         self._joined = asyncio.Event()
         self._next_lag = 0.0
         self._pending_commit: asyncio.Task[None] | None = None
+        self._moved = False
 
     async def start(self) -> None:
         settings = self.bus.settings
@@ -247,7 +246,7 @@ class _KafkaSubscription(Subscription):
                 self.group,
                 self._assigned,
                 self._joined,
-                self.options.on_reassigned,
+                self._mark_moved,
                 self._settle_commit,
             ),
         )
@@ -284,6 +283,12 @@ class _KafkaSubscription(Subscription):
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
             batch = await consumer.getmany(timeout_ms=200, max_records=self.options.max_batch)
+            if self._moved:
+                # Told between batches, never in the middle of one: a handler may forget what
+                # it cached about its runs without losing what a batch in hand has done.
+                self._moved = False
+                if self.options.on_reassigned is not None:
+                    self.options.on_reassigned()
             if batch:
                 try:
                     await self._process(consumer, batch)
@@ -354,6 +359,9 @@ class _KafkaSubscription(Subscription):
         # stay in order: each waits for the one before it.
         await self._settle_commit()
         self._pending_commit = asyncio.create_task(self._commit(consumer, offsets))
+
+    def _mark_moved(self) -> None:
+        self._moved = True
 
     async def _settle_commit(self) -> None:
         """Wait for the previous batch's commit, if one is in flight."""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from uuid import UUID
@@ -21,7 +22,14 @@ from loopline_events import (
 
 from loopline_memory.adapters.longterm import LongTermMemory, Recall
 from loopline_memory.adapters.metrics import record_cost
-from loopline_memory.adapters.store import OUTBOX_SIZE, RunStore, Sent, StoredRun, Write
+from loopline_memory.adapters.store import (
+    OUTBOX_SIZE,
+    Pending,
+    RunStore,
+    Sent,
+    StoredRun,
+    Write,
+)
 from loopline_memory.domain import (
     Emission,
     Environment,
@@ -54,9 +62,21 @@ def _follow(cause: Envelope[Any], emission: Emission, state: RunState, index: in
     return out if out.tenant == state.tenant else out.model_copy(update={"tenant": state.tenant})
 
 
+HOT_RUNS = 20_000
+"""How many runs' states a write-behind handler keeps in its process."""
+
+
 class MemoryHandler:
     """Loads the run, applies the event with the reducer, does the I/O the reducer asks for
-    (recall, long-term memories, the usage ledger), saves, returns the emissions."""
+    (recall, long-term memories, the usage ledger), saves, returns the emissions.
+
+    With `write_behind`, a save waits for `flush()`, which the bus calls once per batch before
+    publishing the batch's outputs: one transaction and one fsync for a whole batch, and the
+    states of the runs this process owns stay in it, so their next events neither read nor
+    decode them again. The bus calls `forget()` when partitions move (another process may
+    change those runs now) and a failed flush forgets too: the batch is handled again from
+    what is durable.
+    """
 
     def __init__(
         self,
@@ -65,15 +85,52 @@ class MemoryHandler:
         longterm: LongTermMemory | None = None,
         recall: Recall | None = None,
         heal: Heal | None = None,
+        *,
+        write_behind: bool = False,
     ):
         self.store = store
         self.env = env
         self.heal = heal
         self.longterm = longterm or LongTermMemory(store.pool, store.schema)
         self.recall: Recall = recall or self.longterm
+        self.write_behind = write_behind
+        self._hot: OrderedDict[str, StoredRun] = OrderedDict()
+        self._pending: list[Pending] = []
+
+    async def flush(self) -> None:
+        """Save every run changed since the last flush (one transaction)."""
+        pending, self._pending = self._pending, []
+        try:
+            await self.store.save_many(pending)
+        except BaseException:
+            self.forget()
+            raise
+
+    def forget(self) -> None:
+        """Drop the states held in the process and the saves not flushed yet."""
+        self._hot.clear()
+        self._pending.clear()
+
+    async def _load(self, run_id: str) -> StoredRun | None:
+        hot = self._hot.get(run_id)
+        if hot is not None:
+            self._hot.move_to_end(run_id)
+            return hot
+        return await self.store.load(run_id)
+
+    async def _save(self, pending: Pending) -> None:
+        if not self.write_behind:
+            await self.store.save_many([pending])
+            return
+        run_id = pending.stored.state.run_id
+        self._hot[run_id] = pending.stored
+        self._hot.move_to_end(run_id)
+        if len(self._hot) > HOT_RUNS:
+            self._hot.popitem(last=False)
+        self._pending.append(pending)
 
     async def __call__(self, event: Envelope[Any]) -> Sequence[Outbound]:
-        stored = await self.store.load(event.run_id)
+        stored = await self._load(event.run_id)
         if stored is None and self.heal is not None and not _starts_a_run(event):
             # No state for a run that exists: its projections were lost (Redis flushed, rows
             # wiped for a rebuild). Fold it from the log before going on.
@@ -99,7 +156,9 @@ class MemoryHandler:
         )
         outbox = ((*stored.outbox, *sent) if stored else sent)[-OUTBOX_SIZE:]
         writes = self._writes(step.state, step, event)
-        await self.store.save(StoredRun(state=step.state, outbox=outbox), event, outputs, writes)
+        await self._save(
+            Pending(StoredRun(state=step.state, outbox=outbox), event, outputs, writes)
+        )
         if isinstance(event.payload, ModelDecided):  # folded once: a duplicate returned above
             usage = event.payload.usage
             record_cost(event.payload.model, price_of(step.state.price).of(usage))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import functools
 
 import redis.asyncio as aioredis
-from loopline_bus import KafkaBus
+from loopline_bus import KafkaBus, SubscriptionOptions
 from loopline_runtime import Endpoints, Stop, load_endpoints, open_schema
 
 from loopline_memory.adapters.environment import load_environment
@@ -42,11 +42,13 @@ async def start() -> Stop:
         rebuilder.env,
         rebuilder.longterm,
         heal=functools.partial(rebuilder.heal, endpoints.kafka),
+        write_behind=True,
     )
     bus = KafkaBus(settings=endpoints.kafka, client_id=GROUP)
     await bus.ensure_topics()
     await bus.start()
-    await bus.subscribe(GROUP, list(MEMORY_INPUTS), handler).start()
+    options = SubscriptionOptions(before_publish=handler.flush, on_reassigned=handler.forget)
+    await bus.subscribe(GROUP, list(MEMORY_INPUTS), handler, options).start()
 
     async def stop() -> None:
         await bus.stop()

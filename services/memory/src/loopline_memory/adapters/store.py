@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
 import redis.asyncio as aioredis
 from loopline_bus import Outbound
 from loopline_events import ContextAssembled, Envelope, Payload, topic_of
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from loopline_memory.domain import RunState
 
@@ -46,6 +47,16 @@ class StoredRun(BaseModel):
 
     state: RunState
     outbox: tuple[Sent, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Pending:
+    """What one input did to its run, waiting to be saved."""
+
+    stored: StoredRun
+    consumed: Envelope[Any]
+    emitted: Sequence[Outbound]
+    writes: Sequence[Write] = ()
 
 
 def _timeline_payload(event: Envelope[Any]) -> str:
@@ -108,10 +119,17 @@ class RunStore:
         writes: Sequence[Write] = (),
     ) -> None:
         """Save the run, its new events and `writes` in one transaction; then the hot copy."""
-        state = stored.state
-        outbox = json.dumps([s.model_dump() for s in stored.outbox])
+        await self.save_many([Pending(stored, consumed, emitted, writes)])
+
+    async def save_many(self, pending: Sequence[Pending]) -> None:
+        """Save what several inputs did, in one transaction, then the hot copies: a run saved
+        more than once keeps its last state; every event and write is kept, in order."""
+        if not pending:
+            return
+        latest = {p.stored.state.run_id: p.stored for p in pending}
+        encoded = {run_id: _encode(stored) for run_id, stored in sorted(latest.items())}
         async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute(
+            await conn.executemany(
                 f"""
                 INSERT INTO "{self.schema}".runs (run_id, tenant, agent, goal, status, reason,
                     answer, steps, prompt_tokens, completion_tokens, state, outbox, started_at,
@@ -123,20 +141,7 @@ class RunStore:
                     completion_tokens = EXCLUDED.completion_tokens, state = EXCLUDED.state,
                     outbox = EXCLUDED.outbox, updated_at = EXCLUDED.updated_at
                 """,
-                state.run_id,
-                state.tenant,
-                state.agent,
-                state.goal,
-                state.status.value,
-                state.failure.value if state.failure else None,
-                state.answer,
-                state.step,
-                state.usage.prompt_tokens,
-                state.usage.completion_tokens,
-                state.model_dump_json(),
-                outbox,
-                state.started_at,
-                state.updated_at,
+                [_run_row(latest[run_id].state, *texts) for run_id, texts in encoded.items()],
             )
             await conn.executemany(
                 f"""
@@ -144,23 +149,57 @@ class RunStore:
                     occurred_at, payload)
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb) ON CONFLICT DO NOTHING
                 """,
-                [
-                    (
-                        e.event_id,
-                        e.run_id,
-                        e.seq,
-                        e.type,
-                        topic,
-                        e.producer,
-                        e.occurred_at,
-                        _timeline_payload(e),
-                    )
-                    for topic, e in (
-                        (_topic_of(consumed), consumed),
-                        *((o.topic, o.event) for o in emitted),
-                    )
-                ],
+                [row for p in pending for row in _timeline_rows(p.consumed, p.emitted)],
             )
-            for write in writes:
-                await write(conn)
-        await self.redis.set(self._key(state.run_id), stored.model_dump_json(), ex=HOT_TTL_S)
+            for p in pending:
+                for write in p.writes:
+                    await write(conn)
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for run_id, (state, outbox) in encoded.items():
+                # The JSON of StoredRun, put together from the texts PostgreSQL got.
+                pipe.set(self._key(run_id), f'{{"state":{state},"outbox":{outbox}}}', ex=HOT_TTL_S)
+            await pipe.execute()
+
+
+_OUTBOX: TypeAdapter[tuple[Sent, ...]] = TypeAdapter(tuple[Sent, ...])
+
+
+def _encode(stored: StoredRun) -> tuple[str, str]:
+    """A run's state and outbox as JSON, each serialised once for both stores."""
+    return stored.state.model_dump_json(), _OUTBOX.dump_json(stored.outbox).decode()
+
+
+def _run_row(state: RunState, state_json: str, outbox_json: str) -> tuple[Any, ...]:
+    return (
+        state.run_id,
+        state.tenant,
+        state.agent,
+        state.goal,
+        state.status.value,
+        state.failure.value if state.failure else None,
+        state.answer,
+        state.step,
+        state.usage.prompt_tokens,
+        state.usage.completion_tokens,
+        state_json,
+        outbox_json,
+        state.started_at,
+        state.updated_at,
+    )
+
+
+def _timeline_rows(consumed: Envelope[Any], emitted: Sequence[Outbound]) -> list[tuple[Any, ...]]:
+    """The events table's rows for an input and what it caused."""
+    return [
+        (
+            e.event_id,
+            e.run_id,
+            e.seq,
+            e.type,
+            topic,
+            e.producer,
+            e.occurred_at,
+            _timeline_payload(e),
+        )
+        for topic, e in ((_topic_of(consumed), consumed), *((o.topic, o.event) for o in emitted))
+    ]
