@@ -19,7 +19,7 @@ $(UV):
 	@test -x "$(UV)" || { echo "uv is installed but not at $(UV): put it on PATH"; exit 1; }
 
 .PHONY: infra-up
-infra-up: install ## Start Kafka (KRaft), Redis and PostgreSQL on the project's own ports
+infra-up: install ## Start Kafka (KRaft), Redis, PostgreSQL and Prometheus on the project's own ports
 	@$(RUN) loopline infra up
 
 .PHONY: infra-down
@@ -81,6 +81,10 @@ test-unit: install ## Only the pure unit tests (no infrastructure)
 .PHONY: failover
 failover: install ## Kill one of two replicas of each service mid-run; print the failover times
 	@$(RUN) pytest tests/e2e/test_failover_kill.py -s -q $(PYTEST_ARGS)
+
+.PHONY: chaos
+chaos: install ## Chaos suite on private servers: kills, Kafka/Redis/PostgreSQL faults; prints the table
+	@$(RUN) python -m loopline_testing.chaos $(CHAOS_ARGS)
 
 BENCH_ARGS ?=
 

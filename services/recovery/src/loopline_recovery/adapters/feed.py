@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
@@ -23,7 +24,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError
-from loopline_runtime import KafkaSettings
+from loopline_runtime import KafkaSettings, register_probe, unregister_probe
 
 from loopline_recovery.domain import Location, Seen, peek
 
@@ -46,6 +47,8 @@ class _Rebalance(ConsumerRebalanceListener):  # type: ignore[misc]
         await self.feed.on_revoked(partitions)
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
+        partitions = sorted(f"{tp.topic}:{tp.partition}" for tp in assigned)
+        log.info("assignment %s", json.dumps({"group": self.feed.group, "partitions": partitions}))
         self.feed.assigned.set()
         await self.feed.on_assigned({tp.partition for tp in assigned})
 
@@ -91,8 +94,18 @@ class WatchFeed:
         self._consumer.subscribe([prefix + t for t in self.topics], listener=_Rebalance(self))
         await self._consumer.start()
         self._task = asyncio.create_task(self._run(), name=f"consumer-{self.group}")
+        register_probe(self)
+
+    def readiness(self) -> str | None:
+        """None once the feed consumes as a member of its group (for /readyz)."""
+        if self._task is None or self._task.done():
+            return f"consumer of {self.group} is not running"
+        if not self.assigned.is_set():
+            return f"consumer of {self.group} has no assignment yet"
+        return None
 
     async def stop(self) -> None:
+        unregister_probe(self)
         self._stopping.set()
         if self._task is not None:
             await self._task
