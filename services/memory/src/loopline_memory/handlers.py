@@ -20,7 +20,7 @@ from loopline_events import (
     encode_event,
 )
 
-from loopline_memory.adapters.longterm import LongTermMemory, Recall
+from loopline_memory.adapters.longterm import LongTermMemory, Recall, keeps_artifact
 from loopline_memory.adapters.metrics import record_cost
 from loopline_memory.adapters.store import (
     OUTBOX_SIZE,
@@ -179,7 +179,9 @@ class MemoryHandler:
 
     def _writes(self, state: RunState, step: Step, event: Envelope[Any]) -> list[Write]:
         kept = [r for r in step.requests if isinstance(r, StoreMemory)]
-        writes: list[Write] = [functools.partial(self.longterm.record, state=state, event=event)]
+        writes: list[Write] = []
+        if keeps_artifact(event):
+            writes.append(functools.partial(self.longterm.record, state=state, event=event))
         if kept:
             writes.append(
                 functools.partial(self.longterm.keep, state=state, at=event.occurred_at, kept=kept)

@@ -21,7 +21,7 @@ from loopline_bus import Outbound, Progress, Recorded, read_history
 from loopline_events import CONTEXTS, OBSERVATIONS, RESULTS, Envelope, encode_event
 from loopline_runtime import KafkaSettings
 
-from loopline_memory.adapters.longterm import LongTermMemory
+from loopline_memory.adapters.longterm import LongTermMemory, keeps_artifact
 from loopline_memory.adapters.store import OUTBOX_SIZE, RunStore, Sent, StoredRun
 from loopline_memory.domain import Environment, apply
 from loopline_memory.domain.replay import MEMORY_INPUTS
@@ -81,8 +81,12 @@ class Rebuilder:
             )
             outbox = ((*stored.outbox, *sent) if stored else sent)[-OUTBOX_SIZE:]
             stored = StoredRun(state=step.state, outbox=outbox)
-            record = functools.partial(self.longterm.record, state=step.state, event=event)
-            await self.store.save(stored, event, outputs, [record])
+            writes = (
+                [functools.partial(self.longterm.record, state=step.state, event=event)]
+                if keeps_artifact(event)
+                else []
+            )
+            await self.store.save(stored, event, outputs, writes)
         return stored
 
     async def heal(self, settings: KafkaSettings, run_id: str, before: UUID) -> StoredRun | None:

@@ -1,4 +1,4 @@
-"""Long-term memory, the usage ledger and stored tool outputs, in memory's PostgreSQL schema.
+"""Long-term memory and stored tool outputs, in memory's PostgreSQL schema.
 
 Writes take the connection of the save's transaction, so they land with the run state they
 belong to, or not at all; each is keyed so that a redelivered event writes nothing twice.
@@ -14,10 +14,9 @@ from datetime import datetime
 from typing import Any, Protocol
 
 import asyncpg
-from loopline_events import Envelope, ModelDecided, ToolCallSucceeded
+from loopline_events import Envelope, ToolCallSucceeded
 
 from loopline_memory.domain import RunState, StoreMemory
-from loopline_memory.domain.budgets import price_of
 from loopline_memory.domain.window import ARTIFACT_THRESHOLD, artifact_ref
 
 
@@ -76,39 +75,22 @@ class LongTermMemory:
         )
 
     async def record(self, conn: asyncpg.Connection, state: RunState, event: Envelope[Any]) -> None:
-        """What `event` adds to the ledger and the artifacts, if anything."""
+        """Store the whole output of a tool result too large for the context (once)."""
         payload = event.payload
-        if isinstance(payload, ModelDecided):
-            usage = payload.usage
-            await conn.execute(
-                f"""
-                INSERT INTO "{self.schema}".usage (event_id, run_id, tenant, agent, model, seq,
-                    prompt_tokens, completion_tokens, cost_usd, occurred_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) ON CONFLICT DO NOTHING
-                """,
-                event.event_id,
-                state.run_id,
-                state.tenant,
-                state.agent,
-                payload.model,
-                event.seq,
-                usage.prompt_tokens,
-                usage.completion_tokens,
-                price_of(state.price).of(usage),
-                event.occurred_at,
-            )
-        elif isinstance(payload, ToolCallSucceeded) and len(payload.output) > ARTIFACT_THRESHOLD:
-            await conn.execute(
-                f"""
-                INSERT INTO "{self.schema}".artifacts (ref, run_id, chars, content, created_at)
-                VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING
-                """,
-                artifact_ref(payload.output),
-                state.run_id,
-                len(payload.output),
-                payload.output,
-                event.occurred_at,
-            )
+        if not keeps_artifact(event):
+            return
+        assert isinstance(payload, ToolCallSucceeded)
+        await conn.execute(
+            f"""
+            INSERT INTO "{self.schema}".artifacts (ref, run_id, chars, content, created_at)
+            VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING
+            """,
+            artifact_ref(payload.output),
+            state.run_id,
+            len(payload.output),
+            payload.output,
+            event.occurred_at,
+        )
 
     async def artifact(self, ref: str) -> str | None:
         """The whole tool output stored under `ref` (`sha256:...`), if there is one."""
@@ -116,6 +98,12 @@ class LongTermMemory:
             f'SELECT content FROM "{self.schema}".artifacts WHERE ref = $1', ref
         )
         return content
+
+
+def keeps_artifact(event: Envelope[Any]) -> bool:
+    """Whether `event` is a tool result whose whole output is stored as an artifact."""
+    payload = event.payload
+    return isinstance(payload, ToolCallSucceeded) and len(payload.output) > ARTIFACT_THRESHOLD
 
 
 def _digest(text: str) -> str:

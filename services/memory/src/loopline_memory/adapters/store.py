@@ -7,6 +7,7 @@ loses nothing.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -15,10 +16,11 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 from loopline_bus import Outbound
-from loopline_events import ContextAssembled, Envelope, Payload, topic_of
+from loopline_events import ContextAssembled, Envelope, ModelDecided, Payload, topic_of
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from loopline_memory.domain import RunState
+from loopline_memory.domain.budgets import price_of
 
 OUTBOX_SIZE = 8
 """How many recent inputs keep their outputs, to re-emit them if the input is redelivered."""
@@ -122,43 +124,91 @@ class RunStore:
         await self.save_many([Pending(stored, consumed, emitted, writes)])
 
     async def save_many(self, pending: Sequence[Pending]) -> None:
-        """Save what several inputs did, in one transaction, then the hot copies: a run saved
-        more than once keeps its last state; every event and write is kept, in order."""
+        """Save what several inputs did, then the hot copies: a run saved more than once keeps
+        its last state; every event, ledger row and write is kept, in order.
+
+        Runs, timeline and usage ledger go in one statement (atomic on its own: one round trip
+        and one commit for a whole batch); the rare other writes join it in a transaction.
+        """
         if not pending:
             return
         latest = {p.stored.state.run_id: p.stored for p in pending}
         encoded = {run_id: _encode(stored) for run_id, stored in sorted(latest.items())}
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.executemany(
-                f"""
-                INSERT INTO "{self.schema}".runs (run_id, tenant, agent, goal, status, reason,
-                    answer, steps, prompt_tokens, completion_tokens, state, outbox, started_at,
-                    updated_at)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11::jsonb, $12::jsonb, $13, $14)
-                ON CONFLICT (run_id) DO UPDATE SET status = EXCLUDED.status,
-                    reason = EXCLUDED.reason, answer = EXCLUDED.answer, steps = EXCLUDED.steps,
-                    prompt_tokens = EXCLUDED.prompt_tokens,
-                    completion_tokens = EXCLUDED.completion_tokens, state = EXCLUDED.state,
-                    outbox = EXCLUDED.outbox, updated_at = EXCLUDED.updated_at
-                """,
-                [_run_row(latest[run_id].state, *texts) for run_id, texts in encoded.items()],
-            )
-            await conn.executemany(
-                f"""
-                INSERT INTO "{self.schema}".events (event_id, run_id, seq, type, topic, producer,
-                    occurred_at, payload)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8::jsonb) ON CONFLICT DO NOTHING
-                """,
-                [row for p in pending for row in _timeline_rows(p.consumed, p.emitted)],
-            )
-            for p in pending:
-                for write in p.writes:
-                    await write(conn)
+        runs = [_run_row(latest[run_id].state, *texts) for run_id, texts in encoded.items()]
+        events = [row for p in pending for row in _timeline_rows(p.consumed, p.emitted)]
+        usage = [row for p in pending if (row := _usage_row(p.stored.state, p.consumed))]
+        writes = [write for p in pending for write in p.writes]
+        columns = [*_columns(runs, 14), *_columns(events, 8), *_columns(usage, 10)]
+        async with self.pool.acquire() as conn:
+            if writes:
+                async with conn.transaction():
+                    await conn.execute(self._save_sql, *columns)
+                    for write in writes:
+                        await write(conn)
+            else:
+                await conn.execute(self._save_sql, *columns)
         async with self.redis.pipeline(transaction=False) as pipe:
             for run_id, (state, outbox) in encoded.items():
                 # The JSON of StoredRun, put together from the texts PostgreSQL got.
                 pipe.set(self._key(run_id), f'{{"state":{state},"outbox":{outbox}}}', ex=HOT_TTL_S)
             await pipe.execute()
+
+    @functools.cached_property
+    def _save_sql(self) -> str:
+        schema = self.schema
+        return f"""
+            WITH runs AS (
+                INSERT INTO "{schema}".runs (run_id, tenant, agent, goal, status, reason, answer,
+                    steps, prompt_tokens, completion_tokens, state, outbox, started_at, updated_at)
+                SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[],
+                    $6::text[], $7::text[], $8::int[], $9::bigint[], $10::bigint[], $11::jsonb[],
+                    $12::jsonb[], $13::timestamptz[], $14::timestamptz[])
+                ON CONFLICT (run_id) DO UPDATE SET status = EXCLUDED.status,
+                    reason = EXCLUDED.reason, answer = EXCLUDED.answer, steps = EXCLUDED.steps,
+                    prompt_tokens = EXCLUDED.prompt_tokens,
+                    completion_tokens = EXCLUDED.completion_tokens, state = EXCLUDED.state,
+                    outbox = EXCLUDED.outbox, updated_at = EXCLUDED.updated_at
+            ), events AS (
+                INSERT INTO "{schema}".events (event_id, run_id, seq, type, topic, producer,
+                    occurred_at, payload)
+                SELECT * FROM unnest($15::uuid[], $16::text[], $17::int[], $18::text[],
+                    $19::text[], $20::text[], $21::timestamptz[], $22::jsonb[])
+                ON CONFLICT DO NOTHING
+            ), usage AS (
+                INSERT INTO "{schema}".usage (event_id, run_id, tenant, agent, model, seq,
+                    prompt_tokens, completion_tokens, cost_usd, occurred_at)
+                SELECT * FROM unnest($23::uuid[], $24::text[], $25::text[], $26::text[],
+                    $27::text[], $28::int[], $29::bigint[], $30::bigint[], $31::numeric[],
+                    $32::timestamptz[])
+                ON CONFLICT DO NOTHING
+            )
+            SELECT 1
+        """
+
+
+def _columns(rows: Sequence[tuple[Any, ...]], width: int) -> list[list[Any]]:
+    """Rows turned into one list per column: the arrays `unnest` takes apart again."""
+    return [list(column) for column in zip(*rows, strict=True)] if rows else [[]] * width
+
+
+def _usage_row(state: RunState, event: Envelope[Any]) -> tuple[Any, ...] | None:
+    """The usage ledger's row of a model decision: its tokens and what they cost."""
+    payload = event.payload
+    if not isinstance(payload, ModelDecided):
+        return None
+    usage = payload.usage
+    return (
+        event.event_id,
+        state.run_id,
+        state.tenant,
+        state.agent,
+        payload.model,
+        event.seq,
+        usage.prompt_tokens,
+        usage.completion_tokens,
+        price_of(state.price).of(usage),
+        event.occurred_at,
+    )
 
 
 _OUTBOX: TypeAdapter[tuple[Sent, ...]] = TypeAdapter(tuple[Sent, ...])
