@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from loopline_bus import EventStream, KafkaBus
+from loopline_bus import EventStream, KafkaBus, Outbound, SubscriptionOptions
 from loopline_events import (
     CONTEXTS,
     DECISIONS,
@@ -116,3 +116,24 @@ async def _first(stream: EventStream, count: int) -> list[Envelope[Any]]:
         return seen
 
     return await asyncio.wait_for(collect(), 60)
+
+
+async def test_with_write_behind_a_batch_records_its_replies_before_they_are_published(
+    kafka_bus: KafkaBus, planner: PlannerHandler, server: OpenAIServer
+) -> None:
+    planner.write_behind = True
+    assert planner.cache is not None
+    server.reply_tool_calls([("calculator", {"expression": "2 + 3"}, "call_b")])
+    stream = EventStream(kafka_bus.settings, topics=[DECISIONS.name])
+    await stream.start()
+    options = SubscriptionOptions(before_publish=planner.flush)
+    await kafka_bus.subscribe("planner", [CONTEXTS.name], planner, options).start()
+    context = _context(seq=3)
+    # Twice in one publish: most likely one batch, where the second is answered from the
+    # reply staged by the first; else the next batch, from Redis.
+    await kafka_bus.publish_many([Outbound(CONTEXTS.name, context)] * 2)
+    decisions = await _first(stream, 2)
+    await stream.stop()
+    assert server.calls == 1
+    assert decisions[0].event_id == decisions[1].event_id
+    assert await planner.cache.redis.exists(planner.cache.key("run-cache", 3)) == 1

@@ -28,7 +28,8 @@ class PlannerHandler:
     """Asks the context's model for a decision, with a timeout and retries.
 
     With a `cache`, a step's reply is recorded and a redelivered context is answered from it:
-    the same decision, no second model call.
+    the same decision, no second model call. With `write_behind`, the replies of a batch are
+    recorded together by `flush()`, which the bus calls before publishing the batch.
     """
 
     def __init__(
@@ -36,11 +37,14 @@ class PlannerHandler:
         settings: ModelSettings,
         build: Callable[[str, ModelSettings], ModelAdapter],
         cache: ResponseCache | None = None,
+        *,
+        write_behind: bool = False,
     ):
         self.settings = settings
         self._build = build
         self._models: dict[str, ModelAdapter] = {}
         self.cache = cache
+        self.write_behind = write_behind
 
     def model(self, name: str) -> ModelAdapter:
         """The adapter for `name`, built once."""
@@ -93,8 +97,16 @@ class PlannerHandler:
             timeout_s=self.settings.timeout_s,
         )
         if self.cache is not None:
-            await self.cache.put(event.run_id, event.seq, reply)
+            if self.write_behind:  # recorded by the batch's flush, before it is published
+                self.cache.stage(event.run_id, event.seq, reply)
+            else:
+                await self.cache.put(event.run_id, event.seq, reply)
         return reply
+
+    async def flush(self) -> None:
+        """Record the replies of a batch (with `write_behind`, the bus calls it per batch)."""
+        if self.cache is not None:
+            await self.cache.flush()
 
     async def aclose(self) -> None:
         """Close the model adapters and the cache."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import redis.asyncio as aioredis
-from loopline_bus import KafkaBus
+from loopline_bus import KafkaBus, SubscriptionOptions
 from loopline_events import CONTEXTS
 from loopline_runtime import Stop, load_endpoints
 
@@ -20,11 +20,12 @@ async def start() -> Stop:
     cache = ResponseCache(
         aioredis.from_url(endpoints.redis.url), namespace=endpoints.kafka.topic_prefix
     )
-    handler = PlannerHandler(ModelSettings(), build_model, cache)
+    handler = PlannerHandler(ModelSettings(), build_model, cache, write_behind=True)
     bus = KafkaBus(settings=endpoints.kafka, client_id=GROUP)
     await bus.ensure_topics()
     await bus.start()
-    await bus.subscribe(GROUP, [CONTEXTS.name], handler).start()
+    options = SubscriptionOptions(before_publish=handler.flush)
+    await bus.subscribe(GROUP, [CONTEXTS.name], handler, options).start()
 
     async def stop() -> None:
         await bus.stop()

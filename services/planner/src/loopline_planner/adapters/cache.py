@@ -29,6 +29,7 @@ class ResponseCache:
         self.redis = redis
         self.namespace = namespace
         self.ttl_s = ttl_s
+        self._staged: dict[str, str] = {}
 
     def key(self, run_id: str, seq: int) -> str:
         """The Redis key of a step's reply; the namespace first, so a namespace's keys drop
@@ -38,6 +39,9 @@ class ResponseCache:
     async def get(self, run_id: str, seq: int) -> ModelReply | None:
         """The recorded reply of the step, if any (None as well when Redis cannot answer:
         paying for a call twice beats stalling every run on a cache)."""
+        staged = self._staged.get(self.key(run_id, seq))
+        if staged is not None:
+            return _decode(staged)
         try:
             raw = await self.redis.get(self.key(run_id, seq))
         except Exception as exc:
@@ -49,6 +53,25 @@ class ResponseCache:
         """Record the step's reply (the first one wins: a racing replica keeps its ids)."""
         try:
             await self.redis.set(self.key(run_id, seq), _encode(reply), ex=self.ttl_s, nx=True)
+        except Exception as exc:
+            log.warning("response cache unwritable; a redelivery will call again: %r", exc)
+
+    def stage(self, run_id: str, seq: int, reply: ModelReply) -> None:
+        """Record the step's reply at the next `flush()`: the planner flushes once per batch,
+        before the batch's decisions are published, so a decision is never out before its
+        reply is recorded (or found unrecordable)."""
+        self._staged.setdefault(self.key(run_id, seq), _encode(reply))
+
+    async def flush(self) -> None:
+        """Record every staged reply in one round trip (the first one of a step wins)."""
+        staged, self._staged = self._staged, {}
+        if not staged:
+            return
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for key, value in staged.items():
+                    pipe.set(key, value, ex=self.ttl_s, nx=True)
+                await pipe.execute()
         except Exception as exc:
             log.warning("response cache unwritable; a redelivery will call again: %r", exc)
 
