@@ -9,7 +9,9 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 from collections.abc import AsyncIterator, Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,7 +24,8 @@ from loopline_events import RESULTS, Envelope, RunCancelled, RunCompleted, RunFa
 from loopline_infra import Services, default_paths
 from loopline_runtime import Endpoints, KafkaSettings, schema_name
 
-from loopline_testing.plugin import delete_topics
+from loopline_testing.effects import SCHEMA as EFFECTS_SCHEMA
+from loopline_testing.plugin import delete_topics, unique_prefix
 
 TEST_AGENTS = """
 [agents.default]
@@ -46,6 +49,13 @@ tools = ["calculator", "current_time"]
 max_steps = 5
 deadline_s = 120
 
+[agents.openai_tools]
+system_prompt = "You are a careful assistant."
+model = "openai:gpt-test"
+tools = ["calculator", "current_time", "http_get"]
+max_steps = 5
+deadline_s = 120
+
 [agents.memo]
 system_prompt = "You keep and recall facts."
 model = "demo"
@@ -61,6 +71,13 @@ tools = ["calculator"]
 max_steps = 40
 deadline_s = 240
 context_budget_tokens = 300
+
+[agents.effects]
+system_prompt = "You record side effects."
+model = "demo"
+tools = ["record_effect"]
+max_steps = 20
+deadline_s = 900
 
 [agents.looper]
 system_prompt = "You are a careful assistant."
@@ -106,6 +123,21 @@ class System:
     kafka: KafkaSettings
     env: dict[str, str]
 
+    def kill(self, instance: str, timeout: float = 10.0) -> int:
+        """SIGKILL one service instance (`memory`, `planner-2`...), as a crash would, and wait
+        until it is gone (so a restart does not find it still running); its pid."""
+        pid = self.services.kill(instance)
+        deadline = time.monotonic() + timeout
+        while any(s.name == instance and s.pid == pid for s in self.services.status()):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{instance} (pid {pid}) still runs {timeout:g} s after SIGKILL")
+            time.sleep(0.01)
+        return pid
+
+    async def restart(self, *names: str, replicas: int = 1) -> None:
+        """Start again the instances of `names` that are not running; wait until they consume."""
+        await asyncio.to_thread(self.services.up, names, replicas=replicas, say=lambda _: None)
+
     def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
         """Run `loopline ARGS` against this system, as a user would; blocks (use a thread)."""
         return subprocess.run(
@@ -143,28 +175,48 @@ def start_system(
     base = default_paths()
     base.home.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="e2e-", dir=base.home))
+    monkeypatch.setenv("LOOPLINE_AGENTS_FILE", str(home / "agents.toml"))
+    started: list[System] = []
+
+    def start(replicas: int = 1, env_extra: dict[str, str] | None = None) -> System:
+        system = launch_system(loopline_endpoints, topic_prefix, home, replicas, env_extra)
+        started.append(system)
+        return system
+
+    yield start
+    for system in started:
+        system.services.down(say=lambda _: None)
+    shutil.rmtree(home, ignore_errors=True)
+
+
+def launch_system(
+    endpoints: Endpoints,
+    namespace: str,
+    home: Path,
+    replicas: int = 1,
+    env_extra: dict[str, str] | None = None,
+) -> System:
+    """Start the four services (`replicas` of each) on `endpoints`, in `namespace`, with the
+    test agent profiles; their pid files, logs and agents file live in `home`."""
     agents = home / "agents.toml"
     agents.write_text(TEST_AGENTS)
     env = {
-        "LOOPLINE_KAFKA_BOOTSTRAP": loopline_endpoints.kafka.bootstrap,
-        "LOOPLINE_KAFKA_TOPIC_PREFIX": topic_prefix,
-        "LOOPLINE_REDIS_URL": loopline_endpoints.redis.url,
-        "LOOPLINE_POSTGRES_DSN": loopline_endpoints.postgres.dsn.get_secret_value(),
+        "LOOPLINE_KAFKA_BOOTSTRAP": endpoints.kafka.bootstrap,
+        "LOOPLINE_KAFKA_TOPIC_PREFIX": namespace,
+        "LOOPLINE_REDIS_URL": endpoints.redis.url,
+        "LOOPLINE_POSTGRES_DSN": endpoints.postgres.dsn.get_secret_value(),
         "LOOPLINE_AGENTS_FILE": str(agents),
         "LOOPLINE_TOOLS_ALLOW_PRIVATE_NETWORKS": "1",
+        **(env_extra or {}),
     }
-    monkeypatch.setenv("LOOPLINE_AGENTS_FILE", str(agents))
     services = Services(home, env)
-    kafka = loopline_endpoints.kafka.model_copy(update={"topic_prefix": topic_prefix})
-
-    def start(replicas: int = 1, env_extra: dict[str, str] | None = None) -> System:
-        services.env.update(env_extra or {})
+    try:
         services.up(replicas=replicas, say=lambda _: None)
-        return System(services, kafka, {**env, **(env_extra or {})})
-
-    yield start
-    services.down(say=lambda _: None)
-    shutil.rmtree(home, ignore_errors=True)
+    except BaseException:
+        services.down(say=lambda _: None)  # what did start must not outlive the failure
+        raise
+    kafka = endpoints.kafka.model_copy(update={"topic_prefix": namespace})
+    return System(services, kafka, env)
 
 
 @pytest.fixture
@@ -173,22 +225,50 @@ def system(start_system: Callable[..., System]) -> System:
     return start_system()
 
 
+@contextlib.contextmanager
+def running_system(
+    endpoints: Endpoints, *, replicas: int = 1, env_extra: dict[str, str] | None = None
+) -> Iterator[System]:
+    """The four services in a namespace of their own, for as long as the block runs (a whole
+    test module, say); then stopped, and the namespace dropped."""
+    namespace = unique_prefix()
+    base = default_paths()
+    base.home.mkdir(parents=True, exist_ok=True)
+    home = Path(tempfile.mkdtemp(prefix="e2e-", dir=base.home))
+    try:
+        system = launch_system(endpoints, namespace, home, replicas, env_extra)
+        try:
+            yield system
+        finally:
+            system.services.down(say=lambda _: None)
+    finally:
+        # Its own thread and loop: the block may be left from inside a running loop.
+        with ThreadPoolExecutor(max_workers=1) as pool:
+            pool.submit(lambda: asyncio.run(drop_namespace(endpoints, namespace))).result()
+        shutil.rmtree(home, ignore_errors=True)
+
+
 @pytest.fixture
 async def cleanup_namespace(
     loopline_endpoints: Endpoints, topic_prefix: str
 ) -> AsyncIterator[None]:
     """After the test: drop the namespace's topics, PostgreSQL schemas and Redis keys."""
     yield
-    await delete_topics(loopline_endpoints.kafka.bootstrap, topic_prefix)
-    conn = await asyncpg.connect(loopline_endpoints.postgres.dsn.get_secret_value())
+    await drop_namespace(loopline_endpoints, topic_prefix)
+
+
+async def drop_namespace(endpoints: Endpoints, namespace: str) -> None:
+    """Delete the namespace's topics, PostgreSQL schemas and Redis keys."""
+    await delete_topics(endpoints.kafka.bootstrap, namespace)
+    conn = await asyncpg.connect(endpoints.postgres.dsn.get_secret_value())
     try:
-        for base in ("memory", "recovery", "executor"):
-            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema_name(base, topic_prefix)}" CASCADE')
+        for base in ("memory", "recovery", "executor", EFFECTS_SCHEMA):
+            await conn.execute(f'DROP SCHEMA IF EXISTS "{schema_name(base, namespace)}" CASCADE')
     finally:
         await conn.close()
-    redis = aioredis.from_url(loopline_endpoints.redis.url)
+    redis = aioredis.from_url(endpoints.redis.url)
     try:
-        keys = [k async for k in redis.scan_iter(match=f"{topic_prefix}*")]
+        keys = [k async for k in redis.scan_iter(match=f"{namespace}*")]
         if keys:
             await redis.delete(*keys)
     finally:

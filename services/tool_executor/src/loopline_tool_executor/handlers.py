@@ -66,11 +66,26 @@ class ExecutorHandler:
             return ()
         # Memory answers its own tools (remember, recall) from the same decision.
         calls = [c for c in decision.tool_calls if c.tool not in SERVED_BY_MEMORY]
-        outcomes = await asyncio.gather(*(self._run(event, decision, c) for c in calls))
+        outcomes = await self._run_all(event, decision, calls)
         return [
             Outbound(OBSERVATIONS.name, event.follow(payload, producer=PRODUCER, index=i))
             for i, payload in enumerate(outcomes)
         ]
+
+    async def _run_all(
+        self, event: Envelope[Any], decision: ModelDecided, calls: Sequence[ToolCall]
+    ) -> list[Outcome]:
+        """Run the calls concurrently; if one raises (its ledger is unreachable), the others
+        are cancelled and awaited before the error goes up. A call left running while the
+        decision is retried would meet its own retry in the ledger, unfinished, and could be
+        reconciled as not done and run twice."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                tasks = [group.create_task(self._run(event, decision, c)) for c in calls]
+        except ExceptionGroup as failed:
+            # The first error carries the retry policy the bus reads (`retryable`).
+            raise failed.exceptions[0] from None
+        return [t.result() for t in tasks]
 
     async def _run(self, event: Envelope[Any], decision: ModelDecided, call: ToolCall) -> Outcome:
         profile = self.profiles.get(decision.agent)

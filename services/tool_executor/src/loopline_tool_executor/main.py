@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from loopline_bus import KafkaBus
+from loopline_bus import KafkaBus, SubscriptionOptions
 from loopline_events import DECISIONS
 from loopline_runtime import Stop, load_endpoints, load_profiles, open_schema
 from loopline_tools import ToolRegistry
@@ -14,6 +14,11 @@ from loopline_tool_executor.adapters.migrations import MIGRATIONS
 from loopline_tool_executor.handlers import ExecutorHandler
 
 GROUP = "tool-executor"
+
+RIDE_OUT = SubscriptionOptions(max_attempts=8, retry_backoff_s=0.25)
+"""Retries of a decision whose ledger is unreachable: 0.25 s doubling to 16 s, about 30 s in
+all, so a PostgreSQL restart is waited out in place (no call can run without the ledger, and
+every decision behind it would meet the same) instead of dead-lettering every decision."""
 
 
 class ExecutorSettings(BaseSettings):
@@ -42,7 +47,7 @@ async def start() -> Stop:
     bus = KafkaBus(settings=endpoints.kafka, client_id=GROUP)
     await bus.ensure_topics()
     await bus.start()
-    await bus.subscribe(GROUP, [DECISIONS.name], handler).start()
+    await bus.subscribe(GROUP, [DECISIONS.name], handler, RIDE_OUT).start()
 
     async def stop() -> None:
         await bus.stop()

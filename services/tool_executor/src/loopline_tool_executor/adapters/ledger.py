@@ -18,6 +18,9 @@ _UNAVAILABLE = (
     asyncpg.InterfaceError,
     asyncpg.OperatorInterventionError,  # shutting down, or not accepting connections yet
     asyncpg.InsufficientResourcesError,
+    # A pooled connection the server cut is refused by the client before anything is sent
+    # ("cannot switch to state ...; another operation is in progress").
+    asyncpg.InternalClientError,
 )
 
 

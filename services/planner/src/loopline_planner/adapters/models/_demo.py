@@ -18,9 +18,10 @@ class DemoModel:
     It understands arithmetic (all expressions of the goal at once, as parallel calculator
     calls), chains ("Compute 17 + 25, then multiply the result by 3"), "count to N" (one step
     per number), "what time is it", fetching a URL, "remember that ..." and "recall ...";
-    anything else gets an answer saying so. It calls the tool it needs even when the context
-    does not offer it, so the executor's refusal shows; and after a failed call it answers
-    with what it has instead of calling again.
+    "record N side effects" (one call per step of `record_effect`, the test tool that counts
+    its executions) serves the chaos tests; anything else gets an answer saying so. It calls
+    the tool it needs even when the context does not offer it, so the executor's refusal
+    shows; and after a failed call it answers with what it has instead of calling again.
 
     Call ids are `call_<step>_<i>`, the step being one more than the assistant messages so far;
     token usage is estimated from the text, about four characters a token.

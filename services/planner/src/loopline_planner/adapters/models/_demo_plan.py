@@ -148,6 +148,21 @@ def _count(goal: str, rounds: Sequence[Round]) -> Plan | None:
     return Plan(calls=(_calculate(f"{current} + 1"),))
 
 
+_EFFECTS = re.compile(r"\brecord\s+(\d+)\s+side[\s-]+effects?\b", re.IGNORECASE)
+
+
+def _effects(goal: str, rounds: Sequence[Round]) -> Plan | None:
+    """One `record_effect` call per step, labelled by its number, then the answer: a run of
+    several steps whose every call has a side effect (the test tool that counts them)."""
+    match = _EFFECTS.search(goal)
+    if match is None:
+        return None
+    target = int(match.group(1))
+    if len(rounds) >= target:
+        return Plan(answer=f"I recorded {target} side effects.")
+    return Plan(calls=(Call("record_effect", {"label": f"effect {len(rounds) + 1}"}),))
+
+
 _TIME = re.compile(r"what time|current time|time is it", re.IGNORECASE)
 
 
@@ -218,6 +233,7 @@ def _remember(goal: str, rounds: Sequence[Round]) -> Plan | None:
 _STRATEGIES: tuple[Callable[[str, Sequence[Round]], Plan | None], ...] = (
     _chain,
     _count,
+    _effects,
     _recall,
     _remember,
     _lookups,

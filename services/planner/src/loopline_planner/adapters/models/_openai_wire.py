@@ -18,6 +18,9 @@ from loopline_planner.adapters.models._types import ModelError, ModelReply
 EXCERPT_CHARS = 200
 """How much of a bad body an error quotes: enough to recognise it, not enough to flood logs."""
 ARGUMENTS_EXCERPT_CHARS = 80
+MAX_ARGUMENTS_DEPTH = 32
+"""Arguments nested deeper are refused: no tool's schema goes near it, and an event nested
+past what JSON readers take (about 200 levels) could be written but never read back."""
 
 
 def request_body(model: str, context: ContextAssembled) -> dict[str, Any]:
@@ -135,6 +138,12 @@ def _tool_call(call: _WireToolCall) -> ToolCall:
         # Some compatible servers send nothing for a call without arguments.
         return ToolCall(call_id=call.id, tool=call.function.name)
     arguments = _json_object(raw)
+    if arguments is not None and depth(arguments) > MAX_ARGUMENTS_DEPTH:
+        return ToolCall(
+            call_id=call.id,
+            tool=call.function.name,
+            arguments_error=f"model gave arguments nested deeper than {MAX_ARGUMENTS_DEPTH} levels",
+        )
     if arguments is not None:
         return ToolCall(call_id=call.id, tool=call.function.name, arguments=arguments)
     shown = raw if isinstance(raw, str) else json.dumps(raw)
@@ -156,6 +165,23 @@ def _json_object(raw: object) -> dict[str, Any] | None:
         except (ValueError, RecursionError):
             return None
     return value if isinstance(value, dict) else None
+
+
+def depth(value: object) -> int:
+    """How deeply `value` (parsed JSON) nests objects and arrays; without recursion, so a
+    hostile depth cannot exhaust the stack."""
+    deepest = 0
+    stack: list[tuple[object, int]] = [(value, 0)]
+    while stack:
+        item, level = stack.pop()
+        children = (
+            item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        )
+        if children is None:
+            continue
+        deepest = max(deepest, level + 1)
+        stack.extend((child, level + 1) for child in children)
+    return deepest
 
 
 def status_error(status: int, body: bytes, retry_after: str | None) -> ModelError:

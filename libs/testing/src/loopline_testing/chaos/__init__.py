@@ -1,0 +1,50 @@
+"""The chaos suite: concurrent runs while services are killed and servers restarted.
+
+Each scenario starts the four services in a namespace of their own, on a private Kafka, Redis
+and PostgreSQL (the shared ones serve every other test), submits runs that record a side
+effect at every step, injects its faults in the middle, and accounts for every run: completed,
+failed with a stated reason, or lost; every side effect executed once or more; and how long
+the runs in flight waited after each fault. `python -m loopline_testing.chaos` (`make chaos`)
+plays the full set and prints the table; tests/chaos plays a smaller one.
+"""
+
+from loopline_testing.chaos._faults import (
+    Fault,
+    FlushRedis,
+    Injected,
+    KillServices,
+    RestartKafka,
+    StopPostgres,
+    Target,
+)
+from loopline_testing.chaos._infra import PrivateInfra, free_ports
+from loopline_testing.chaos._report import (
+    WAIT_TARGET_S,
+    FaultReport,
+    ScenarioReport,
+    render_table,
+)
+from loopline_testing.chaos._scenario import Scenario, run_scenario
+from loopline_testing.chaos._suite import FULL, QUICK, run_suite, scaled
+
+__all__ = [
+    "FULL",
+    "QUICK",
+    "WAIT_TARGET_S",
+    "Fault",
+    "FaultReport",
+    "FlushRedis",
+    "Injected",
+    "KillServices",
+    "PrivateInfra",
+    "RestartKafka",
+    "Scenario",
+    "ScenarioReport",
+    "StopPostgres",
+    "Target",
+    "free_ports",
+    "render_table",
+    "run_scenario",
+    "run_suite",
+    "scaled",
+]
