@@ -45,14 +45,6 @@ def system(loopline_endpoints: Endpoints) -> Iterator[System]:
         yield running
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/recovery (domain/peek.py): the watchdog's peek unescapes or decodes the "
-    "run id and tenant it matched in the head with json.loads / bytes.decode and lets the "
-    "ValueError out; its feed then retries the batch every second forever and never watches "
-    "that partition's runs again. Fix: peek must be total: on ValueError fall back to "
-    "decoding the record whole (`_decoded`, which returns None for what is not an event).",
-)
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize("run_id", FORGERIES.values(), ids=FORGERIES.keys())
 async def test_a_forged_head_is_dead_lettered_and_every_reader_goes_past_it(

@@ -185,13 +185,6 @@ async def test_an_operator_finds_the_dead_letter_with_the_cli(system: System) ->
     assert "not JSON" in listed[0]["error"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="libs/bus: the dead letter of a message over twice its topic's limit (its bytes "
-    "base64-encoded) is larger than the dead-letter topic takes; the broker refuses it, the "
-    "batch is retried every second forever and the partition is never committed. Fix: cap "
-    "the original bytes a dead letter carries (keep a prefix, the length and a digest).",
-)
 @pytest.mark.timeout(120)
 async def test_a_payload_far_over_the_limit_is_dead_lettered_too(system: System) -> None:
     topic = TOPICS[0]

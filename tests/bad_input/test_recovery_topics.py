@@ -99,15 +99,6 @@ async def _logged(system: System, placed: Placed, kind: str) -> str | None:
     return await wait_for_log_line(log, where)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="libs/bus + libs/events: a message of a retry tier that cannot be handled is "
-    "dead-lettered to `agent.retry.N.dlq`, a topic nobody declares (and the broker does not "
-    "create topics): the send times out, the batch is retried forever and the tier never "
-    "commits again. Fix: treat retry tiers like dead-letter topics in the dispatcher (log it "
-    "and move on; they hold dead letters already), or declare their dead-letter topics and "
-    "have recovery read them.",
-)
 @pytest.mark.timeout(180)
 async def test_bad_retries_are_logged_and_the_retry_behind_them_is_re_published(
     system: System,

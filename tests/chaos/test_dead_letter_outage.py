@@ -19,16 +19,6 @@ from loopline_testing.probes import Placed, wait_for_dead_letters
 from loopline.sdk import Loopline
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="services/recovery + libs/bus: recovery's ledger write fails with asyncpg's own "
-    "(non-retryable) error, and the bus drops a record of a dead-letter topic it cannot "
-    "handle (there is no dead-letter topic of a dead-letter topic): the dead letter is "
-    "committed past and never recorded. Fix: the ledger raises a retryable error when "
-    "PostgreSQL is unreachable (as the executor's does), recovery's dead-letter subscription "
-    "retries in place long enough to ride out a restart, and the bus re-delivers (rewinds) "
-    "rather than skips a dead letter whose handling failed transiently.",
-)
 @pytest.mark.timeout(240)
 async def test_a_dead_letter_arriving_while_postgres_is_down_is_recorded_after() -> None:
     async with PrivateInfra(say=print) as infra:

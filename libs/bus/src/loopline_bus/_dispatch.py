@@ -9,15 +9,18 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import hashlib
 import logging
 from collections.abc import Sequence
 from typing import Any
 
 from loopline_events import (
+    RETRY_TOPICS,
     DeadLettered,
     DeadLetterKind,
     Envelope,
     EventDecodeError,
+    TopicSpec,
     TraceContext,
     decode_event,
     dlq_name,
@@ -36,6 +39,7 @@ from loopline_bus._records import (
 log = logging.getLogger("loopline.bus")
 
 DLQ_SUFFIX = dlq_name("")
+RETRY_TOPIC_NAMES = frozenset(t.name for t in RETRY_TOPICS)
 
 
 class Dispatcher:
@@ -66,6 +70,17 @@ class Dispatcher:
         return await self.handler(event)
 
     async def dispatch(self, record: RawRecord) -> list[Encoded]:
+        limit = self.max_bytes.get(record.topic)
+        if limit is not None and len(record.value) > limit:
+            # Checked before decoding: an oversized message is not worth parsing.
+            event_type = _header(record, "event-type")
+            self._decoded(record, event_type)
+            return self.dead_letter(
+                record,
+                DeadLetterKind.OVERSIZED,
+                f"message of {len(record.value)} bytes exceeds {record.topic}'s {limit}",
+                event_type,
+            )
         try:
             event = decode_event(record.value)
         except EventDecodeError as exc:
@@ -73,15 +88,6 @@ class Dispatcher:
             kind = DeadLetterKind(exc.kind.value)
             return self.dead_letter(record, kind, str(exc), exc.event_type)
         self._decoded(record, event.type)
-        limit = self.max_bytes.get(record.topic)
-        if limit is not None and len(record.value) > limit:
-            return self.dead_letter(
-                record,
-                DeadLetterKind.OVERSIZED,
-                f"message of {len(record.value)} bytes exceeds {record.topic}'s {limit}",
-                event.type,
-                trace=event.trace,
-            )
         return await self._handle(record, event)
 
     def _decoded(self, record: RawRecord, event_type: str | None) -> None:
@@ -146,9 +152,15 @@ class Dispatcher:
     ) -> list[Encoded]:
         for m in self.middleware:
             m.after_dead_letter(record, kind)
-        if record.topic.endswith(DLQ_SUFFIX):
-            # A dead letter that cannot be handled stays where it is, in its dead-letter topic:
-            # nothing is lost, and there is no dead-letter topic of a dead-letter topic.
+        if record.topic.endswith(DLQ_SUFFIX) or record.topic in RETRY_TOPIC_NAMES:
+            # A dead letter (or a retry, which is one) that cannot be handled stays where it
+            # is: nothing is lost, and there is no dead-letter topic of a dead-letter topic.
+            if kind is DeadLetterKind.TRANSIENT:
+                # Unless the failure may pass (recovery's ledger is unreachable): then the
+                # batch is handled again, so that the entry is recorded once it can be.
+                raise DeadLetterNotHandledError(
+                    f"{record.topic}[{record.partition}]@{record.offset}: {error}"
+                )
             log.error(
                 "cannot handle dead letter %s[%d]@%d (%s): %s",
                 record.topic,
@@ -167,6 +179,15 @@ class Dispatcher:
             error,
         )
         run_id = record.key.decode(errors="replace")[:128] if record.key else "-"
+        # The dead-letter topic takes twice its source's limit, base64 grows bytes by a third:
+        # a message within its limit is kept whole; one over it (compressed batches pass the
+        # broker's check) keeps its first limit of bytes, its size and its digest, so that its
+        # dead letter always fits.
+        cap = self.max_bytes.get(record.topic, TopicSpec("", "").max_message_bytes)
+        truncated = len(record.value) > cap
+        kept = record.value[:cap] if truncated else record.value
+        if truncated:
+            error = f"{error} (the dead letter keeps its first {cap} of {len(record.value)} bytes)"
         letter = DeadLettered(
             source_topic=record.topic,
             partition=record.partition,
@@ -176,7 +197,9 @@ class Dispatcher:
             error=error[:4000],
             # Base64Bytes fields validate base64 text: hand them the originals encoded.
             original_key=base64.b64encode(record.key) if record.key is not None else None,
-            original_value=base64.b64encode(record.value),
+            original_value=base64.b64encode(kept),
+            original_size=len(record.value) if truncated else None,
+            original_sha256=hashlib.sha256(record.value).hexdigest() if truncated else None,
             original_headers=[(k, base64.b64encode(v)) for k, v in record.headers],
             event_type=event_type,
             attempts=attempts,
@@ -189,3 +212,16 @@ class Dispatcher:
             trace=trace or trace_from_headers(record.headers),
         )
         return [encode_outbound(Outbound(dlq_name(record.topic), envelope))]
+
+
+class DeadLetterNotHandledError(Exception):
+    """A dead letter failed transiently: its batch must be handled again, not skipped."""
+
+    retryable = True
+
+
+def _header(record: RawRecord, name: str) -> str | None:
+    for key, value in record.headers:
+        if key == name:
+            return value.decode(errors="replace")[:128]
+    return None

@@ -191,22 +191,26 @@ class _MemorySubscription(Subscription):
                     if not self._stopping and not self._fetch():
                         await self.bus.changed.wait()
                 continue
-            outputs: list[Encoded] = []
-            for records in _by_key(batch):
-                for record in records:
-                    outputs += await self.dispatcher.dispatch(record)
-            if self.options.before_publish is not None:
-                try:
-                    await self.options.before_publish()
-                except Exception:
-                    # As on Kafka: nothing of the batch is published or committed; again soon.
-                    log.exception("batch of %s failed; retrying it", self.group)
-                    await asyncio.sleep(0.1)
-                    continue
+            try:
+                outputs = await self._handle(batch)
+            except Exception:
+                # As on Kafka: nothing of the batch is published or committed; again soon.
+                log.exception("batch of %s failed; retrying it", self.group)
+                await asyncio.sleep(0.1)
+                continue
             await self.bus._append(outputs)
             for (topic, p), records in batch.items():
                 self.bus._committed[(self.group, topic, p)] = records[-1].offset + 1
             self._report_lag(self._lag())
+
+    async def _handle(self, batch: dict[tuple[str, int], list[RawRecord]]) -> list[Encoded]:
+        outputs: list[Encoded] = []
+        for records in _by_key(batch):
+            for record in records:
+                outputs += await self.dispatcher.dispatch(record)
+        if self.options.before_publish is not None:
+            await self.options.before_publish()
+        return outputs
 
     def _lag(self) -> dict[tuple[str, int], int]:
         return {

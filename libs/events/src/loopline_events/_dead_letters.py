@@ -36,7 +36,16 @@ class DeadLettered(Payload):
     kind: DeadLetterKind = Field(description="Class of failure.")
     error: str = Field(description="The error, for a human.")
     original_key: Base64Bytes | None = Field(default=None, description="The message's key.")
-    original_value: Base64Bytes = Field(description="The message's bytes, unchanged.")
+    original_value: Base64Bytes = Field(
+        description="The message's bytes, unchanged; only those of a message over its topic's "
+        "limit are cut to the limit (see original_size)."
+    )
+    original_size: int | None = Field(
+        default=None, ge=0, description="Set when original_value was cut: the message's size."
+    )
+    original_sha256: str | None = Field(
+        default=None, description="Set when original_value was cut: the whole message's digest."
+    )
     original_headers: list[tuple[str, Base64Bytes]] = Field(
         default_factory=list, description="The message's headers, unchanged."
     )

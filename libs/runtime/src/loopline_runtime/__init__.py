@@ -19,7 +19,14 @@ from loopline_runtime._lifecycle import (
     write_ready_file,
 )
 from loopline_runtime._logging import configure_logging
-from loopline_runtime._postgres import migrate, open_schema, schema_name
+from loopline_runtime._postgres import (
+    POSTGRES_UNAVAILABLE,
+    PostgresUnavailableError,
+    migrate,
+    open_schema,
+    postgres_unavailable_is_retryable,
+    schema_name,
+)
 from loopline_runtime._profiles import (
     AGENTS_FILE_VARIABLE,
     AgentProfile,
@@ -46,6 +53,7 @@ __all__ = [
     "DEFAULT_KAFKA_PORT",
     "DEFAULT_POSTGRES_PORT",
     "DEFAULT_REDIS_PORT",
+    "POSTGRES_UNAVAILABLE",
     "PROCESS_HEALTH",
     "READY_FILE_VARIABLE",
     "AgentProfile",
@@ -55,6 +63,7 @@ __all__ = [
     "KafkaSettings",
     "Phase",
     "PostgresSettings",
+    "PostgresUnavailableError",
     "Probe",
     "ProfileError",
     "ReadyInfo",
@@ -68,6 +77,7 @@ __all__ = [
     "migrate",
     "open_schema",
     "parse_profiles",
+    "postgres_unavailable_is_retryable",
     "read_ready_file",
     "register_probe",
     "schema_name",

@@ -2,12 +2,41 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import asyncpg
 
 from loopline_runtime._settings import Endpoints
+
+POSTGRES_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    OSError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.OperatorInterventionError,  # shutting down, or not accepting connections yet
+    asyncpg.InsufficientResourcesError,
+    # A pooled connection the server cut is refused by the client before anything is sent
+    # ("cannot switch to state ...; another operation is in progress").
+    asyncpg.InternalClientError,
+)
+"""Errors by which PostgreSQL refused or aborted a call before it committed: it may be down,
+restarting or out of connections, and the same call can succeed later."""
+
+
+class PostgresUnavailableError(Exception):
+    """PostgreSQL could not be reached; the bus retries the event (in place, then via recovery)."""
+
+    retryable = True
+
+
+@contextlib.contextmanager
+def postgres_unavailable_is_retryable(what: str) -> Iterator[None]:
+    """Turn PostgreSQL being unreachable, inside the block, into a retryable error."""
+    try:
+        yield
+    except POSTGRES_UNAVAILABLE as exc:
+        raise PostgresUnavailableError(f"{what} unavailable: {exc!r}") from exc
 
 
 def schema_name(base: str, namespace: str = "") -> str:

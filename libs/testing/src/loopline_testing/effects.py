@@ -19,7 +19,7 @@ from dataclasses import dataclass
 
 import asyncpg
 from loopline_events import ToolErrorKind
-from loopline_runtime import load_endpoints, open_schema, schema_name
+from loopline_runtime import POSTGRES_UNAVAILABLE, load_endpoints, open_schema, schema_name
 from loopline_tools import Effect, RetryPolicy, Tool, ToolContext, ToolFailure, tool
 from pydantic import BaseModel, Field
 
@@ -39,15 +39,6 @@ MIGRATIONS: tuple[str, ...] = (
     );
     """,
 )
-
-_UNAVAILABLE = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.OperatorInterventionError,  # shutting down, starting up
-    asyncpg.InternalClientError,  # a connection the server cut, refused before sending
-)
-"""PostgreSQL refused the call or aborted it before it committed."""
 
 
 class RecordEffectArgs(BaseModel):
@@ -135,7 +126,7 @@ async def record_effect(args: RecordEffectArgs, ctx: ToolContext) -> str:
             f"the connection to the effects store was lost mid-call ({exc!r}); "
             "the effect may or may not be recorded",
         ) from exc
-    except _UNAVAILABLE as exc:
+    except POSTGRES_UNAVAILABLE as exc:
         # Refused or aborted before it committed: nothing happened, so trying again is safe.
         raise ToolFailure(
             ToolErrorKind.EXECUTION, f"the effects store is unavailable: {exc!r}", retryable=True

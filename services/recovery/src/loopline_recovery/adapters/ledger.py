@@ -9,6 +9,7 @@ from uuid import UUID
 
 import asyncpg
 from loopline_events import DeadLettered, Envelope, FailureReason
+from loopline_runtime import postgres_unavailable_is_retryable
 
 from loopline_recovery.domain import Verdict
 
@@ -24,34 +25,35 @@ class DeadLetterLedger:
         headers = json.dumps(
             [[k, base64.b64encode(v).decode()] for k, v in letter.original_headers]
         )
-        status = await self.pool.execute(
-            f"""
-            INSERT INTO "{self.schema}".dead_letters (event_id, run_id, source_topic,
-                source_partition, source_offset, consumer_group, kind, error, event_type,
-                attempts, original_key, original_value, original_headers, occurred_at,
-                status, category, retries)
-            VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14, $15,
-                $16, $17)
-            ON CONFLICT DO NOTHING
-            """,
-            event.event_id,
-            event.run_id,
-            letter.source_topic,
-            letter.partition,
-            letter.offset,
-            letter.consumer_group,
-            letter.kind.value,
-            letter.error,
-            letter.event_type,
-            letter.attempts,
-            letter.original_key,
-            letter.original_value,
-            headers,
-            event.occurred_at,
-            "retrying" if verdict.retry_topic else "parked",
-            verdict.category.value,
-            verdict.retries,
-        )
+        with postgres_unavailable_is_retryable("the dead-letter ledger"):
+            status = await self.pool.execute(
+                f"""
+                INSERT INTO "{self.schema}".dead_letters (event_id, run_id, source_topic,
+                    source_partition, source_offset, consumer_group, kind, error, event_type,
+                    attempts, original_key, original_value, original_headers, occurred_at,
+                    status, category, retries)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb, $14, $15,
+                    $16, $17)
+                ON CONFLICT DO NOTHING
+                """,
+                event.event_id,
+                event.run_id,
+                letter.source_topic,
+                letter.partition,
+                letter.offset,
+                letter.consumer_group,
+                letter.kind.value,
+                letter.error,
+                letter.event_type,
+                letter.attempts,
+                letter.original_key,
+                letter.original_value,
+                headers,
+                event.occurred_at,
+                "retrying" if verdict.retry_topic else "parked",
+                verdict.category.value,
+                verdict.retries,
+            )
         return bool(status.endswith(" 1"))
 
     async def fail_run(self, run_id: str, reason: FailureReason, cause: UUID) -> bool:
@@ -60,14 +62,15 @@ class DeadLetterLedger:
         True when `cause` is the run's failure (also when asked again for the same cause: a
         redelivered dead letter must re-publish the same RunFailed, not drop it).
         """
-        recorded = await self.pool.fetchval(
-            f"""
-            INSERT INTO "{self.schema}".failed_runs (run_id, reason, cause) VALUES ($1, $2, $3)
-            ON CONFLICT (run_id) DO UPDATE SET run_id = EXCLUDED.run_id
-            RETURNING cause
-            """,
-            run_id,
-            reason.value,
-            cause,
-        )
+        with postgres_unavailable_is_retryable("the dead-letter ledger"):
+            recorded = await self.pool.fetchval(
+                f"""
+                INSERT INTO "{self.schema}".failed_runs (run_id, reason, cause) VALUES ($1, $2, $3)
+                ON CONFLICT (run_id) DO UPDATE SET run_id = EXCLUDED.run_id
+                RETURNING cause
+                """,
+                run_id,
+                reason.value,
+                cause,
+            )
         return bool(recorded == cause)

@@ -62,14 +62,19 @@ def peek(
         return None
     if kind is Kind.GOAL:
         return _decoded(location, value)
-    return Seen(
-        kind=kind,
-        run_id=_text(head.group(3)),
-        seq=int(head.group(4)),
-        event_id=head.group(1).decode(),
-        location=location,
-        tenant=_text(head.group(5)),
-    )
+    try:
+        return Seen(
+            kind=kind,
+            run_id=_text(head.group(3)),
+            seq=int(head.group(4)),
+            event_id=head.group(1).decode(),
+            location=location,
+            tenant=_text(head.group(5)),
+        )
+    except ValueError:
+        # A head that only looks like an envelope (a bad escape, bytes that are not UTF-8):
+        # decoding the record whole decides, and what is not an event is not followed.
+        return _decoded(location, value)
 
 
 def _text(raw: bytes) -> str:

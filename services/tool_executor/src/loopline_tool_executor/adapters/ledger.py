@@ -7,27 +7,15 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import asyncpg
+from loopline_runtime import POSTGRES_UNAVAILABLE, PostgresUnavailableError
 
 from loopline_tool_executor.domain import Claim, Outcome, Prior, outcome_record
 
 T = TypeVar("T")
 
-_UNAVAILABLE = (
-    OSError,
-    asyncpg.PostgresConnectionError,
-    asyncpg.InterfaceError,
-    asyncpg.OperatorInterventionError,  # shutting down, or not accepting connections yet
-    asyncpg.InsufficientResourcesError,
-    # A pooled connection the server cut is refused by the client before anything is sent
-    # ("cannot switch to state ...; another operation is in progress").
-    asyncpg.InternalClientError,
-)
 
-
-class LedgerUnavailable(Exception):  # noqa: N818 - a condition, retried by the bus
+class LedgerUnavailable(PostgresUnavailableError):  # noqa: N818 - a condition, retried
     """PostgreSQL could not be reached; retrying the decision later can succeed."""
-
-    retryable = True
 
 
 class ToolLedger:
@@ -82,5 +70,5 @@ class ToolLedger:
         try:
             async with self.pool.acquire() as conn:
                 return await use(conn)
-        except _UNAVAILABLE as exc:
+        except POSTGRES_UNAVAILABLE as exc:
             raise LedgerUnavailable(f"tool ledger unavailable: {exc!r}") from exc
