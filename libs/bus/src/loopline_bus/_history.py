@@ -67,7 +67,9 @@ async def read_history(
         per_partition = await _drain(consumer, starts, ends, run_id, progress, settings)
     finally:
         await consumer.stop()
-    merged = heapq.merge(*per_partition.values(), key=lambda r: r.timestamp)
+    # Ties (the same millisecond) go by topic name, as the bus orders a batch: replay folds
+    # in the order memory did.
+    merged = heapq.merge(*per_partition.values(), key=lambda r: (r.timestamp, r.topic))
     return list(merged)
 
 

@@ -347,7 +347,8 @@ class _KafkaSubscription(Subscription):
                 by_key[key].append(records)
             offsets[tp] = messages[-1].offset + 1
         ordered = (
-            [record for _, record in heapq.merge(*runs, key=lambda t: t[0])]
+            # Ties (the same millisecond) go by topic name, as replay orders them.
+            [record for _, record in heapq.merge(*runs, key=lambda t: (t[0], t[1].topic))]
             for runs in by_key.values()
         )
         results = await asyncio.gather(*(self._handle_key(rs) for rs in ordered))
