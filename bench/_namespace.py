@@ -18,9 +18,9 @@ from pathlib import Path
 
 import asyncpg
 import redis.asyncio as aioredis
-from aiokafka.admin import AIOKafkaAdminClient
 from loopline_infra import SERVICES, Infra, Services, default_paths
 from loopline_runtime import AGENTS_FILE_VARIABLE, Endpoints, load_endpoints, schema_name
+from loopline_testing.plugin import delete_topics
 
 from bench._proc import Watched
 from bench._sizes import AGENTS_TOML
@@ -48,7 +48,7 @@ class Namespace:
 
     async def cleanup(self) -> None:
         """Delete the namespace's topics, schemas and Redis keys."""
-        await _delete_topics(self.endpoints.kafka.bootstrap, self.prefix)
+        await delete_topics(self.endpoints.kafka.bootstrap, self.prefix)
         conn = await asyncpg.connect(self.endpoints.postgres.dsn.get_secret_value())
         try:
             for base in SCHEMAS:
@@ -71,17 +71,6 @@ def new_namespace(tag: str = "") -> Namespace:
     base = load_endpoints()
     kafka = base.kafka.model_copy(update={"topic_prefix": prefix})
     return Namespace(prefix, Endpoints(kafka=kafka, redis=base.redis, postgres=base.postgres))
-
-
-async def _delete_topics(bootstrap: str, prefix: str) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
-    await admin.start()
-    try:
-        names = [t for t in await admin.list_topics() if t.startswith(prefix)]
-        if names:
-            await admin.delete_topics(names)
-    finally:
-        await admin.close()
 
 
 class Home:

@@ -3,7 +3,6 @@ runs at most once, whatever is redelivered or interrupted."""
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +20,7 @@ from loopline_events import (
     ToolErrorKind,
 )
 from loopline_runtime import AgentProfile, Endpoints, migrate, schema_name
+from loopline_testing.probes import first_events
 from loopline_tool_executor.adapters.ledger import ToolLedger
 from loopline_tool_executor.adapters.migrations import MIGRATIONS
 from loopline_tool_executor.handlers import ExecutorHandler
@@ -108,7 +108,7 @@ async def test_a_decision_delivered_twice_over_kafka_pays_once(
     event = decision(("call_1", 5), ("call_2", 7))
     await kafka_bus.publish(DECISIONS.name, event)
     await kafka_bus.publish(DECISIONS.name, event)  # redelivered: the same event id
-    observed = await _first(stream, 4)
+    observed = await first_events(stream, 4)
     await stream.stop()
     assert await effects.count("call_1") == 1
     assert await effects.count("call_2") == 1
@@ -182,15 +182,3 @@ async def test_pure_tools_may_repeat(ledger: ToolLedger, effects: Effects) -> No
     await handler(decision(("call_1", 5)))
     await handler(decision(("call_1", 5)))
     assert await effects.count() == 2
-
-
-async def _first(stream: EventStream, count: int) -> list[Envelope[Any]]:
-    async def collect() -> list[Envelope[Any]]:
-        seen: list[Envelope[Any]] = []
-        async for event in stream.events():
-            seen.append(event)
-            if len(seen) == count:
-                break
-        return seen
-
-    return await asyncio.wait_for(collect(), 60)

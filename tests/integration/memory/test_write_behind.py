@@ -21,6 +21,7 @@ from loopline_memory.domain import RunState
 from loopline_memory.domain.replay import MEMORY_INPUTS
 from loopline_memory.handlers import MemoryHandler
 from loopline_runtime import Endpoints, open_schema
+from loopline_testing.probes import first_events
 
 RUNS = 8
 
@@ -54,18 +55,6 @@ async def store(
     await pool.close()
 
 
-async def _contexts(stream: EventStream, count: int) -> list[Envelope[Any]]:
-    async def collect() -> list[Envelope[Any]]:
-        seen: list[Envelope[Any]] = []
-        async for event in stream.events():
-            seen.append(event)
-            if len(seen) == count:
-                break
-        return seen
-
-    return await asyncio.wait_for(collect(), 60)
-
-
 async def test_a_batch_whose_save_fails_is_handled_again_and_loses_nothing(
     kafka_bus: KafkaBus, store: RunStore
 ) -> None:
@@ -91,7 +80,7 @@ async def test_a_batch_whose_save_fails_is_handled_again_and_loses_nothing(
     assert await store.pool.fetchval(f'SELECT count(*) FROM "{store.schema}".runs') == 0
     await store.pool.execute(f'ALTER TABLE "{store.schema}".events_away RENAME TO events')
 
-    contexts = await _contexts(stream, RUNS)
+    contexts = await first_events(stream, RUNS)
     await asyncio.sleep(1.0)  # room for a context published twice to show up
     late = await _drain(stream)
     await stream.stop()

@@ -17,7 +17,8 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from loopline_bus import partition_for
+from loopline_bus import EventStream, partition_for
+from loopline_events import Envelope
 from loopline_runtime import schema_name
 
 from loopline_testing._system import System
@@ -167,3 +168,19 @@ async def wait_for_log_line(log: Path, *parts: str, timeout: float = 60.0) -> st
         if time.monotonic() > deadline:
             return None
         await asyncio.sleep(0.2)
+
+
+async def first_events(
+    stream: EventStream, count: int, timeout: float = 60.0
+) -> list[Envelope[Any]]:
+    """The next `count` events of a started stream (TimeoutError after `timeout` seconds)."""
+
+    async def collect() -> list[Envelope[Any]]:
+        seen: list[Envelope[Any]] = []
+        async for event in stream.events():
+            seen.append(event)
+            if len(seen) == count:
+                break
+        return seen
+
+    return await asyncio.wait_for(collect(), timeout)
