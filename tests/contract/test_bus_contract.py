@@ -10,7 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
-from loopline_bus import Bus, InMemoryBus, Outbound, SubscriptionOptions
+from loopline_bus import Bus, InMemoryBus, Outbound, SubscriptionOptions, partition_for
 from loopline_events import (
     DeadLettered,
     Envelope,
@@ -203,3 +203,25 @@ async def test_an_unreadable_dead_letter_stays_in_its_topic_and_the_next_is_hand
     assert dead.events[0].run_id == "k2"
     if isinstance(bus, InMemoryBus):
         assert "agent.goals.dlq.dlq" not in bus._log
+
+
+async def test_a_run_s_record_outside_its_partition_is_routed_to_it_and_handled_there_once(
+    bus: Bus,
+) -> None:
+    """As a goal from kcat or another librdkafka client (CRC32 partitioner) would land."""
+    routed = Collector()
+    sub = bus.subscribe("router", ["agent.goals"], routed, SubscriptionOptions(route_runs=True))
+    await sub.start()
+    await sub.wait_assigned()
+    everything = Collector()
+    await consume(bus, "onlooker", ["agent.goals"], everything)
+    lost = goal("run-lost")
+    home = partition_for(b"run-lost", bus.spec("agent.goals").partitions)
+    elsewhere = (home + 1) % bus.spec("agent.goals").partitions
+    await bus.publish_raw("agent.goals", encode_event(lost), key=b"run-lost", partition=elsewhere)
+    await bus.publish("agent.goals", goal("run-home"))  # where it belongs: handled as it is
+    await everything.wait_for(lambda evs: len(evs) == 3)  # the record, its copy, the other
+    await routed.wait_for(lambda evs: len(evs) == 2)
+    await asyncio.sleep(0.5)  # nothing more comes
+    assert sorted(e.run_id for e in routed.events) == ["run-home", "run-lost"]
+    assert [e.event_id for e in everything.events if e.run_id == "run-lost"] == [lost.event_id] * 2

@@ -149,7 +149,7 @@ async def test_the_cli_submits_waits_and_shows_the_timeline(system: System) -> N
 
     shown = await asyncio.to_thread(system.cli, "show", run_id, "--json")
     assert shown.returncode == 0, shown.stderr
-    types = [e["type"] for e in json.loads(shown.stdout)]
+    types = [e["type"] for e in json.loads(shown.stdout)["events"]]
     assert types[0] == "GoalSubmitted"
     assert types[-1] == "RunCompleted"
     assert types.count("ToolCallSucceeded") == 2

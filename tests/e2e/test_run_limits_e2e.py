@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -107,3 +109,29 @@ async def test_a_run_longer_than_its_context_budget_goes_on_within_it(system: Sy
     assert len(compacted) >= 5
     for context in compacted:  # the system prompt and the goal always stay
         assert [m.content for m in context.messages[:2]] == ["You count.", "Count to 20"]
+
+
+async def test_a_raw_goal_asking_more_than_its_profile_allows_is_capped_and_shows_it(
+    system: System,
+) -> None:
+    run_id = f"greedy-{uuid.uuid4().hex[:8]}"
+    greedy = {"max_steps": 10_000, "deadline_s": 864_000, "max_cost_usd": 1_000_000}
+    goal = {
+        "type": "GoalSubmitted",
+        "run_id": run_id,
+        "payload": {"goal": "What is 6 * 7?", "agent": "calculator", "budget": greedy},
+    }
+    async with system.results() as results:
+        await asyncio.to_thread(system.kcat_produce, "agent.goals", run_id, json.dumps(goal))
+        outcome = (await results.wait_for({run_id}))[run_id]
+    assert isinstance(outcome.payload, RunCompleted)
+
+    shown = await asyncio.to_thread(system.cli, "show", run_id)
+    assert shown.returncode == 0, shown.stderr
+    assert "limits: 10 steps" in shown.stdout
+    assert "capped: max_steps: asked 10000, capped to the profile's 10" in shown.stdout
+    assert "capped: deadline_s: asked 864000, capped to the profile's 120" in shown.stdout
+    run = json.loads((await asyncio.to_thread(system.cli, "show", run_id, "--json")).stdout)["run"]
+    assert run["limits"]["max_steps"] == 10
+    assert run["limits"]["max_cost_usd"] == 1_000_000  # the profile leaves cost open
+    assert len(run["capped"]) == 2

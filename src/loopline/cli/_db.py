@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Awaitable, Callable
+from typing import Any, TypeVar
 
 import asyncpg
 from loopline_runtime import load_endpoints, schema_name
+
+T = TypeVar("T")
 
 
 async def query(base: str, sql: str, *args: Any) -> list[asyncpg.Record]:
@@ -20,5 +23,16 @@ async def query(base: str, sql: str, *args: Any) -> list[asyncpg.Record]:
         return list(await conn.fetch(sql.replace("{schema}", f'"{schema}"'), *args))
     except asyncpg.UndefinedTableError:
         return []
+    finally:
+        await conn.close()
+
+
+async def memory_reads(read: Callable[[asyncpg.Connection, str], Awaitable[T]]) -> T:
+    """What `read` (one of memory's read API functions) answers, on this namespace's schema."""
+    endpoints = load_endpoints()
+    schema = schema_name("memory", endpoints.kafka.topic_prefix)
+    conn = await asyncpg.connect(endpoints.postgres.dsn.get_secret_value())
+    try:
+        return await read(conn, schema)
     finally:
         await conn.close()

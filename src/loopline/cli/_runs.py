@@ -4,16 +4,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import json
 import sys
-from typing import Any
 
 import asyncpg
 import click
 from loopline_events import Budget, RunCompleted
-from loopline_runtime import load_endpoints
+from loopline_memory import reads
+from loopline_runtime import ProfileError, load_endpoints, load_profiles
 
-from loopline.cli._db import query
+from loopline.cli._db import memory_reads
 from loopline.cli._render import echo_event, short
 from loopline.sdk import EventStream, Loopline
 
@@ -41,6 +42,13 @@ def submit(
     as_json: bool,
 ) -> None:
     """Submit GOAL to an agent. With --wait: exit 0 if it completed, 1 if not, 3 on timeout."""
+    try:
+        profiles = load_profiles()
+    except ProfileError as exc:
+        raise click.UsageError(str(exc)) from None
+    if agent not in profiles:
+        known = ", ".join(sorted(profiles))
+        raise click.BadParameter(f"unknown agent {agent!r} (known: {known})", param_hint="--agent")
     sys.exit(asyncio.run(_submit(goal, agent, tenant, run_id, max_steps, wait, timeout, as_json)))
 
 
@@ -101,10 +109,6 @@ async def _tail(run_id: str | None, from_beginning: bool, as_json: bool) -> None
         await stream.stop()
 
 
-async def _query(sql: str, *args: Any) -> list[asyncpg.Record]:
-    return await query("memory", sql, *args)
-
-
 @click.command()
 @click.option("--limit", type=int, default=20, show_default=True)
 @click.option("--tenant", default=None, help="Only this tenant's runs.")
@@ -113,26 +117,17 @@ async def _query(sql: str, *args: Any) -> list[asyncpg.Record]:
 def runs(limit: int, tenant: str | None, status: str | None, as_json: bool) -> None:
     """The latest runs, newest first."""
     rows = asyncio.run(
-        _query(
-            "SELECT run_id, tenant, agent, status, reason, steps, goal, answer, started_at, "
-            "updated_at, prompt_tokens + completion_tokens AS tokens FROM {schema}.runs "
-            "WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR status = $2) "
-            "ORDER BY started_at DESC LIMIT $3",
-            tenant,
-            status,
-            limit,
-        )
+        memory_reads(lambda c, s: reads.list_runs(c, s, limit=limit, tenant=tenant, status=status))
     )
     if as_json:
-        click.echo(json.dumps([dict(r) for r in rows], default=str, indent=2))
+        click.echo(json.dumps([dataclasses.asdict(r) for r in rows], default=str, indent=2))
         return
     if not rows:
         click.echo("no runs yet")
     for r in rows:
-        outcome = r["reason"] or ""
         click.echo(
-            f"{r['run_id']:<36} {r['status']:<9} {outcome:<16} {r['steps']:>3} steps "
-            f"{r['tokens']:>6} tok  {r['agent']:<12} {short(r['goal'], 50)}"
+            f"{r.run_id:<36} {r.status:<9} {r.reason or '':<16} {r.steps:>3} steps "
+            f"{r.tokens:>6} tok  {r.agent:<12} {short(r.goal, 50)}"
         )
 
 
@@ -140,32 +135,42 @@ def runs(limit: int, tenant: str | None, status: str | None, as_json: bool) -> N
 @click.argument("run_id")
 @click.option("--json", "as_json", is_flag=True)
 def show(run_id: str, as_json: bool) -> None:
-    """The timeline of RUN_ID: every event memory recorded, in order. Exit 1 if unknown."""
-    rows = asyncio.run(
-        _query(
-            "SELECT seq, type, producer, occurred_at, payload FROM {schema}.events "
-            "WHERE run_id = $1 ORDER BY occurred_at, seq",
-            run_id,
-        )
-    )
-    if not rows:
+    """RUN_ID: its limits, then every event memory recorded, in order. Exit 1 if unknown."""
+
+    async def read(
+        conn: asyncpg.Connection, schema: str
+    ) -> tuple[reads.RunSummary | None, list[reads.TimelineEntry]]:
+        return await reads.summary(conn, schema, run_id), await reads.timeline(conn, schema, run_id)
+
+    head, rows = asyncio.run(memory_reads(read))
+    if head is None and not rows:
         click.echo(f"no run {run_id}", err=True)
         sys.exit(EXIT_FAILED)
     if as_json:
-        click.echo(
-            json.dumps(
-                [{**dict(r), "payload": json.loads(r["payload"])} for r in rows],
-                default=str,
-                indent=2,
-            )
-        )
+        shown = {
+            "run": dataclasses.asdict(head) if head else None,
+            "events": [dataclasses.asdict(r) for r in rows],
+        }
+        click.echo(json.dumps(shown, default=str, indent=2))
         return
-    started = rows[0]["occurred_at"]
-    for r in rows:
-        offset = (r["occurred_at"] - started).total_seconds()
+    if head is not None:
+        r, limits = head.row, head.limits
         click.echo(
-            f"+{offset:8.3f}s step {r['seq']:<3} {r['type']:<18} {r['producer']:<14} "
-            f"{short(r['payload'], 90)}"
+            f"{r.run_id}  {r.status} {r.reason or ''}  agent {r.agent}  tenant {r.tenant}\n"
+            f"limits: {limits['max_steps']} steps, deadline {limits['deadline_at'] or 'none'}, "
+            f"tokens {limits['max_tokens'] or 'unlimited'}, "
+            f"cost {limits['max_cost_usd'] if limits['max_cost_usd'] is not None else 'unlimited'}"
+        )
+        for cap in head.capped:
+            click.echo(f"capped: {cap}")
+    if not rows:
+        return
+    started = rows[0].occurred_at
+    for e in rows:
+        offset = (e.occurred_at - started).total_seconds()
+        click.echo(
+            f"+{offset:8.3f}s step {e.seq:<3} {e.type:<18} {e.producer:<14} "
+            f"{short(json.dumps(e.payload), 90)}"
         )
 
 

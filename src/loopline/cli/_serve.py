@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import importlib
 import json
+import logging
 import sys
 
 import click
 from loopline_infra import SERVICES, InfraError, Services, default_paths
-from loopline_runtime import Stop, configure_logging, serve_until_signalled
+from loopline_runtime import ProfileError, Stop, configure_logging, serve_until_signalled
 
 MODULES = {
     "memory": "loopline_memory.main",
@@ -33,7 +34,12 @@ def serve(name: str) -> None:
 
         await serve_until_signalled(name, started)
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except ProfileError as exc:  # a configuration to fix, not a crash: no traceback
+        logging.getLogger(f"loopline.{name}").error("cannot start: %s", exc)
+        click.echo(f"error: {name} cannot start: {exc}", err=True)
+        sys.exit(2)
 
 
 @click.group()

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from loopline_bus import Progress, read_history
 from loopline_memory.adapters.environment import load_environment
-from loopline_memory.domain.replay import MEMORY_INPUTS, Replay, fold
+from loopline_memory.domain.replay import MEMORY_INPUTS, NoGoalError, Replay, fold
 from loopline_runtime import KafkaSettings
 
 
@@ -23,4 +23,7 @@ async def replay_run(
     recorded = await read_history(settings, MEMORY_INPUTS, run_id, progress=progress)
     if not recorded:
         raise LookupError(f"the log holds no event of run {run_id}")
-    return fold((r.event for r in recorded), load_environment(), at_step=at_step)
+    try:
+        return fold((r.event for r in recorded), load_environment(), at_step=at_step)
+    except NoGoalError as exc:
+        raise NoGoalError(f"run {run_id}: the log holds {exc}") from None

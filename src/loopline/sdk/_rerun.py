@@ -81,6 +81,8 @@ async def rerun_run(settings: KafkaSettings, run_id: str) -> Rerun:
             state = step.state
             seq = state.step if state else 0
             emitted += [(seq, e.payload) for e in step.emissions]
+    if state is None:
+        raise LookupError(f"run {run_id}: the log holds its events but no goal that starts it")
     _compare(result, [(e.seq, e.payload) for e in outputs], emitted)
     return result
 

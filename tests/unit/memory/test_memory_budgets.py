@@ -203,3 +203,34 @@ def test_a_run_never_spends_more_than_one_step_past_its_token_budget(
             assert before < budget <= run.state.usage.total_tokens
             return
         assert run.state.usage.total_tokens < budget
+
+
+def test_a_goal_lowers_its_profile_s_limits() -> None:
+    run = Run(env(max_tokens=1000, max_cost_usd=1.0), max_steps=3, deadline_s=60, max_tokens=10)
+    s = run.state
+    assert (s.max_steps, s.max_tokens, s.max_cost_usd, s.capped) == (3, 10, 1.0, ())
+    assert s.deadline_at == s.started_at + timedelta(seconds=60)
+
+
+def test_a_goal_asking_for_more_than_its_profile_is_capped_and_the_cap_recorded() -> None:
+    run = Run(
+        env(max_tokens=1000, max_cost_usd=1.0),
+        max_steps=10_000,
+        deadline_s=86_400,
+        max_tokens=10**9,
+        max_cost_usd=500.0,
+    )
+    s = run.state
+    assert (s.max_steps, s.max_tokens, s.max_cost_usd) == (50, 1000, 1.0)
+    assert s.deadline_at == s.started_at + timedelta(seconds=600)
+    assert s.capped == (
+        "max_steps: asked 10000, capped to the profile's 50",
+        "deadline_s: asked 86400, capped to the profile's 600",
+        "max_tokens: asked 1000000000, capped to the profile's 1000",
+        "max_cost_usd: asked 500, capped to the profile's 1",
+    )
+
+
+def test_a_goal_may_set_a_limit_its_profile_leaves_open() -> None:
+    s = Run(env(), max_tokens=5000, max_cost_usd=2.5).state
+    assert (s.max_tokens, s.max_cost_usd, s.capped) == (5000, 2.5, ())

@@ -15,7 +15,14 @@ from loopline_events import (
     ToolCallSucceeded,
     encode_event,
 )
-from loopline_recovery.domain import REDRIVE_HEADER, Kind, Location, peek
+from loopline_recovery.domain import (
+    REDRIVE_HEADER,
+    REDRIVE_OF_HEADER,
+    Kind,
+    Location,
+    Redriven,
+    peek,
+)
 
 WHERE = Location("agent.contexts", 3, 41)
 
@@ -81,8 +88,19 @@ def test_a_foreign_field_order_is_decoded_whole() -> None:
     assert (seen.kind, seen.event_id) == (Kind.DECISION, str(event.event_id))
 
 
-def test_re_driven_records_and_non_events_are_not_followed() -> None:
+def test_a_re_driven_copy_says_which_try_of_which_record_it_is() -> None:
+    event = Envelope.of(ModelDecided(model="demo", final_answer="5"), run_id="r", producer="x")
+    headers = [(REDRIVE_HEADER, b"2"), (REDRIVE_OF_HEADER, b"agent.decisions:3:17")]
+    seen = peek(WHERE, encode_event(event), headers)
+    assert seen is not None
+    assert seen.redrive == Redriven(2, Location("agent.decisions", 3, 17))
+    assert (seen.kind, seen.run_id) == (Kind.DECISION, "r")
+
+
+def test_re_driven_records_that_do_not_say_what_they_copy_and_non_events_are_not_followed() -> None:
     event = Envelope.of(ModelDecided(model="demo", final_answer="5"), run_id="r", producer="x")
     assert peek(WHERE, encode_event(event), [(REDRIVE_HEADER, b"1")]) is None
+    garbled = [(REDRIVE_HEADER, b"1"), (REDRIVE_OF_HEADER, b"nowhere")]
+    assert peek(WHERE, encode_event(event), garbled) is None
     assert peek(WHERE, b"\x00not json") is None
     assert peek(WHERE, b'{"type": "Nope", "run_id": "r", "payload": {}}') is None

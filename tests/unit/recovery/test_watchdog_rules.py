@@ -2,10 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 from loopline_events import FailureReason
 from loopline_recovery.adapters.table import decode, encode
-from loopline_recovery.domain import Fail, Kind, Location, Policy, Redrive, Seen, Timing, Watch
+from loopline_recovery.domain import (
+    Fail,
+    Kind,
+    Location,
+    Policy,
+    Redrive,
+    Redriven,
+    Seen,
+    Timing,
+    Watch,
+)
 from loopline_recovery.domain.watch import after, judge, observe
 
 TIMING = Timing(step_timeout_s=10.0, deadline_s=300.0)
@@ -118,6 +130,32 @@ def test_an_overdue_step_is_re_driven_with_backoff_then_the_run_fails_stalled() 
     # The waits grew: 10 s, then 20, 40 and 80 (backoff 2); memory then gets the longest wait
     # to answer before it is asked again.
     assert now == pytest.approx(T0 + 10 + 20 + 40 + 80 + 80)
+
+
+def copy_of(record: Seen, tries: int, offset: int = 90) -> Seen:
+    """The watchdog's re-published copy of `record`, as read back from the log."""
+    where = Location(record.location.topic, record.location.partition, offset)
+    return replace(record, location=where, redrive=Redriven(tries, record.location))
+
+
+def test_a_re_driven_copy_read_from_the_log_is_a_try_not_progress() -> None:
+    context = seen(Kind.CONTEXT, offset=3)
+    watch = watching(goal(), context)
+    # The instance that re-drove crashed before saving its table: the copy tells its successor.
+    learned = observe(watch, copy_of(context, 1), TIMING, T0 + 10, POLICY)
+    assert learned is not None
+    assert (learned.tries, learned.progress_at, learned.due_at) == (1, T0, T0 + 10 + 20)
+    assert judge(learned, T0 + 29, POLICY) is None
+    assert judge(learned, T0 + 30, POLICY) == Redrive(context.location, 2)
+    # Its own copy, read after it saved the try, changes nothing.
+    assert observe(learned, copy_of(context, 1), TIMING, T0 + 11, POLICY) is learned
+
+
+def test_a_copy_of_a_record_the_run_moved_past_tells_nothing() -> None:
+    context = seen(Kind.CONTEXT, offset=3)
+    moved = watching(goal(), context, seen(Kind.DECISION, offset=5))
+    assert observe(moved, copy_of(context, 2), TIMING, T0 + 10, POLICY) is moved
+    assert observe(None, copy_of(context, 2), TIMING, T0 + 10, POLICY) is None
 
 
 def test_a_failed_run_without_a_result_is_asked_again_with_the_same_command() -> None:

@@ -41,6 +41,11 @@ class SubscriptionOptions:
     on_reassigned: Callable[[], None] | None = None
     """Called, between two batches, after partitions moved to or from this consumer: what a
     handler cached about the runs of its partitions may be stale from now on."""
+    route_runs: bool = False
+    """Records may come from clients whose default partitioner is not Kafka's murmur2 (kcat,
+    librdkafka-based clients: CRC32): a record found outside its run's partition is
+    re-published to it (same bytes, keyed by its run id) instead of being handled where it
+    landed, so that one consumer owns all of a run's events and replays find them."""
 
 
 class Subscription(ABC):
@@ -135,8 +140,10 @@ class Bus(ABC):
         *,
         key: bytes | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
+        partition: int | None = None,
     ) -> None:
-        """Publish bytes as they are (for tools, tests and re-drives)."""
+        """Publish bytes as they are (for tools, tests and re-drives), to the key's partition
+        unless `partition` is given."""
 
     @abstractmethod
     def subscribe(

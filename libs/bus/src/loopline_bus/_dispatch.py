@@ -11,7 +11,7 @@ import asyncio
 import base64
 import hashlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from loopline_events import (
@@ -28,6 +28,7 @@ from loopline_events import (
 
 from loopline_bus._api import Handler, SubscriptionOptions
 from loopline_bus._middleware import Handle, Middleware
+from loopline_bus._partitioner import partition_for
 from loopline_bus._records import (
     Encoded,
     Outbound,
@@ -37,6 +38,9 @@ from loopline_bus._records import (
 )
 
 log = logging.getLogger("loopline.bus")
+
+ROUTED_HEADER = "loopline-routed-from"
+"""On a record re-published to its run's partition: where it had landed (`partition:offset`)."""
 
 DLQ_SUFFIX = dlq_name("")
 RETRY_TOPIC_NAMES = frozenset(t.name for t in RETRY_TOPICS)
@@ -54,7 +58,10 @@ class Dispatcher:
         max_bytes: dict[str, int],
         producer: str,
         middleware: Sequence[Middleware] = (),
+        partitions: Callable[[str], int | None] = lambda _: None,
     ):
+        self.partitions = partitions
+        """Partitions of a logical topic, as the cluster says (None: unknown yet)."""
         self.group = group
         self.handler = handler
         self.options = options
@@ -88,7 +95,33 @@ class Dispatcher:
             kind = DeadLetterKind(exc.kind.value)
             return self.dead_letter(record, kind, str(exc), exc.event_type)
         self._decoded(record, event.type)
+        routed = self._route(record, event)
+        if routed is not None:
+            return routed
         return await self._handle(record, event)
+
+    def _route(self, record: RawRecord, event: Envelope[Any]) -> list[Encoded] | None:
+        """The record re-published to its run's partition, if it landed in another one."""
+        if not self.options.route_runs:
+            return None
+        count = self.partitions(record.topic)
+        key = event.run_id.encode()
+        if count is None or partition_for(key, count) == record.partition:
+            return None
+        if _header(record, ROUTED_HEADER) is not None:
+            log.warning(  # moved once already: the topic changed size meanwhile; handled here
+                "%s of run %s is still outside its partition", event.type, event.run_id
+            )
+            return None
+        log.info(
+            "routing %s of run %s from %s[%d] to its run's partition",
+            event.type,
+            event.run_id,
+            record.topic,
+            record.partition,
+        )
+        where = f"{record.partition}:{record.offset}".encode()
+        return [Encoded(record.topic, key, record.value, (*record.headers, (ROUTED_HEADER, where)))]
 
     def _decoded(self, record: RawRecord, event_type: str | None) -> None:
         for m in self.middleware:

@@ -116,7 +116,11 @@ class KafkaBus(Bus):
             return
         futures = [
             await self.producer.send(
-                self.topic(item.topic), item.value, key=item.key, headers=list(item.headers)
+                self.topic(item.topic),
+                item.value,
+                key=item.key,
+                headers=list(item.headers),
+                partition=item.partition,
             )
             for item in items
         ]
@@ -133,8 +137,11 @@ class KafkaBus(Bus):
         *,
         key: bytes | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
+        partition: int | None = None,
     ) -> None:
-        await self.send_encoded([Encoded(topic, key or b"", value, tuple(headers))])
+        await self.send_encoded(
+            [Encoded(topic, key or b"", value, tuple(headers), partition=partition)]
+        )
 
     def subscribe(
         self,
@@ -240,6 +247,12 @@ class _KafkaSubscription(Subscription):
             fetch_max_wait_ms=100,
             max_partition_fetch_bytes=MAX_REQUEST_BYTES,
         )
+        consumer = self._consumer
+
+        def partitions(logical: str) -> int | None:
+            return len(consumer.partitions_for_topic(self.bus.topic(logical)) or ()) or None
+
+        self.dispatcher.partitions = partitions
         self._consumer.subscribe(
             [self.bus.topic(t) for t in self.topics],
             listener=_Assigned(

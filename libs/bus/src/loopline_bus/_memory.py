@@ -81,7 +81,11 @@ class InMemoryBus(Bus):
                 raise ValueError(
                     f"message of {len(item.value)} bytes exceeds {item.topic}'s {limit}"
                 )
-            p = partition_for(item.key, len(parts))
+            p = (
+                item.partition
+                if item.partition is not None
+                else partition_for(item.key, len(parts))
+            )
             parts[p].append(
                 RawRecord(item.topic, p, len(parts[p]), item.key, item.value, item.headers)
             )
@@ -99,8 +103,9 @@ class InMemoryBus(Bus):
         *,
         key: bytes | None = None,
         headers: Sequence[tuple[str, bytes]] = (),
+        partition: int | None = None,
     ) -> None:
-        await self._append([Encoded(topic, key or b"", value, tuple(headers))])
+        await self._append([Encoded(topic, key or b"", value, tuple(headers), partition=partition)])
 
     def subscribe(
         self,
@@ -117,6 +122,7 @@ class InMemoryBus(Bus):
             max_bytes={s.name: s.max_message_bytes for s in self.specs},
             producer=self.producer_name,
             middleware=self.middleware,
+            partitions=lambda logical: len(self._partitions(logical)),
         )
         return _MemorySubscription(self, group, tuple(topics), dispatcher, opts)
 

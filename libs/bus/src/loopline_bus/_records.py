@@ -56,6 +56,8 @@ class Encoded:
     headers: tuple[tuple[str, bytes], ...]
     event: Envelope[Any] | None = field(default=None, compare=False)
     cause: Envelope[Any] | None = field(default=None, compare=False)
+    partition: int | None = None
+    """A partition chosen by the sender; None: the key's (murmur2), as for every event."""
 
 
 def encode_outbound(out: Outbound, cause: Envelope[Any] | None = None) -> Encoded:

@@ -45,6 +45,7 @@ from loopline_runtime._settings import (
     RedisSettings,
     load_endpoints,
 )
+from loopline_runtime._tasks import stop_task
 from loopline_runtime._tracing import configure_tracing
 
 __all__ = [
@@ -82,6 +83,7 @@ __all__ = [
     "register_probe",
     "schema_name",
     "serve_until_signalled",
+    "stop_task",
     "unregister_probe",
     "write_ready_file",
 ]

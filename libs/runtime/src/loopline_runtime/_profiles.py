@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from importlib import resources
 from pathlib import Path
 from typing import Literal
@@ -89,13 +89,42 @@ def parse_profiles(text: str, source: str = "agents file") -> dict[str, AgentPro
     return profiles
 
 
-def load_profiles(path: Path | None = None) -> Mapping[str, AgentProfile]:
-    """The profiles of `path`, else of LOOPLINE_AGENTS_FILE, else the ones shipped here."""
+def load_profiles(
+    path: Path | None = None, *, tools: Collection[str] | None = None
+) -> Mapping[str, AgentProfile]:
+    """The profiles of `path`, else of LOOPLINE_AGENTS_FILE, else the ones shipped here.
+
+    With `tools` (the names of the tools this installation offers), a profile naming any
+    other tool is a `ProfileError`: an agent would be shown fewer tools than it was given.
+    """
     chosen = path or (Path(p) if (p := os.environ.get(AGENTS_FILE_VARIABLE)) else None)
     if chosen is not None:
         try:
-            return parse_profiles(chosen.read_text(), str(chosen))
+            profiles = parse_profiles(chosen.read_text(), str(chosen))
         except OSError as exc:
             raise ProfileError(f"cannot read agents file {chosen}: {exc}") from None
-    shipped = resources.files("loopline_runtime").joinpath("agents.toml").read_text()
-    return parse_profiles(shipped, "built-in agents.toml")
+    else:
+        shipped = resources.files("loopline_runtime").joinpath("agents.toml").read_text()
+        profiles = parse_profiles(shipped, "built-in agents.toml")
+    if tools is not None:
+        check_tools(profiles, tools, str(chosen or "built-in agents.toml"))
+    return profiles
+
+
+def check_tools(
+    profiles: Mapping[str, AgentProfile], offered: Collection[str], source: str
+) -> None:
+    """Raise a `ProfileError` naming every profile that lists a tool not in `offered`."""
+    problems = [
+        f"agent {name!r} lists tool {tool!r}, which no installed package provides"
+        for name, profile in sorted(profiles.items())
+        for tool in profile.tools
+        if tool not in offered
+    ]
+    if problems:
+        installed = ", ".join(sorted(offered)) or "none"
+        raise ProfileError(
+            f"{source}: " + "; ".join(problems) + f" (installed tools: {installed}). "
+            "Install the package that offers it (see the README's 'Your own tools') "
+            "or remove it from the profile."
+        )

@@ -149,6 +149,28 @@ class System:
             check=False,
         )
 
+    def kcat_produce(self, topic: str, key: str, value: str | bytes) -> None:
+        """Produce one record with kcat, a librdkafka client: its default partitioner is
+        CRC32-based, not the murmur2 of Java clients and aiokafka; blocks (use a thread)."""
+        kcat = shutil.which("kcat")
+        assert kcat, "kcat is part of the test set-up (.ci/run and make install it)"
+        data = value.encode() if isinstance(value, str) else value
+        subprocess.run(
+            [
+                kcat,
+                "-P",
+                "-b",
+                self.kafka.bootstrap,
+                "-t",
+                self.kafka.topic_prefix + topic,
+                "-k",
+                key,
+            ],
+            input=data,
+            check=True,
+            timeout=60,
+        )
+
     @contextlib.asynccontextmanager
     async def results(self) -> AsyncIterator[ResultCollector]:
         """Collects every run's result of the namespace (from its beginning)."""
@@ -178,8 +200,10 @@ def start_system(
     monkeypatch.setenv("LOOPLINE_AGENTS_FILE", str(home / "agents.toml"))
     started: list[System] = []
 
-    def start(replicas: int = 1, env_extra: dict[str, str] | None = None) -> System:
-        system = launch_system(loopline_endpoints, topic_prefix, home, replicas, env_extra)
+    def start(
+        replicas: int = 1, env_extra: dict[str, str] | None = None, agents: str = TEST_AGENTS
+    ) -> System:
+        system = launch_system(loopline_endpoints, topic_prefix, home, replicas, env_extra, agents)
         started.append(system)
         return system
 
@@ -195,11 +219,12 @@ def launch_system(
     home: Path,
     replicas: int = 1,
     env_extra: dict[str, str] | None = None,
+    profiles: str = TEST_AGENTS,
 ) -> System:
     """Start the four services (`replicas` of each) on `endpoints`, in `namespace`, with the
-    test agent profiles; their pid files, logs and agents file live in `home`."""
+    test agent profiles (or `profiles`); their pid files, logs and agents file live in `home`."""
     agents = home / "agents.toml"
-    agents.write_text(TEST_AGENTS)
+    agents.write_text(profiles)
     env = {
         "LOOPLINE_KAFKA_BOOTSTRAP": endpoints.kafka.bootstrap,
         "LOOPLINE_KAFKA_TOPIC_PREFIX": namespace,

@@ -18,6 +18,8 @@ from loopline_events import ALL_TOPICS, TopicSpec
 from loopline_infra import Infra
 from loopline_runtime import Endpoints, KafkaSettings, PostgresSettings, RedisSettings
 
+from loopline_testing._deadline import bound_coroutine_tests
+
 TEST_PARTITIONS = 4
 """Partitions per test topic: enough to show per-run ordering, cheap to create and delete."""
 
@@ -93,6 +95,11 @@ async def delete_topics(bootstrap: str, prefix: str) -> None:
             await admin.delete_topics(names)
     finally:
         await admin.close()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Coroutine tests end inside their loop before pytest-timeout would stop it."""
+    bound_coroutine_tests(items)
 
 
 pytest_plugins = ["loopline_testing._system"]

@@ -7,7 +7,7 @@ from collections.abc import Iterable, Iterator
 
 from loopline_events import ToolSpec
 
-from loopline_tools._builtins import BUILTIN_TOOLS
+from loopline_tools._builtins import BUILTIN_TOOLS, SERVED_BY_MEMORY
 from loopline_tools._core import Tool
 
 ENTRY_POINT_GROUP = "loopline.tools"
@@ -37,6 +37,10 @@ class ToolRegistry:
     def names(self) -> list[str]:
         """Names of every tool, sorted."""
         return sorted(self._tools)
+
+    def offered(self) -> list[str]:
+        """Every tool an agent profile may list: these, and those memory serves itself."""
+        return sorted({*self._tools, *SERVED_BY_MEMORY})
 
     def __contains__(self, name: object) -> bool:
         return name in self._tools

@@ -47,7 +47,9 @@ async def start() -> Stop:
     bus = KafkaBus(settings=endpoints.kafka, client_id=GROUP)
     await bus.ensure_topics()
     await bus.start()
-    options = SubscriptionOptions(before_publish=handler.flush, on_reassigned=handler.forget)
+    options = SubscriptionOptions(
+        before_publish=handler.flush, on_reassigned=handler.forget, route_runs=True
+    )
     await bus.subscribe(GROUP, list(MEMORY_INPUTS), handler, options).start()
 
     async def stop() -> None:

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 
 import redis.asyncio as aioredis
 from loopline_bus import KafkaBus, SubscriptionOptions
 from loopline_events import LOOP_TOPICS, RETRY_TOPICS
-from loopline_runtime import Endpoints, Stop, load_endpoints, load_profiles, open_schema
+from loopline_runtime import (
+    Endpoints,
+    Stop,
+    load_endpoints,
+    load_profiles,
+    open_schema,
+    stop_task,
+)
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -112,14 +118,15 @@ async def start_watchdog(endpoints: Endpoints, settings: RecoverySettings, bus: 
         on_revoked=watchdog.revoked,
     )
     await feed.start()
+    stopping = asyncio.Event()
     sweeper = asyncio.create_task(
-        sweep_forever(watchdog, feed.fresh, settings.watchdog_sweep_s), name="watchdog-sweep"
+        sweep_forever(watchdog, feed.fresh, settings.watchdog_sweep_s, stopping),
+        name="watchdog-sweep",
     )
 
     async def stop() -> None:
-        sweeper.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await sweeper
+        stopping.set()
+        await stop_task(sweeper)
         await feed.stop()
         await redriver.stop()
         await redis.aclose()

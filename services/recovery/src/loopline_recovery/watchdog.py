@@ -10,6 +10,7 @@ step timeout, with backoff, and after the last re-drive asks memory to fail the 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -65,6 +66,9 @@ class Watchdog:
         self.policy = policy or Policy()
         self.clock = clock
         self.runs: dict[int, dict[str, Watch]] = {}
+        self._acting = asyncio.Lock()
+        """Held while the sweep acts on a run: a partition is given up only between actions,
+        so its next owner reads every re-drive this instance made."""
 
     @property
     def active(self) -> int:
@@ -79,8 +83,9 @@ class Watchdog:
 
     async def revoked(self, partitions: set[int]) -> None:
         """Forget partitions taken away (their watches are in Redis for the next owner)."""
-        for partition in partitions:
-            self.runs.pop(partition, None)
+        async with self._acting:
+            for partition in partitions:
+                self.runs.pop(partition, None)
         metrics.ACTIVE_RUNS.set(self.active)
 
     async def observe(self, batch: Sequence[tuple[int, Seen]]) -> None:
@@ -92,7 +97,7 @@ class Watchdog:
             if runs is None:
                 continue  # revoked meanwhile: the new owner reads it again
             before = runs.get(seen.run_id)
-            after = rules.observe(before, seen, self.timings(seen.agent), now)
+            after = rules.observe(before, seen, self.timings(seen.agent), now, self.policy)
             if after is before:
                 continue
             if after is None:
@@ -116,15 +121,17 @@ class Watchdog:
                 verdict = rules.judge(watch, min(now, caught_up), self.policy)
                 if verdict is not None:
                     due.append((partition, watch, verdict))
-        changed: dict[int, dict[str, Watch | None]] = {}
         for partition, watch, verdict in due:
-            updated = await self._act(watch, verdict, now)
-            owned = self.runs.get(partition)
-            if owned is not None and owned.get(watch.run_id) is watch:
-                owned[watch.run_id] = updated  # unless the run moved on meanwhile
-                changed.setdefault(partition, {})[watch.run_id] = updated
-        if changed:
-            await self.table.save(changed)
+            async with self._acting:
+                owned = self.runs.get(partition)
+                if owned is None or owned.get(watch.run_id) is not watch:
+                    continue  # the partition went to another instance, or the run moved on
+                updated = await self._act(watch, verdict, now)
+                if owned.get(watch.run_id) is watch and self.runs.get(partition) is owned:
+                    owned[watch.run_id] = updated
+                    # Saved at once: should this instance stop now, the next owner goes on
+                    # from here (and the re-driven copy in the log tells it too).
+                    await self.table.save({partition: {watch.run_id: updated}})
 
     async def _act(self, watch: Watch, verdict: Redrive | Fail, now: float) -> Watch:
         if isinstance(verdict, Redrive):
@@ -153,10 +160,17 @@ class Watchdog:
         return rules.after(watch, verdict, now, self.policy)
 
 
-async def sweep_forever(watchdog: Watchdog, fresh: Mapping[int, float], every_s: float) -> None:
-    """Sweep every `every_s` seconds until cancelled; a failed sweep is logged, not fatal."""
-    while True:
-        await asyncio.sleep(every_s)
+async def sweep_forever(
+    watchdog: Watchdog, fresh: Mapping[int, float], every_s: float, stopping: asyncio.Event
+) -> None:
+    """Sweep every `every_s` seconds until `stopping` is set; a failed sweep is logged, not
+    fatal. A sweep under way when asked to stop is finished, not torn in the middle."""
+    while not stopping.is_set():
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(every_s):
+                await stopping.wait()
+        if stopping.is_set():
+            return
         try:
             await watchdog.sweep(fresh)
         except Exception:

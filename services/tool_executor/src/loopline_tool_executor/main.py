@@ -37,10 +37,12 @@ async def start() -> Stop:
     """Subscribe to decisions; return the function that stops it all."""
     endpoints = load_endpoints()
     settings = ExecutorSettings()
+    registry = ToolRegistry.default()
+    profiles = load_profiles(tools=registry.offered())
     pool, schema = await open_schema(endpoints, "executor", MIGRATIONS)
     handler = ExecutorHandler(
-        ToolRegistry.default(),
-        load_profiles(),
+        registry,
+        profiles,
         allow_private_networks=settings.allow_private_networks,
         ledger=ToolLedger(pool, schema),
     )

@@ -13,5 +13,8 @@ def load_environment() -> Environment:
 
     Replays use the same function: a replay with other profiles can diverge from the run.
     """
-    specs = (*ToolRegistry.default().specs(), *MEMORY_TOOL_SPECS)  # memory serves remember, recall
-    return Environment(profiles=load_profiles(), tools={s.name: s for s in specs})
+    registry = ToolRegistry.default()
+    specs = (*registry.specs(), *MEMORY_TOOL_SPECS)  # memory serves remember, recall
+    return Environment(
+        profiles=load_profiles(tools=registry.offered()), tools={s.name: s for s in specs}
+    )

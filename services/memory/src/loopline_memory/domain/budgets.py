@@ -9,7 +9,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from loopline_events import TokenUsage
+from loopline_events import Budget, TokenUsage
+from loopline_runtime import AgentProfile
 
 if TYPE_CHECKING:
     from loopline_memory.domain.state import RunState
@@ -45,6 +46,50 @@ FREE = Price(0.0, 0.0)
 
 WRAP_UP_AT = 0.9
 """Share of the wall-clock budget after which the next step is the last."""
+
+
+@dataclass(frozen=True)
+class Limits:
+    """A run's limits: its goal's budget within its profile's."""
+
+    max_steps: int
+    deadline_s: float | None
+    max_tokens: int | None
+    max_cost_usd: float | None
+    capped: tuple[str, ...] = ()
+    """What the goal asked beyond its profile, and what it got instead (for people)."""
+
+
+def limits(asked: Budget, profile: AgentProfile | None) -> Limits:
+    """The goal's budget where it lowers its profile's limits; the profile's where it asks for
+    more (a goal never raises what its agent may spend), each such cap noted."""
+    if profile is None:  # the run fails at once as an invalid goal: nothing to spend
+        return Limits(asked.max_steps or 1, asked.deadline_s, asked.max_tokens, asked.max_cost_usd)
+    capped: list[str] = []
+
+    def within(name: str, wanted: float | None, allowed: float | None) -> float | None:
+        if wanted is None:
+            return allowed
+        if allowed is not None and wanted > allowed:
+            capped.append(f"{name}: asked {_num(wanted)}, capped to the profile's {_num(allowed)}")
+            return allowed
+        return wanted
+
+    steps = within("max_steps", asked.max_steps, profile.max_steps)
+    deadline = within("deadline_s", asked.deadline_s, profile.deadline_s)
+    tokens = within("max_tokens", asked.max_tokens, profile.max_tokens)
+    cost = within("max_cost_usd", asked.max_cost_usd, profile.max_cost_usd)
+    return Limits(
+        max_steps=int(steps or profile.max_steps),
+        deadline_s=deadline,
+        max_tokens=int(tokens) if tokens is not None else None,
+        max_cost_usd=cost,
+        capped=tuple(capped),
+    )
+
+
+def _num(value: float) -> str:
+    return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
 def price_of(key: str) -> Price:

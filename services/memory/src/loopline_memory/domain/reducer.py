@@ -178,9 +178,9 @@ def _start(event: Envelope[Any], goal: GoalSubmitted, env: Environment) -> Step:
 
 
 def _new_state(event: Envelope[Any], goal: GoalSubmitted, profile: AgentProfile | None) -> RunState:
-    budget, p = goal.budget, profile
-    deadline_s = budget.deadline_s or (p.deadline_s if p else None)
-    max_cost = budget.max_cost_usd
+    p = profile
+    limits = budgets.limits(goal.budget, p)
+    deadline_s = limits.deadline_s
     return RunState(
         run_id=event.run_id,
         tenant=event.tenant,
@@ -188,10 +188,11 @@ def _new_state(event: Envelope[Any], goal: GoalSubmitted, profile: AgentProfile 
         goal=goal.goal,
         model=p.model if p else "",
         tools=p.tools if p else (),
-        max_steps=budget.max_steps or (p.max_steps if p else 1),
+        max_steps=limits.max_steps,
         deadline_at=event.occurred_at + timedelta(seconds=deadline_s) if deadline_s else None,
-        max_tokens=budget.max_tokens or (p.max_tokens if p else None),
-        max_cost_usd=max_cost if max_cost is not None else (p.max_cost_usd if p else None),
+        max_tokens=limits.max_tokens,
+        max_cost_usd=limits.max_cost_usd,
+        capped=limits.capped,
         price=(p.price or p.model) if p else "",
         context_budget=p.context_budget_tokens if p else 32_000,
         no_progress_repeats=p.no_progress_repeats if p else 3,

@@ -32,6 +32,10 @@ class StepNotReachedError(LookupError):
     """The run never reached the asked-for step."""
 
 
+class NoGoalError(LookupError):
+    """The log holds events of the run, but not the goal (or fork) that starts it."""
+
+
 def fold(
     events: Iterable[Envelope[Any]], env: Environment, *, at_step: int | None = None
 ) -> Replay:
@@ -51,7 +55,9 @@ def fold(
         replay.emissions += [(event, e) for e in step.emissions]
         if at_step is not None and replay.state is not None and replay.state.step >= at_step:
             return replay
+    if replay.state is None:
+        raise NoGoalError(f"{replay.ignored} event(s) of the run, but no goal that starts it")
     if at_step is not None:
-        reached = replay.state.step if replay.state else 0
+        reached = replay.state.step
         raise StepNotReachedError(f"the run reached step {reached}, not step {at_step}")
     return replay

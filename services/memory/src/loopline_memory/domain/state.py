@@ -41,6 +41,10 @@ class RunState(BaseModel):
     deadline_at: datetime | None
     max_tokens: int | None = Field(default=None, description="Token budget of the run.")
     max_cost_usd: float | None = Field(default=None, description="Cost budget of the run.")
+    capped: tuple[str, ...] = Field(
+        default=(),
+        description="Limits the goal asked beyond its profile's, each capped to the profile's.",
+    )
     price: str = Field(default="", description="Price table entry of the run's tokens.")
     context_budget: int = Field(default=32_000, description="Most tokens of a context.")
     no_progress_repeats: int = 3

@@ -24,6 +24,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
 from aiokafka.errors import CommitFailedError, IllegalStateError
+from loopline_bus import partition_for
 from loopline_runtime import KafkaSettings, register_probe, unregister_probe
 
 from loopline_recovery.domain import Location, Seen, peek
@@ -137,11 +138,15 @@ class WatchFeed:
         offsets = {}
         for tp, messages in batch.items():
             topic = tp.topic[skip:]
+            count = len(consumer.partitions_for_topic(tp.topic) or ())
             for m in messages:
                 where = Location(topic, tp.partition, m.offset)
                 peeked = peek(where, m.value or b"", m.headers or ())
-                if peeked is not None:
-                    seen.append((m.timestamp, tp.partition, peeked))
+                if peeked is None:
+                    continue
+                if count and partition_for(peeked.run_id.encode(), count) != tp.partition:
+                    continue  # landed outside its run's partition: memory routes it there
+                seen.append((m.timestamp, tp.partition, peeked))
             offsets[tp] = messages[-1].offset + 1
         # A batch holds several topics: in time order, a run's goal comes before its context.
         seen.sort(key=lambda s: s[0])

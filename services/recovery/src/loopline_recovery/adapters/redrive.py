@@ -19,7 +19,7 @@ from loopline_bus import Bus
 from loopline_events import CONTROL, Envelope, FailRun
 from loopline_runtime import KafkaSettings
 
-from loopline_recovery.domain import REDRIVE_HEADER, Fail, Location, Watch
+from loopline_recovery.domain import REDRIVE_HEADER, REDRIVE_OF_HEADER, Fail, Location, Watch
 
 log = logging.getLogger("loopline.recovery.watchdog")
 
@@ -54,8 +54,10 @@ class LogRedriver:
         record = await self._read(where)
         if record is None:
             return False
-        headers = [(k, v) for k, v in (record.headers or ()) if k != REDRIVE_HEADER]
-        headers.append((REDRIVE_HEADER, str(tries).encode()))
+        ours = (REDRIVE_HEADER, REDRIVE_OF_HEADER)
+        headers = [(k, v) for k, v in (record.headers or ()) if k not in ours]
+        original = f"{where.topic}:{where.partition}:{where.offset}"
+        headers += [(REDRIVE_HEADER, str(tries).encode()), (REDRIVE_OF_HEADER, original.encode())]
         await self.bus.publish_raw(where.topic, record.value, key=record.key, headers=headers)
         return True
 

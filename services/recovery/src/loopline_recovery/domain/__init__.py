@@ -1,7 +1,7 @@
 """Recovery's pure rules: how a dead letter is classified and what becomes of it; when a run
 has stalled and what the watchdog does about it."""
 
-from loopline_recovery.domain.peek import REDRIVE_HEADER, peek
+from loopline_recovery.domain.peek import REDRIVE_HEADER, REDRIVE_OF_HEADER, peek
 from loopline_recovery.domain.verdict import (
     Category,
     RetryPolicy,
@@ -16,6 +16,7 @@ from loopline_recovery.domain.watch import (
     Location,
     Policy,
     Redrive,
+    Redriven,
     Seen,
     Timing,
     Watch,
@@ -23,12 +24,14 @@ from loopline_recovery.domain.watch import (
 
 __all__ = [
     "REDRIVE_HEADER",
+    "REDRIVE_OF_HEADER",
     "Category",
     "Fail",
     "Kind",
     "Location",
     "Policy",
     "Redrive",
+    "Redriven",
     "RetryPolicy",
     "Seen",
     "Timing",

@@ -16,10 +16,14 @@ from collections.abc import Sequence
 
 from loopline_events import EventDecodeError, GoalSubmitted, RunForked, decode_event
 
-from loopline_recovery.domain.watch import Kind, Location, Seen
+from loopline_recovery.domain.watch import DRIVING, Kind, Location, Redriven, Seen
 
 REDRIVE_HEADER = "loopline-redrive"
 """Set on a record the watchdog re-published (its value: which try): it is not progress."""
+REDRIVE_OF_HEADER = "loopline-redrive-of"
+"""Where the re-published record lies in the log (`topic:partition:offset`): a watchdog that
+reads the copy learns which try its run is at, even if the one that re-drove it crashed
+before saving its table."""
 
 KINDS: dict[str, Kind] = {
     "GoalSubmitted": Kind.GOAL,
@@ -52,8 +56,18 @@ def peek(
     location: Location, value: bytes, headers: Sequence[tuple[str, bytes]] = ()
 ) -> Seen | None:
     """What the watchdog needs of a record; None for records it does not follow."""
-    if any(name == REDRIVE_HEADER for name, _ in headers):
+    redrive = _redrive(headers)
+    if redrive is _NOT_FOLLOWED:
         return None
+    seen = _peek(location, value)
+    if seen is not None and redrive is not None:
+        if seen.kind not in DRIVING:
+            return None
+        seen.redrive = redrive
+    return seen
+
+
+def _peek(location: Location, value: bytes) -> Seen | None:
     head = _HEAD.match(value, 0, _HEAD_BYTES)
     if head is None:
         return _decoded(location, value)
@@ -75,6 +89,23 @@ def peek(
         # A head that only looks like an envelope (a bad escape, bytes that are not UTF-8):
         # decoding the record whole decides, and what is not an event is not followed.
         return _decoded(location, value)
+
+
+_NOT_FOLLOWED = Redriven(0, Location("", 0, 0))
+
+
+def _redrive(headers: Sequence[tuple[str, bytes]]) -> Redriven | None:
+    """The re-drive a record's headers describe; _NOT_FOLLOWED for a copy that does not say
+    what it copies (it is no progress, and tells nothing)."""
+    names = dict(headers)
+    if REDRIVE_HEADER not in names:
+        return None
+    try:
+        tries = int(names[REDRIVE_HEADER])
+        topic, partition, offset = names[REDRIVE_OF_HEADER].decode().rsplit(":", 2)
+        return Redriven(tries, Location(topic, int(partition), int(offset)))
+    except (KeyError, ValueError):
+        return _NOT_FOLLOWED
 
 
 def _text(raw: bytes) -> str:

@@ -50,6 +50,14 @@ class Location:
     offset: int
 
 
+@dataclass(frozen=True, slots=True)
+class Redriven:
+    """A record the watchdog re-published: which try, and where the original lies."""
+
+    tries: int
+    original: Location
+
+
 @dataclass(slots=True)  # not frozen: one is made per record read, and frozen init costs more
 class Seen:
     """What the watchdog reads of one record: little, so that watching costs little."""
@@ -66,6 +74,9 @@ class Seen:
     """When the goal was submitted (goals only): the run's deadline counts from it."""
     deadline_s: float | None = None
     """The goal's own wall-clock budget, if it sets one (goals only)."""
+    redrive: Redriven | None = None
+    """Set when the record is a copy the watchdog re-published: no progress, but the log's
+    word on how many tries the run's pending step has had."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,8 +152,12 @@ class Fail:
 Verdict = Redrive | Fail | None
 
 
-def observe(watch: Watch | None, seen: Seen, timing: Timing, now: float) -> Watch | None:
+def observe(
+    watch: Watch | None, seen: Seen, timing: Timing, now: float, policy: Policy | None = None
+) -> Watch | None:
     """The run's watch after `seen`; None once the run ended (or was never watched)."""
+    if seen.redrive is not None:
+        return _redriven(watch, seen.redrive, now, policy or Policy())
     if seen.kind is Kind.RESULT:
         return None
     if watch is None:
@@ -170,9 +185,23 @@ def observe(watch: Watch | None, seen: Seen, timing: Timing, now: float) -> Watc
     )
 
 
+def _redriven(watch: Watch | None, copy: Redriven, now: float, policy: Policy) -> Watch | None:
+    """A re-driven copy of the pending record: its try counts, whoever re-drove it.
+
+    Usually the watch already says so (its watchdog saved it after re-driving). A watchdog
+    that crashed or lost the partition between re-driving and saving left the try in the log
+    alone: the one reading the copy now takes it, so a try is never made twice."""
+    if watch is None or watch.pending != copy.original or watch.failing is not None:
+        return watch  # a copy of a record the run has moved past: nothing to learn
+    if copy.tries <= watch.tries:
+        return watch
+    return after(watch, Redrive(copy.original, copy.tries), now, policy)
+
+
 def _deadline(seen: Seen, timing: Timing) -> float | None:
     """When the run's wall-clock budget ends, as memory computes it (from the goal's time)."""
-    budget = seen.deadline_s or timing.deadline_s
+    asked, allowed = seen.deadline_s, timing.deadline_s
+    budget = min(asked, allowed) if asked and allowed else asked or allowed  # a goal only lowers
     return seen.occurred_at + budget if seen.occurred_at is not None and budget else None
 
 
