@@ -210,7 +210,7 @@ async def test_a_run_s_record_outside_its_partition_is_routed_to_it_and_handled_
 ) -> None:
     """As a goal from kcat or another librdkafka client (CRC32 partitioner) would land."""
     routed = Collector()
-    sub = bus.subscribe("router", ["agent.goals"], routed, SubscriptionOptions(route_runs=True))
+    sub = bus.subscribe("router", ["agent.goals"], routed, SubscriptionOptions(admit_foreign=True))
     await sub.start()
     await sub.wait_assigned()
     everything = Collector()
@@ -225,3 +225,26 @@ async def test_a_run_s_record_outside_its_partition_is_routed_to_it_and_handled_
     await asyncio.sleep(0.5)  # nothing more comes
     assert sorted(e.run_id for e in routed.events) == ["run-home", "run-lost"]
     assert [e.event_id for e in everything.events if e.run_id == "run-lost"] == [lost.event_id] * 2
+
+
+async def test_a_hand_written_record_without_id_or_time_is_admitted_with_fixed_ones(
+    bus: Bus,
+) -> None:
+    """As `kcat` users write goals: `{"type": ..., "run_id": ..., "payload": {...}}`."""
+    admitted = Collector()
+    sub = bus.subscribe("admit", ["agent.goals"], admitted, SubscriptionOptions(admit_foreign=True))
+    await sub.start()
+    await sub.wait_assigned()
+    everything = Collector()
+    await consume(bus, "onlooker-2", ["agent.goals"], everything)
+    raw = b'{"type": "GoalSubmitted", "run_id": "run-raw", "payload": {"goal": "2 + 2?"}}'
+    await bus.publish_raw("agent.goals", raw, key=b"run-raw")
+    await admitted.wait_for(lambda evs: len(evs) == 1)
+    await everything.wait_for(lambda evs: len(evs) == 2)
+    (handled,) = admitted.events
+    assert handled.is_complete
+    original, copy = everything.events
+    assert not original.is_complete
+    assert (copy.event_id, copy.occurred_at) == (handled.event_id, handled.occurred_at)
+    assert isinstance(copy.payload, GoalSubmitted)
+    assert copy.payload.goal == "2 + 2?"

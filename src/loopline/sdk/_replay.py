@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from loopline_bus import Progress, read_history
 from loopline_memory.adapters.environment import load_environment
-from loopline_memory.domain.replay import MEMORY_INPUTS, NoGoalError, Replay, fold
+from loopline_memory.domain.replay import (
+    MEMORY_INPUTS,
+    MEMORY_OUTPUTS,
+    NoGoalError,
+    Replay,
+    fold,
+    in_folding_order,
+)
 from loopline_runtime import KafkaSettings
 
 
@@ -20,10 +27,13 @@ async def replay_run(
     Raises LookupError when the log holds no event of the run, StepNotReachedError when it
     never reached `at_step`.
     """
-    recorded = await read_history(settings, MEMORY_INPUTS, run_id, progress=progress)
-    if not recorded:
+    recorded = await read_history(
+        settings, (*MEMORY_INPUTS, *MEMORY_OUTPUTS), run_id, progress=progress
+    )
+    ordered = in_folding_order((r.topic, r.event) for r in recorded)
+    if not ordered:
         raise LookupError(f"the log holds no event of run {run_id}")
     try:
-        return fold((r.event for r in recorded), load_environment(), at_step=at_step)
+        return fold(ordered, load_environment(), at_step=at_step)
     except NoGoalError as exc:
         raise NoGoalError(f"run {run_id}: the log holds {exc}") from None

@@ -14,10 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loopline_bus import read_history
-from loopline_events import CONTEXTS, RESULTS, Envelope
+from loopline_events import CONTEXTS, RESULTS, Envelope, MemoryOutput
 from loopline_memory.adapters.environment import load_environment
 from loopline_memory.domain import apply
-from loopline_memory.domain.replay import MEMORY_INPUTS
+from loopline_memory.domain.replay import MEMORY_INPUTS, MEMORY_OUTPUTS, in_folding_order
 from loopline_runtime import KafkaSettings
 
 RERUN_NAMESPACE = uuid.UUID("6f1d7c2e-5b0a-4c59-9e33-1b2f4a8d0c11")
@@ -50,18 +50,24 @@ class Rerun:
 
 def rekey(event: Envelope[Any], run_id: str) -> Envelope[Any]:
     """The same event for run `run_id`, with an id derived from the original's."""
-    return event.model_copy(
-        update={
-            "run_id": run_id,
-            "event_id": uuid.uuid5(RERUN_NAMESPACE, f"{run_id}/{event.event_id}"),
-        }
-    )
+    return event.model_copy(update={"run_id": run_id, "event_id": _rekeyed(run_id, event.event_id)})
+
+
+def _rekeyed(run_id: str, event_id: uuid.UUID) -> uuid.UUID:
+    return uuid.uuid5(RERUN_NAMESPACE, f"{run_id}/{event_id}")
+
+
+def _as_rerun(payload: Any, run_id: str) -> Any:
+    """An original output as the re-run would write it: its journal names re-keyed inputs."""
+    if not isinstance(payload, MemoryOutput):
+        return payload
+    return payload.model_copy(update={"folded": tuple(_rekeyed(run_id, i) for i in payload.folded)})
 
 
 async def rerun_run(settings: KafkaSettings, run_id: str) -> Rerun:
     """Re-run `run_id` from its recorded decisions and tool results; report divergences."""
-    recorded = await read_history(settings, (*MEMORY_INPUTS, CONTEXTS.name, RESULTS.name), run_id)
-    inputs = [r.event for r in recorded if r.topic in MEMORY_INPUTS]
+    recorded = await read_history(settings, (*MEMORY_INPUTS, *MEMORY_OUTPUTS), run_id)
+    inputs = in_folding_order((r.topic, r.event) for r in recorded)
     # A context memory re-published after a crash has the same id: count it once.
     outputs = list(
         {
@@ -83,7 +89,7 @@ async def rerun_run(settings: KafkaSettings, run_id: str) -> Rerun:
             emitted += [(seq, e.payload) for e in step.emissions]
     if state is None:
         raise LookupError(f"run {run_id}: the log holds its events but no goal that starts it")
-    _compare(result, [(e.seq, e.payload) for e in outputs], emitted)
+    _compare(result, [(e.seq, _as_rerun(e.payload, rerun_id)) for e in outputs], emitted)
     return result
 
 

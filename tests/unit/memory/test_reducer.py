@@ -136,13 +136,39 @@ def test_the_next_context_waits_for_every_parallel_result() -> None:
 def test_a_final_answer_completes_the_run_with_its_usage() -> None:
     state, goal = start()
     usage = TokenUsage(prompt_tokens=10, completion_tokens=2)
-    step = apply(state, ev(ModelDecided(model="demo", final_answer="5", usage=usage), 1, goal), ENV)
+    decided = ev(ModelDecided(model="demo", final_answer="5", usage=usage), 1, goal)
+    step = apply(state, decided, ENV)
     assert step.state is not None
     assert step.state.status is RunStatus.COMPLETED
     (emission,) = step.emissions
     assert emission.topic == "agent.results"
     # The demo model's nominal price: $1 per million tokens read, $2 per million written.
-    assert emission.payload == RunCompleted(answer="5", steps=1, usage=usage, cost_usd=0.000014)
+    assert emission.payload == RunCompleted(
+        answer="5", steps=1, usage=usage, cost_usd=0.000014, folded=(decided.event_id,)
+    )
+
+
+def test_each_context_and_result_journals_the_inputs_folded_since_the_last_one() -> None:
+    state, goal = start()
+    assert state.unannounced == ()  # the goal's context carried it
+    decided = ev(
+        ModelDecided(model="demo", tool_calls=calls("calculator", "current_time")), 1, goal
+    )
+    step = apply(state, decided, ENV)
+    assert step.emissions == ()
+    assert step.state is not None
+    assert step.state.unannounced == (decided.event_id,)
+    results = [
+        ev(ToolCallSucceeded(call_id=f"c{i}", tool=t, output="x"), 1, decided)
+        for i, t in enumerate(("calculator", "current_time"))
+    ]
+    for result in results:
+        step = apply(step.state, result, ENV)
+    (emission,) = step.emissions
+    assert isinstance(emission.payload, ContextAssembled)
+    assert emission.payload.folded == (decided.event_id, *(r.event_id for r in results))
+    assert step.state is not None
+    assert step.state.unannounced == ()
 
 
 def loop_once(state: RunState, previous: Envelope[Any]) -> tuple[RunState, Envelope[Any], Any]:

@@ -41,11 +41,13 @@ class SubscriptionOptions:
     on_reassigned: Callable[[], None] | None = None
     """Called, between two batches, after partitions moved to or from this consumer: what a
     handler cached about the runs of its partitions may be stale from now on."""
-    route_runs: bool = False
-    """Records may come from clients whose default partitioner is not Kafka's murmur2 (kcat,
-    librdkafka-based clients: CRC32): a record found outside its run's partition is
-    re-published to it (same bytes, keyed by its run id) instead of being handled where it
-    landed, so that one consumer owns all of a run's events and replays find them."""
+    admit_foreign: bool = False
+    """Records may come from any Kafka client, not only Loopline's: one that landed outside
+    its run's partition (librdkafka-based clients such as kcat partition keys by CRC32, not
+    murmur2) or that leaves the envelope's id or time to its reader is re-published in its
+    canonical form — at its run's partition, with an id and time fixed once — instead of
+    being handled as it is. One consumer then owns all of a run's events, and every reader
+    of the log (replays included) reads the same event."""
 
 
 class Subscription(ABC):

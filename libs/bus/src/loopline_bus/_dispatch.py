@@ -12,7 +12,9 @@ import base64
 import hashlib
 import logging
 from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
 from typing import Any
+from uuid import UUID, uuid5
 
 from loopline_events import (
     RETRY_TOPICS,
@@ -24,6 +26,7 @@ from loopline_events import (
     TraceContext,
     decode_event,
     dlq_name,
+    encode_event,
 )
 
 from loopline_bus._api import Handler, SubscriptionOptions
@@ -39,8 +42,23 @@ from loopline_bus._records import (
 
 log = logging.getLogger("loopline.bus")
 
-ROUTED_HEADER = "loopline-routed-from"
-"""On a record re-published to its run's partition: where it had landed (`partition:offset`)."""
+ADMITTED_HEADER = "loopline-admitted-from"
+"""On a record re-published in its canonical form: where it had landed (`partition:offset`)."""
+ADMITTED_IDS = UUID("0b6f3f7e-3f5e-4d8e-a1c4-6f7d2b9e8a55")
+"""Namespace of the ids given to events that came without one."""
+
+
+def canonical(event: Envelope[Any], record: RawRecord) -> Envelope[Any]:
+    """`event` with an id derived from where it lies in the log and, unless it says, the time
+    it was written there: the same whoever reads it, however often."""
+    fixed: dict[str, Any] = {}
+    if "event_id" not in event.model_fields_set:
+        where = f"{record.topic}/{record.partition}/{record.offset}"
+        fixed["event_id"] = uuid5(ADMITTED_IDS, where)
+    if "occurred_at" not in event.model_fields_set and record.timestamp_ms is not None:
+        fixed["occurred_at"] = datetime.fromtimestamp(record.timestamp_ms / 1000, UTC)
+    return event.model_copy(update=fixed)
+
 
 DLQ_SUFFIX = dlq_name("")
 RETRY_TOPIC_NAMES = frozenset(t.name for t in RETRY_TOPICS)
@@ -101,27 +119,34 @@ class Dispatcher:
         return await self._handle(record, event)
 
     def _route(self, record: RawRecord, event: Envelope[Any]) -> list[Encoded] | None:
-        """The record re-published to its run's partition, if it landed in another one."""
-        if not self.options.route_runs:
+        """The record re-published in its canonical form, if it is not in it (see
+        `SubscriptionOptions.admit_foreign`)."""
+        if not self.options.admit_foreign:
             return None
         count = self.partitions(record.topic)
         key = event.run_id.encode()
-        if count is None or partition_for(key, count) == record.partition:
+        misplaced = count is not None and partition_for(key, count) != record.partition
+        complete = event.is_complete
+        if not misplaced and complete:
             return None
-        if _header(record, ROUTED_HEADER) is not None:
-            log.warning(  # moved once already: the topic changed size meanwhile; handled here
+        if _header(record, ADMITTED_HEADER) is not None:
+            log.warning(  # admitted once already: the topic changed size meanwhile
                 "%s of run %s is still outside its partition", event.type, event.run_id
             )
             return None
         log.info(
-            "routing %s of run %s from %s[%d] to its run's partition",
+            "admitting %s of run %s from %s[%d]@%d (%s)",
             event.type,
             event.run_id,
             record.topic,
             record.partition,
+            record.offset,
+            "moved to its run's partition" if complete else "id and time fixed",
         )
+        value = record.value if complete else encode_event(canonical(event, record))
         where = f"{record.partition}:{record.offset}".encode()
-        return [Encoded(record.topic, key, record.value, (*record.headers, (ROUTED_HEADER, where)))]
+        headers = (*record.headers, (ADMITTED_HEADER, where))
+        return [Encoded(record.topic, key, value, headers)]
 
     def _decoded(self, record: RawRecord, event_type: str | None) -> None:
         for m in self.middleware:

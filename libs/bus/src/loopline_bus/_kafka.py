@@ -353,7 +353,13 @@ class _KafkaSubscription(Subscription):
             per_key: dict[bytes | None, list[tuple[int, RawRecord]]] = defaultdict(list)
             for m in messages:
                 record = RawRecord(
-                    logical, tp.partition, m.offset, m.key, m.value or b"", tuple(m.headers or ())
+                    logical,
+                    tp.partition,
+                    m.offset,
+                    m.key,
+                    m.value or b"",
+                    tuple(m.headers or ()),
+                    m.timestamp,
                 )
                 per_key[m.key].append((m.timestamp, record))
             for key, records in per_key.items():

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -87,7 +88,15 @@ class InMemoryBus(Bus):
                 else partition_for(item.key, len(parts))
             )
             parts[p].append(
-                RawRecord(item.topic, p, len(parts[p]), item.key, item.value, item.headers)
+                RawRecord(
+                    item.topic,
+                    p,
+                    len(parts[p]),
+                    item.key,
+                    item.value,
+                    item.headers,
+                    int(time.time() * 1000),
+                )
             )
         self._published(items)
         async with self.changed:

@@ -40,6 +40,8 @@ class RawRecord:
     key: bytes | None
     value: bytes
     headers: tuple[tuple[str, bytes], ...] = ()
+    timestamp_ms: int | None = None
+    """The record's time in the log, when known."""
 
 
 @dataclass(frozen=True, slots=True)

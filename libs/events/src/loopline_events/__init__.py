@@ -12,7 +12,7 @@ from loopline_events._codec import (
     encode_event,
 )
 from loopline_events._dead_letters import RETRIES_HEADER, DeadLettered, DeadLetterKind
-from loopline_events._envelope import Envelope, Payload, TraceContext, utcnow
+from loopline_events._envelope import Envelope, MemoryOutput, Payload, TraceContext, utcnow
 from loopline_events._forks import ForkRecorded, RunForked
 from loopline_events._runs import (
     Budget,
@@ -84,6 +84,7 @@ __all__ = [
     "ForkRecorded",
     "GoalSubmitted",
     "IncompatibleSchemaError",
+    "MemoryOutput",
     "Message",
     "ModelDecided",
     "ModelFailed",

@@ -25,6 +25,22 @@ class Payload(BaseModel):
     """The current schema version; older versions are upcast on read."""
 
 
+class MemoryOutput(Payload):
+    """Base of the events memory alone writes about a run (its contexts and its end).
+
+    They journal memory's folding: which of the run's inputs it folded, in which order, since
+    its previous such event. Inputs come from several topics, so their order in the log is
+    not the order memory read them in; a replay follows this journal instead, and rebuilds
+    exactly the state memory holds.
+    """
+
+    folded: tuple[UUID, ...] = Field(
+        default=(),
+        description="Ids of the run's inputs memory folded since its previous context or "
+        "result, in the order it folded them (the last one caused this event).",
+    )
+
+
 class TraceContext(BaseModel):
     """W3C trace context, so the steps of a run form one trace."""
 
@@ -112,6 +128,12 @@ class Envelope(BaseModel, Generic[P]):
             trace=self.trace,
             event_id=uuid5(self.event_id, f"{producer}/{index}"),
         )
+
+    @property
+    def is_complete(self) -> bool:
+        """Whether the record gave the event's id and time (Loopline's producers always do):
+        a hand-written one may leave them out, and each read would then give it others."""
+        return {"event_id", "occurred_at"} <= self.model_fields_set
 
     def describe(self) -> dict[str, Any]:
         """The envelope's fields without the payload, for logs and error reports."""

@@ -6,7 +6,7 @@ from enum import StrEnum
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from loopline_events._envelope import Payload
+from loopline_events._envelope import MemoryOutput, Payload
 from loopline_events._steps import TokenUsage
 
 
@@ -47,7 +47,7 @@ class CancelRun(Payload):
     requested_by: str = Field(default="", max_length=128, description="Who asked.")
 
 
-class RunCompleted(Payload):
+class RunCompleted(MemoryOutput):
     """The model gave a final answer: the run succeeded."""
 
     TYPE = "RunCompleted"
@@ -74,7 +74,7 @@ class FailureReason(StrEnum):
     POISON = "poison"
 
 
-class RunFailed(Payload):
+class RunFailed(MemoryOutput):
     """The run ended without an answer; `reason` says why, the partial work is kept."""
 
     TYPE = "RunFailed"
@@ -109,7 +109,7 @@ class FailRun(Payload):
     )
 
 
-class RunCancelled(Payload):
+class RunCancelled(MemoryOutput):
     """The run was cancelled on request."""
 
     TYPE = "RunCancelled"

@@ -6,7 +6,7 @@ from typing import Any, Literal, Self
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from loopline_events._envelope import Payload
+from loopline_events._envelope import MemoryOutput, Payload
 
 
 class ToolCall(BaseModel):
@@ -69,7 +69,7 @@ class TokenUsage(BaseModel):
         )
 
 
-class ContextAssembled(Payload):
+class ContextAssembled(MemoryOutput):
     """Memory assembled what the model needs for the next step of a run."""
 
     TYPE = "ContextAssembled"

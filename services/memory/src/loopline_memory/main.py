@@ -48,7 +48,7 @@ async def start() -> Stop:
     await bus.ensure_topics()
     await bus.start()
     options = SubscriptionOptions(
-        before_publish=handler.flush, on_reassigned=handler.forget, route_runs=True
+        before_publish=handler.flush, on_reassigned=handler.forget, admit_foreign=True
     )
     await bus.subscribe(GROUP, list(MEMORY_INPUTS), handler, options).start()
 

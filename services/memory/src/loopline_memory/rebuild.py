@@ -24,7 +24,7 @@ from loopline_runtime import KafkaSettings
 from loopline_memory.adapters.longterm import LongTermMemory, keeps_artifact
 from loopline_memory.adapters.store import OUTBOX_SIZE, RunStore, Sent, StoredRun
 from loopline_memory.domain import Environment, apply
-from loopline_memory.domain.replay import MEMORY_INPUTS
+from loopline_memory.domain.replay import MEMORY_INPUTS, in_folding_order
 
 PRODUCER = "memory"
 OUTPUT_TOPICS = (CONTEXTS.name, RESULTS.name, OBSERVATIONS.name)
@@ -44,6 +44,7 @@ class _History:
 
 
 def _by_run(recorded: Sequence[Recorded]) -> dict[str, _History]:
+    logs: dict[str, list[tuple[str, Envelope[Any]]]] = defaultdict(list)
     runs: dict[str, _History] = defaultdict(lambda: _History([], defaultdict(list)))
     seen: set[UUID] = set()
     for r in recorded:
@@ -51,11 +52,11 @@ def _by_run(recorded: Sequence[Recorded]) -> dict[str, _History]:
         if event.event_id in seen:
             continue  # re-published after a crash: the same event
         seen.add(event.event_id)
-        history = runs[event.run_id]
-        if r.topic in MEMORY_INPUTS:
-            history.inputs.append(event)
+        logs[event.run_id].append((r.topic, event))
         if r.topic in OUTPUT_TOPICS and event.producer == PRODUCER and event.causation_id:
-            history.outputs[event.causation_id].append(Outbound(r.topic, event))
+            runs[event.run_id].outputs[event.causation_id].append(Outbound(r.topic, event))
+    for run_id, log in logs.items():
+        runs[run_id].inputs = in_folding_order(log)
     return runs
 
 

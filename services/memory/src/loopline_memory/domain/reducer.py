@@ -22,6 +22,7 @@ from loopline_events import (
     FailureReason,
     ForkRecorded,
     GoalSubmitted,
+    MemoryOutput,
     Message,
     ModelDecided,
     ModelFailed,
@@ -72,7 +73,7 @@ class Step:
 
 def apply(state: RunState | None, event: Envelope[Any], env: Environment) -> Step:
     """Fold `event` into `state`; a run that ends leaves an episode in long-term memory."""
-    step = _apply(state, event, env)
+    step = _journal(_apply(state, event, env), event)
     after = step.state
     if (
         after is not None
@@ -83,6 +84,24 @@ def apply(state: RunState | None, event: Envelope[Any], env: Environment) -> Ste
     ):
         return replace(step, requests=(*step.requests, served.episode(after)))
     return step
+
+
+def _journal(step: Step, event: Envelope[Any]) -> Step:
+    """Note `event` among the inputs folded since memory's last context or result; a step
+    that emits one hands it the list (see `MemoryOutput`) and starts a new one."""
+    if not step.changed or step.state is None:
+        return step
+    folded = (*step.state.unannounced, event.event_id)
+    if not any(isinstance(e.payload, MemoryOutput) for e in step.emissions):
+        return replace(step, state=step.state.model_copy(update={"unannounced": folded}))
+    emissions = tuple(
+        e.model_copy(update={"payload": e.payload.model_copy(update={"folded": folded})})
+        if isinstance(e.payload, MemoryOutput)
+        else e
+        for e in step.emissions
+    )
+    state = step.state.model_copy(update={"unannounced": ()})
+    return replace(step, state=state, emissions=emissions)
 
 
 def _apply(state: RunState | None, event: Envelope[Any], env: Environment) -> Step:

@@ -5,14 +5,60 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
+from uuid import UUID
 
-from loopline_events import CONTROL, DECISIONS, GOALS, OBSERVATIONS, Envelope
+from loopline_events import (
+    CONTEXTS,
+    CONTROL,
+    DECISIONS,
+    GOALS,
+    OBSERVATIONS,
+    RESULTS,
+    Envelope,
+    MemoryOutput,
+)
 
 from loopline_memory.domain.reducer import Environment, apply
 from loopline_memory.domain.state import Emission, RunState
 
 MEMORY_INPUTS: tuple[str, ...] = (GOALS.name, CONTROL.name, DECISIONS.name, OBSERVATIONS.name)
 """The topics memory folds; a run's state is a function of its events on these."""
+
+MEMORY_OUTPUTS: tuple[str, ...] = (CONTEXTS.name, RESULTS.name)
+"""The topics of memory's own events of a run, which journal the order it folded inputs in."""
+
+
+def in_folding_order(log: Iterable[tuple[str, Envelope[Any]]]) -> list[Envelope[Any]]:
+    """A run's inputs in the order memory folded them, from its events as the log holds them
+    (`(topic, event)`, in log order, of memory's input and output topics).
+
+    Inputs come from four topics, and their order in the log is not the order memory read
+    them in (a cancel and a tool result produced a millisecond apart can reach it either
+    way). Memory's contexts and result journal that order (`MemoryOutput.folded`): inputs
+    are taken as they journal them, then the rest (folded after memory's last output, or
+    ignored by it) in log order.
+    """
+    inputs: list[Envelope[Any]] = []
+    contexts: list[Envelope[Any]] = []
+    results: list[Envelope[Any]] = []
+    for topic, event in log:
+        if topic in MEMORY_INPUTS:
+            inputs.append(event)
+        elif isinstance(event.payload, MemoryOutput):  # the end comes after every context
+            (contexts if topic == CONTEXTS.name else results).append(event)
+    by_id: dict[UUID, Envelope[Any]] = {}
+    for event in inputs:
+        by_id.setdefault(event.event_id, event)
+    ordered: list[Envelope[Any]] = []
+    taken: set[UUID] = set()
+    for output in (*contexts, *results):
+        for event_id in output.payload.folded:
+            journaled = by_id.get(event_id)
+            if journaled is not None and event_id not in taken:
+                ordered.append(journaled)
+                taken.add(event_id)
+    ordered += [e for e in inputs if e.event_id not in taken]
+    return ordered
 
 
 @dataclass

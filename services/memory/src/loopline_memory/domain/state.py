@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from enum import StrEnum
 from typing import Literal
+from uuid import UUID
 
 from loopline_events import FailureReason, Message, Payload, TokenUsage
 from pydantic import BaseModel, ConfigDict, Field
@@ -76,6 +77,11 @@ class RunState(BaseModel):
     forks: tuple[str, ...] = Field(default=(), description="Runs forked from this one, sorted.")
     failure: FailureReason | None = None
     failure_message: str = ""
+    unannounced: tuple[UUID, ...] = Field(
+        default=(),
+        description="Inputs folded, in order, since memory's last context or result: the "
+        "journal its next one carries.",
+    )
     applied: tuple[str, ...] = Field(
         default=(),
         description="Ids of the events folded in, sorted: the state does not depend "

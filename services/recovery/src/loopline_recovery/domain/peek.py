@@ -118,6 +118,8 @@ def _decoded(location: Location, value: bytes) -> Seen | None:
         event = decode_event(value)
     except EventDecodeError:
         return None
+    if not event.is_complete:
+        return None  # hand-written, without id or time: memory admits a complete copy of it
     kind = KINDS.get(event.type)
     if kind is None:
         return None
