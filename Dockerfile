@@ -9,7 +9,10 @@ COPY pyproject.toml uv.lock README.md ./
 COPY libs libs
 COPY services services
 COPY src src
-RUN UV_PYTHON_DOWNLOADS=never uv sync --frozen --no-dev --no-editable --extra otlp
+COPY tools tools
+RUN UV_PYTHON_DOWNLOADS=never uv sync --frozen --no-dev --no-editable --extra otlp \
+    && for p in tools/*/pyproject.toml; do [ -e "$p" ] || continue; \
+         uv pip install --python .venv/bin/python "$(dirname "$p")"; done
 
 FROM python:3.11-slim
 RUN useradd --system --uid 10001 loopline

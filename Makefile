@@ -9,9 +9,13 @@ RUN := $(UV) run --frozen
 help: ## List the targets
 	@grep -hE '^[a-z][a-z-]+:.*## ' $(MAKEFILE_LIST) | awk 'BEGIN {FS = ":.*## "}; {printf "  make %-14s %s\n", $$1, $$2}'
 
+# Your own tool packages: every folder of tools/ with a pyproject.toml (tools/README.md).
+TOOL_PACKAGES := $(patsubst %/pyproject.toml,%,$(wildcard tools/*/pyproject.toml))
+
 .PHONY: install
-install: $(UV) ## Install Python 3.11 dependencies into .venv (uv workspace)
+install: $(UV) ## Install Python 3.11 dependencies into .venv (uv workspace), then tools/*
 	@$(UV) sync --frozen --quiet
+	@$(if $(TOOL_PACKAGES),$(UV) pip install --quiet $(addprefix -e ,$(TOOL_PACKAGES)))
 
 $(UV):
 	@echo "installing uv (the Python package manager this project uses)"

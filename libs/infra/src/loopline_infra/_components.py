@@ -21,6 +21,7 @@ from string import Template
 
 from loopline_infra._packages import (
     JAVA,
+    KCAT,
     MAVEN,
     POSTGRES,
     REDIS,
@@ -133,7 +134,7 @@ class Kafka(Component):
     """Apache Kafka in KRaft mode, one node, assembled from Maven Central."""
 
     name = "kafka"
-    requirements = (JAVA, MAVEN)
+    requirements = (JAVA, MAVEN, KCAT)
 
     @property
     def ports_used(self) -> tuple[int, ...]:

@@ -28,6 +28,8 @@ JAVA = Requirement("java", "openjdk-17-jre-headless")
 MAVEN = Requirement("mvn", "maven")
 PROMETHEUS = Requirement("prometheus", "prometheus")
 PROMTOOL = Requirement("promtool", "prometheus")
+KCAT = Requirement("kcat", "kcat")
+"""Not needed by the broker: the Kafka client the README's raw-Kafka examples use."""
 
 
 def postgres_bin_dir() -> Path | None:
