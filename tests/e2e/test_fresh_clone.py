@@ -100,12 +100,12 @@ def test_make_demo_on_a_fresh_clone_runs_a_goal_and_what_it_suggests_works(clone
     demo = clone.run("make demo", timeout=480)
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     lines = demo.stdout.splitlines()
-    assert any(line.strip() == "120" for line in lines), demo.stdout[-2000:]
+    assert "The answer is 120." in lines, demo.stdout[-2000:]
     suggested = next(line for line in lines if line.startswith("Loopline is running. Try: "))
     command = suggested.removeprefix("Loopline is running. Try: ")
     answered = clone.run(command, timeout=120)
     assert answered.returncode == 0, answered.stdout + answered.stderr
-    assert answered.stdout.splitlines()[-1].strip() == "21"
+    assert "21" in answered.stdout.splitlines()[-1]
     listed = clone.run("uv run loopline runs")
     assert listed.returncode == 0
     assert len([line for line in listed.stdout.splitlines() if " completed " in line]) == 2
