@@ -74,9 +74,13 @@ format: install ## Format and fix what ruff can
 typecheck: install ## mypy strict over libraries, services, CLI and tests
 	@$(RUN) mypy
 
+# Tests wait on brokers and processes more than on the CPU: a few workers at once, each test
+# file on one worker (its namespaces keep it apart from the others).
+PYTEST_WORKERS ?= 4
+
 .PHONY: test
 test: lint typecheck ## Lint, type-check, then every test against the real infrastructure
-	@$(RUN) pytest $(PYTEST_ARGS)
+	@$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: install ## Only the pure unit tests (no infrastructure)

@@ -33,7 +33,7 @@ from loopline_bus import KafkaBus, RawRecord, partition_for, read_history
 from loopline_events import Envelope, topic_spec
 from loopline_memory.adapters.environment import load_environment
 from loopline_memory.domain import RunStatus
-from loopline_memory.domain.replay import MEMORY_INPUTS, fold
+from loopline_memory.domain.replay import MEMORY_INPUTS, MEMORY_OUTPUTS, fold
 
 from bench._floor import record_run
 from bench._live import BenchError
@@ -72,7 +72,9 @@ async def build_log(
     """Publish `copies` copies of the template run; their run ids and the seconds it took."""
     settings = namespace.endpoints.kafka
     specs = [topic_spec(t) for t in MEMORY_INPUTS]
-    await KafkaBus(settings=settings, specs=specs).ensure_topics()
+    # Memory's output topics too (empty here): replays read its journal from them.
+    outputs = [topic_spec(t) for t in MEMORY_OUTPUTS]
+    await KafkaBus(settings=settings, specs=[*specs, *outputs]).ensure_topics()
     run_ids = _run_ids_on(PARTITION, specs[0].partitions, copies)
     producer = AIOKafkaProducer(
         bootstrap_servers=settings.bootstrap,

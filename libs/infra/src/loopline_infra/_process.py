@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import time
 from collections.abc import Sequence
 from pathlib import Path
-
-_children: dict[int, subprocess.Popen[bytes]] = {}
-"""Servers this process started: kept so they are reaped, not garbage-collected, on stop."""
 
 
 class InfraError(RuntimeError):
@@ -29,6 +27,7 @@ def read_pid(pid_file: Path) -> int | None:
 
 def pid_alive(pid: int) -> bool:
     """Whether a process `pid` exists and is not a zombie."""
+    _reap(pid)
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
@@ -45,20 +44,33 @@ def pid_alive(pid: int) -> bool:
 def spawn(
     argv: Sequence[str], *, log: Path, pid_file: Path, env: dict[str, str] | None = None
 ) -> int:
-    """Start `argv` detached from this process (its own session), output to `log`."""
+    """Start `argv` detached from this process (its own session), output to `log`.
+
+    Spawned, not wrapped in a `Popen`: the process is meant to outlive this one (servers,
+    services), and is tracked by its pid file; `stop_pid` reaps it when this process stops it.
+    """
     log.parent.mkdir(parents=True, exist_ok=True)
-    with log.open("ab") as out:
-        proc = subprocess.Popen(
+    program = shutil.which(argv[0]) or argv[0]
+    with log.open("ab") as out, open(os.devnull, "rb") as nothing:
+        pid = os.posix_spawn(
+            program,
             list(argv),
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-            env={**os.environ, **(env or {})},
+            {**os.environ, **(env or {})},
+            file_actions=[
+                (os.POSIX_SPAWN_DUP2, nothing.fileno(), 0),
+                (os.POSIX_SPAWN_DUP2, out.fileno(), 1),
+                (os.POSIX_SPAWN_DUP2, out.fileno(), 2),
+            ],
+            setsid=True,
         )
-    _children[proc.pid] = proc
-    pid_file.write_text(f"{proc.pid}\n")
-    return proc.pid
+    pid_file.write_text(f"{pid}\n")
+    return pid
+
+
+def _reap(pid: int) -> None:
+    """Collect `pid`'s exit status if it is a child of this process that has ended."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
 
 
 def stop_pid(pid: int, *, timeout: float = 30.0) -> None:
@@ -73,9 +85,7 @@ def stop_pid(pid: int, *, timeout: float = 30.0) -> None:
             time.sleep(0.2)
             break
         time.sleep(0.1)
-    child = _children.pop(pid, None)
-    if child is not None:
-        child.wait()
+    _reap(pid)
 
 
 def run(argv: Sequence[str], *, what: str, user: str | None = None, cwd: Path | None = None) -> str:

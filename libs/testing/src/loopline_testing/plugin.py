@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import fcntl
 import os
 import uuid
 from collections.abc import AsyncIterator
@@ -40,8 +41,12 @@ def loopline_endpoints() -> Endpoints:
     if os.environ.get("LOOPLINE_TEST_EXTERNAL_INFRA") == "1":
         return Endpoints(kafka=KafkaSettings(), redis=RedisSettings(), postgres=PostgresSettings())
     infra = Infra()
-    # Its own thread and loop: the fixture may be first requested from inside a running loop.
-    with ThreadPoolExecutor(max_workers=1) as pool:
+    infra.paths.home.mkdir(parents=True, exist_ok=True)
+    # One worker at a time (pytest-xdist runs several): the first starts what is missing, the
+    # others find it running. Its own thread and loop: the fixture may be first requested from
+    # inside a running loop.
+    with (infra.paths.home / "infra.lock").open("w") as lock, ThreadPoolExecutor(1) as pool:
+        fcntl.flock(lock, fcntl.LOCK_EX)
         pool.submit(
             lambda: asyncio.run(infra.up(say=lambda line: print(f"[infra] {line}")))
         ).result()
