@@ -34,6 +34,7 @@ from loopline_events import (
     GOALS,
     OBSERVATIONS,
     RESULTS,
+    ContextAssembled,
     Envelope,
     decode_event,
 )
@@ -43,6 +44,7 @@ from loopline_memory.adapters.store import Pending, RunStore, StoredRun
 from loopline_memory.domain.replay import MEMORY_INPUTS
 from loopline_memory.handlers import MemoryHandler
 from loopline_planner.adapters.cache import ResponseCache
+from loopline_planner.adapters.conversations import Conversations
 from loopline_planner.adapters.models import ModelSettings, build_model
 from loopline_planner.handlers import PlannerHandler
 from loopline_runtime import load_profiles, open_schema
@@ -62,15 +64,18 @@ class DictStore(RunStore):
 
     def __init__(self) -> None:
         self.pool, self.schema, self.key_prefix = None, "", ""
-        self.runs: dict[str, str] = {}
+        self.runs: dict[str, StoredRun] = {}
 
     async def load(self, run_id: str) -> StoredRun | None:
-        raw = self.runs.get(run_id)
-        return None if raw is None else StoredRun.model_validate_json(raw)
+        return self.runs.get(run_id)
 
     async def save_many(self, pending: Sequence[Pending]) -> None:
         for p in pending:
-            self.runs[p.stored.state.run_id] = p.stored.model_dump_json()
+            self.runs[p.stored.state.run_id] = p.stored
+
+
+async def _no_log(run_id: str) -> list[ContextAssembled]:
+    return []  # the planner sees every context of every run here
 
 
 @dataclass
@@ -109,7 +114,9 @@ async def wire(namespace: Namespace | None) -> Loop:
         )
         ledger = ToolLedger(ex_pool, ex_schema)
         closers += [redis.aclose, pool.close, ex_pool.close]
-    planner = PlannerHandler(ModelSettings(), build_model, cache)
+    planner = PlannerHandler(
+        ModelSettings(), build_model, cache, conversations=Conversations(None, "", _no_log)
+    )
     executor = ExecutorHandler(ToolRegistry.default(), load_profiles(), ledger=ledger)
     memory = MemoryHandler(store, load_environment(), write_behind=True)
     options = SubscriptionOptions(before_publish=memory.flush, on_reassigned=memory.forget)

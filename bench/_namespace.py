@@ -25,7 +25,7 @@ from loopline_testing.plugin import delete_topics
 from bench._proc import Watched
 from bench._sizes import AGENTS_TOML
 
-SCHEMAS = ("memory", "executor", "recovery")
+SCHEMAS = ("memory", "executor", "recovery", "artifacts")
 """The PostgreSQL schemas the services create, each within the namespace."""
 
 

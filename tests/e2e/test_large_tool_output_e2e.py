@@ -1,4 +1,5 @@
-"""A large tool output is stored once by memory and referenced from the contexts."""
+"""A large tool output is stored once by the executor (a claim check): the events carry its
+reference, and the run's state and contexts stay small."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import asyncpg
 import pytest
-from loopline_events import ContextAssembled, RunCompleted, ToolCallSucceeded
-from loopline_memory.domain.window import ARTIFACT_THRESHOLD, artifact_ref
+from loopline_artifacts import INLINE_CHARS, reference
+from loopline_bus import read_history
+from loopline_events import CONTEXTS, RunCompleted, ToolCallSucceeded, encode_event
 from loopline_runtime import schema_name
 from loopline_testing import System
 
@@ -43,7 +45,7 @@ def big_page() -> Iterator[str]:
         server.server_close()
 
 
-async def test_a_large_output_is_stored_once_and_contexts_carry_a_reference(
+async def test_a_large_output_is_stored_once_and_events_carry_its_reference(
     system: System, big_page: str
 ) -> None:
     async with Loopline(system.kafka, producer="e2e") as client:
@@ -51,23 +53,28 @@ async def test_a_large_output_is_stored_once_and_contexts_carry_a_reference(
         steps = [e async for e in run.steps()]
     assert isinstance(steps[-1].payload, RunCompleted)
     (fetched,) = [e.payload for e in steps if isinstance(e.payload, ToolCallSucceeded)]
-    assert len(fetched.output) > ARTIFACT_THRESHOLD
-    ref = artifact_ref(fetched.output)
-    contexts = [e.payload for e in steps if isinstance(e.payload, ContextAssembled)]
-    shown = contexts[-1].messages[-1].content
-    assert ref in shown
-    assert len(shown) < 5_000  # the context carries the start and the reference, not the whole
+    assert fetched.output == ""
+    stored = fetched.artifact
+    assert stored is not None
+    assert stored.chars > INLINE_CHARS
+
+    contexts = await read_history(system.kafka, [CONTEXTS.name], run.run_id)
+    assert max(len(encode_event(r.event)) for r in contexts) < 8_000
+    last = contexts[-1].event.payload
+    assert [m.artifact for m in last.appended if m.role == "tool"] == [stored]
 
     conn = await asyncpg.connect(system.env["LOOPLINE_POSTGRES_DSN"])
     try:
-        schema = schema_name("memory", system.kafka.topic_prefix)
-        stored = await conn.fetchval(
-            f'SELECT content FROM "{schema}".artifacts WHERE ref = $1', ref
+        artifacts = schema_name("artifacts", system.kafka.topic_prefix)
+        text = await conn.fetchval(
+            f'SELECT content FROM "{artifacts}".artifacts WHERE ref = $1', stored.ref
         )
+        memory = schema_name("memory", system.kafka.topic_prefix)
         state = await conn.fetchval(
-            f'SELECT length(state::text) FROM "{schema}".runs WHERE run_id = $1', run.run_id
+            f'SELECT length(state::text) FROM "{memory}".runs WHERE run_id = $1', run.run_id
         )
     finally:
         await conn.close()
-    assert stored == fetched.output
+    assert reference(text) == stored  # whole, under its digest
+    assert text.startswith("0123456789abcdef")
     assert state < 20_000  # the run's state keeps the reference too

@@ -31,7 +31,7 @@ async def test_a_fact_remembered_is_recalled_by_the_same_tenant_only(system: Sys
     assert isinstance(answer, RunCompleted)
     assert "my locker is 12" in answer.answer
     first = next(e.payload for e in our_steps if isinstance(e.payload, ContextAssembled))
-    recalled = [m.content for m in first.messages if m.role == "system"][1:]
+    recalled = [m.content for m in first.appended if m.role == "system"][1:]
     assert len(recalled) == 1  # recalled into the first context, before the model is asked
     assert "my locker is 12" in recalled[0]
 
@@ -40,7 +40,7 @@ async def test_a_fact_remembered_is_recalled_by_the_same_tenant_only(system: Sys
     assert "12" not in other.answer
     assert "No memories match" in other.answer
     first_theirs = next(e.payload for e in their_steps if isinstance(e.payload, ContextAssembled))
-    assert all("12" not in m.content for m in first_theirs.messages)
+    assert all("12" not in m.content for m in first_theirs.appended)
 
     conn = await asyncpg.connect(system.env["LOOPLINE_POSTGRES_DSN"])
     try:

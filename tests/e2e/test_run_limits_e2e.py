@@ -11,15 +11,15 @@ from typing import Any
 import asyncpg
 from loopline_events import (
     Budget,
-    ContextAssembled,
     FailureReason,
     RunCompleted,
     RunFailed,
 )
-from loopline_memory.domain.window import estimate
+from loopline_memory.domain import window
 from loopline_runtime import schema_name
 from loopline_testing import System
 from loopline_testing.openai_server import OpenAIServer, RecordedRequest, tool_call_completion
+from loopline_testing.probes import context_requests
 
 from loopline.sdk import Loopline
 
@@ -101,14 +101,17 @@ async def test_a_run_longer_than_its_context_budget_goes_on_within_it(system: Sy
     outcome = steps[-1].payload
     assert isinstance(outcome, RunCompleted), outcome
     assert "I counted to 20" in outcome.answer
-    contexts = [e.payload for e in steps if isinstance(e.payload, ContextAssembled)]
-    assert len(contexts) == 21
-    sizes = [estimate(c.messages, c.tools) for c in contexts]
+    requests = await context_requests(system.kafka, run.run_id)
+    assert len(requests) == 21
+    sizes = [
+        window.tools_tokens(c.tools) + sum(window.message_tokens(m) for m in messages)
+        for c, messages in requests
+    ]
     assert max(sizes) <= 300  # the profile's context_budget_tokens
-    compacted = [c for c in contexts if any("were left out" in m.content for m in c.messages)]
+    compacted = [m for _, m in requests if any("were left out" in x.content for x in m)]
     assert len(compacted) >= 5
-    for context in compacted:  # the system prompt and the goal always stay
-        assert [m.content for m in context.messages[:2]] == ["You count.", "Count to 20"]
+    for messages in compacted:  # the system prompt and the goal always stay
+        assert [m.content for m in messages[:2]] == ["You count.", "Count to 20"]
 
 
 async def test_a_raw_goal_asking_more_than_its_profile_allows_is_capped_and_shows_it(

@@ -44,7 +44,7 @@ EXAMPLES: list[Payload] = [
     ContextAssembled(
         agent="default",
         model="demo",
-        messages=(Message(role="system", content="be brief"), Message(role="user", content="hi")),
+        appended=(Message(role="system", content="be brief"), Message(role="user", content="hi")),
         tools=(ToolSpec(name="calculator", parameters={"type": "object"}),),
     ),
     ModelDecided(

@@ -34,7 +34,12 @@ def describe(event: Envelope[Any]) -> tuple[str, str]:
     if isinstance(p, GoalSubmitted):
         return "goal", f"{short(p.goal)!r} (agent {p.agent})"
     if isinstance(p, ContextAssembled):
-        return "context", f"{len(p.messages)} messages, {len(p.tools)} tools, model {p.model}"
+        shown = "all shown" if p.window is None else "a window of them shown"
+        label = "context" if p.purpose == "step" else "summarize"
+        return label, (
+            f"{p.length} messages (+{len(p.appended)}), {shown}, {len(p.tools)} tools, "
+            f"model {p.model}"
+        )
     if isinstance(p, ModelDecided):
         tokens = f"[{p.usage.prompt_tokens}+{p.usage.completion_tokens} tokens]"
         if p.final_answer is not None:

@@ -52,7 +52,7 @@ def goal(run_id: str, seq: int = 0, trace: TraceContext | None = None) -> Envelo
 async def answer_with_context(event: Envelope[Any]) -> Sequence[Outbound]:
     """Like memory: a context built without follow(), so it has no trace of its own."""
     payload = ContextAssembled(
-        agent="default", model="demo", messages=(Message(role="user", content="2+3"),)
+        agent="default", model="demo", appended=(Message(role="user", content="2+3"),)
     )
     context = Envelope.of(payload, run_id=event.run_id, producer="memory", seq=1)
     return [Outbound(CONTEXTS.name, context)]

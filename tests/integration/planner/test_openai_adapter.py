@@ -3,14 +3,16 @@ replies, and which failures are retried."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from loopline_events import ContextAssembled, Message, TokenUsage, ToolCall, ToolSpec
+from loopline_events import Message, TokenUsage, ToolCall, ToolSpec
 from loopline_planner.adapters.models import (
     ModelError,
+    ModelRequest,
     OpenAIChatModel,
     complete_with_retries,
 )
@@ -27,7 +29,7 @@ CALCULATOR = ToolSpec(
     },
 )
 FIRST_CALL = ToolCall(call_id="call_1_0", tool="calculator", arguments={"expression": "17 + 25"})
-CONTEXT = ContextAssembled(
+CONTEXT = ModelRequest(
     agent="openai",
     model="openai",
     messages=(
@@ -121,7 +123,7 @@ async def test_the_request_carries_the_conversation_tools_model_and_key(
 
 async def test_without_tools_or_key_neither_is_sent(server: OpenAIServer) -> None:
     server.reply_text("hello")
-    bare = CONTEXT.model_copy(update={"messages": CONTEXT.messages[:2], "tools": ()})
+    bare = dataclasses.replace(CONTEXT, messages=CONTEXT.messages[:2], tools=())
     keyless = OpenAIChatModel(base_url=server.base_url, model="local")
     try:
         await keyless.complete(bare)

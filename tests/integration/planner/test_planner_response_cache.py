@@ -19,6 +19,7 @@ from loopline_events import (
     ModelDecided,
 )
 from loopline_planner.adapters.cache import ResponseCache
+from loopline_planner.adapters.conversations import Conversations
 from loopline_planner.adapters.models import ModelSettings, build_model
 from loopline_planner.handlers import PlannerHandler
 from loopline_runtime import Endpoints
@@ -27,7 +28,7 @@ from loopline_testing.openai_server import OpenAIServer
 CONTEXT = ContextAssembled(
     agent="openai",
     model="openai:gpt-test",
-    messages=(Message(role="user", content="Compute 2 + 3"),),
+    appended=(Message(role="user", content="Compute 2 + 3"),),
 )
 
 
@@ -43,13 +44,20 @@ async def planner(
 ) -> AsyncIterator[PlannerHandler]:
     # One attempt per decision: a second, uncached call would meet an empty script and fail.
     settings = ModelSettings(openai_base_url=server.base_url, max_attempts=1)
+    redis = aioredis.from_url(loopline_endpoints.redis.url)
     cache = ResponseCache(aioredis.from_url(loopline_endpoints.redis.url), namespace=topic_prefix)
-    handler = PlannerHandler(settings, build_model, cache)
+    conversations = Conversations(redis, topic_prefix, _nothing_logged)
+    handler = PlannerHandler(settings, build_model, cache, conversations=conversations)
     yield handler
+    await redis.aclose()
     keys = [k async for k in cache.redis.scan_iter(match=f"{topic_prefix}*")]
     if keys:
         await cache.redis.delete(*keys)
     await handler.aclose()
+
+
+async def _nothing_logged(run_id: str) -> list[ContextAssembled]:
+    return []  # every context here carries its whole history (base 0)
 
 
 def _context(seq: int) -> Envelope[ContextAssembled]:
@@ -93,15 +101,20 @@ async def test_each_step_of_a_run_is_cached_on_its_own(
 
 async def test_an_unreachable_redis_degrades_to_calling_the_model(server: OpenAIServer) -> None:
     # Port 1 refuses connections: the cache fails, the decision still comes.
+    nowhere = aioredis.from_url("redis://127.0.0.1:1/0")
     cache = ResponseCache(aioredis.from_url("redis://127.0.0.1:1/0"), namespace="nowhere.")
     handler = PlannerHandler(
-        ModelSettings(openai_base_url=server.base_url, max_attempts=1), build_model, cache
+        ModelSettings(openai_base_url=server.base_url, max_attempts=1),
+        build_model,
+        cache,
+        conversations=Conversations(nowhere, "nowhere.", _nothing_logged),
     )
     server.reply_text("five")
     try:
         out = await handler(_context(seq=1))
     finally:
         await handler.aclose()
+        await nowhere.aclose()
     assert server.calls == 1
     assert out[0].event.payload.final_answer == "five"
 

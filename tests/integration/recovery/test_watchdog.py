@@ -149,7 +149,7 @@ async def begin(bus: KafkaBus, run_id: str, agent: str, **budget: Any) -> Envelo
     )
     await bus.publish(GOALS.name, goal)
     context = ContextAssembled(
-        agent=agent, model="demo", messages=(Message(role="user", content="2 + 3?"),)
+        agent=agent, model="demo", appended=(Message(role="user", content="2 + 3?"),)
     )
     first = goal.follow(context, producer="memory", seq=1)
     await bus.publish(CONTEXTS.name, first)

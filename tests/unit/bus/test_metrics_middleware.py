@@ -56,7 +56,7 @@ def goal(run_id: str, agent: str = "default") -> Envelope[GoalSubmitted]:
 
 def context(cause: Envelope[Any], agent: str = "default") -> Envelope[ContextAssembled]:
     payload = ContextAssembled(
-        agent=agent, model="demo", messages=(Message(role="user", content="add 2 and 3"),)
+        agent=agent, model="demo", appended=(Message(role="user", content="add 2 and 3"),)
     )
     return cause.follow(payload, producer="memory", seq=1)
 

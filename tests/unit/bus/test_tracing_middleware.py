@@ -53,7 +53,7 @@ async def memory(event: Envelope[Any]) -> Sequence[Outbound]:
     if isinstance(event.payload, GoalSubmitted):
         # Built without follow(): no trace of its own, the middleware gives it the run's.
         payload = ContextAssembled(
-            agent="default", model="demo", messages=(Message(role="user", content="2+3"),)
+            agent="default", model="demo", appended=(Message(role="user", content="2+3"),)
         )
         fresh = Envelope.of(payload, run_id=event.run_id, producer="memory", seq=1)
         return [Outbound(CONTEXTS.name, fresh)]

@@ -48,8 +48,9 @@ def test_a_fork_starts_after_the_copied_steps_with_its_own_prompt_and_model() ->
     (emission,) = step.emissions
     context = emission.payload
     assert isinstance(context, ContextAssembled)
-    assert context.messages[0].content == "Answer in one word."
-    assert context.messages[1:] == HISTORY[1:]
+    assert (context.base, context.window) == (0, None)  # all of it, new to the planner
+    assert context.appended[0].content == "Answer in one word."
+    assert context.appended[1:] == HISTORY[1:]
 
 
 def test_a_model_override_wins_over_the_profile() -> None:

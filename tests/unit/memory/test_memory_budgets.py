@@ -90,7 +90,7 @@ def test_a_token_budget_warns_the_model_once_then_ends_the_run_with_what_was_spe
         if isinstance(payload, RunFailed):
             outcome = payload
             break
-        notes += [m for m in context_of(step).messages if "Budget" in m.content]
+        notes += [m for m in context_of(step).appended if "Budget" in m.content]
     assert outcome is not None
     assert outcome.reason is FailureReason.BUDGET_EXHAUSTED
     assert outcome.usage.total_tokens == 1200  # four steps of 300: the last was the wrap-up
@@ -137,7 +137,7 @@ def test_the_last_step_by_time_gets_the_wrap_up_note() -> None:
         update={"occurred_at": run.last.occurred_at + timedelta(seconds=7)}
     )
     step = run.round("1", "1")
-    assert "time is almost up" in context_of(step).messages[-1].content
+    assert "time is almost up" in context_of(step).appended[-1].content
 
 
 def test_repeating_the_same_call_nudges_then_ends_with_no_progress() -> None:
@@ -146,7 +146,7 @@ def test_repeating_the_same_call_nudges_then_ends_with_no_progress() -> None:
     nudged = run.round("1+1", "2").emissions
     assert isinstance(nudged[0].payload, ContextAssembled)
     step = run.round("1+1", "2")
-    assert "No progress" in context_of(step).messages[-1].content
+    assert "No progress" in context_of(step).appended[-1].content
     step = run.round("1+1", "2")
     failed = step.emissions[0].payload
     assert isinstance(failed, RunFailed)

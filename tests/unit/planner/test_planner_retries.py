@@ -6,10 +6,15 @@ from __future__ import annotations
 import asyncio
 
 import pytest
-from loopline_events import ContextAssembled, Message, TokenUsage
-from loopline_planner.adapters.models import ModelError, ModelReply, complete_with_retries
+from loopline_events import Message, TokenUsage
+from loopline_planner.adapters.models import (
+    ModelError,
+    ModelReply,
+    ModelRequest,
+    complete_with_retries,
+)
 
-CONTEXT = ContextAssembled(
+CONTEXT = ModelRequest(
     agent="default", model="scripted", messages=(Message(role="user", content="hi"),)
 )
 ANSWER = ModelReply(final_answer="hello", usage=TokenUsage(prompt_tokens=3, completion_tokens=1))
@@ -24,7 +29,7 @@ class Scripted:
         self.outcomes = list(outcomes)
         self.calls = 0
 
-    async def complete(self, context: ContextAssembled) -> ModelReply:
+    async def complete(self, request: ModelRequest) -> ModelReply:
         self.calls += 1
         outcome = self.outcomes.pop(0) if self.outcomes else None
         if outcome == "hang":

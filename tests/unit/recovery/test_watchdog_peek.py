@@ -29,7 +29,7 @@ WHERE = Location("agent.contexts", 3, 41)
 
 def test_a_context_is_read_from_its_head_only() -> None:
     big = ContextAssembled(
-        agent="default", model="demo", messages=(Message(role="user", content="x" * 50_000),)
+        agent="default", model="demo", appended=(Message(role="user", content="x" * 50_000),)
     )
     event = Envelope.of(big, run_id="run-7", producer="memory", seq=4, tenant="acme")
     raw = encode_event(event)

@@ -32,7 +32,7 @@ def test_a_profile_naming_an_unknown_tool_is_refused_with_the_installed_tools(
     assert "agent 'researcher' lists tool 'web_search', which no installed package provides" in (
         message
     )
-    assert "installed tools: calculator, current_time, http_get, recall" in message
+    assert "installed tools: calculator, current_time, http_get, read_artifact, recall" in message
     assert "clerk" not in message  # memory serves remember and recall
 
 

@@ -8,7 +8,6 @@ from collections.abc import Awaitable, Callable
 import pytest
 from loopline_events import ToolError, ToolErrorKind
 from loopline_tools import (
-    MAX_OUTPUT_CHARS,
     Effect,
     RetryPolicy,
     Tool,
@@ -212,15 +211,10 @@ async def test_a_non_string_result_is_an_execution_error() -> None:
     assert outcome.error.message == "add returned int, not str"
 
 
-async def test_long_output_is_truncated_with_a_marker() -> None:
-    outcome = await run(make(Script(returns("x" * (MAX_OUTPUT_CHARS + 10)))))
-    marker = f"\n[output truncated: {MAX_OUTPUT_CHARS} of {MAX_OUTPUT_CHARS + 10} characters shown]"
-    assert outcome.output == "x" * MAX_OUTPUT_CHARS + marker
-
-
-async def test_output_of_exactly_the_limit_is_whole() -> None:
-    outcome = await run(make(Script(returns("y" * MAX_OUTPUT_CHARS))))
-    assert outcome.output == "y" * MAX_OUTPUT_CHARS
+async def test_a_long_output_is_kept_whole() -> None:
+    """The executor stores it as an artifact; nothing is cut on the way."""
+    outcome = await run(make(Script(returns("x" * 5_000_000))))
+    assert outcome.output == "x" * 5_000_000
 
 
 async def test_cancellation_propagates() -> None:

@@ -98,7 +98,13 @@ def test_default_is_the_builtins_and_the_entry_points(monkeypatch: pytest.Monkey
     registry = ToolRegistry.default()
     assert asked == ["loopline.tools"]
     assert registry.names() == sorted([*(t.name for t in BUILTIN_TOOLS), "weather"])
-    assert registry.names() == ["calculator", "current_time", "http_get", "weather"]
+    assert registry.names() == [
+        "calculator",
+        "current_time",
+        "http_get",
+        "read_artifact",
+        "weather",
+    ]
 
 
 def test_a_clash_with_an_entry_point_registers_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -111,7 +117,7 @@ def test_a_clash_with_an_entry_point_registers_nothing(monkeypatch: pytest.Monke
     with pytest.raises(ValueError, match="'calculator' is already registered"):
         registry.load_entry_points()
     assert "fresh" not in registry
-    assert registry.names() == ["calculator", "current_time", "http_get"]
+    assert registry.names() == ["calculator", "current_time", "http_get", "read_artifact"]
 
 
 def test_a_bad_entry_point_says_which_one(monkeypatch: pytest.MonkeyPatch) -> None:

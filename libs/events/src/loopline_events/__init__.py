@@ -11,6 +11,14 @@ from loopline_events._codec import (
     decode_event,
     encode_event,
 )
+from loopline_events._context import (
+    HistoryGapError,
+    artifact_marker,
+    cut_marker,
+    extended,
+    request_messages,
+    shown_messages,
+)
 from loopline_events._dead_letters import RETRIES_HEADER, DeadLettered, DeadLetterKind
 from loopline_events._envelope import Envelope, MemoryOutput, Payload, TraceContext, utcnow
 from loopline_events._forks import ForkRecorded, RunForked
@@ -33,13 +41,16 @@ from loopline_events._schemas import (
     write_schemas,
 )
 from loopline_events._steps import (
+    ArtifactRef,
     ContextAssembled,
+    Cut,
     Message,
     ModelDecided,
     ModelFailed,
     TokenUsage,
     ToolCall,
     ToolSpec,
+    Window,
 )
 from loopline_events._tools import ToolCallFailed, ToolCallSucceeded, ToolError, ToolErrorKind
 from loopline_events._topics import (
@@ -71,9 +82,11 @@ __all__ = [
     "RETRIES_HEADER",
     "RETRY_TOPICS",
     "UPCASTERS",
+    "ArtifactRef",
     "Budget",
     "CancelRun",
     "ContextAssembled",
+    "Cut",
     "DeadLetterKind",
     "DeadLettered",
     "DecodeErrorKind",
@@ -83,6 +96,7 @@ __all__ = [
     "FailureReason",
     "ForkRecorded",
     "GoalSubmitted",
+    "HistoryGapError",
     "IncompatibleSchemaError",
     "MemoryOutput",
     "Message",
@@ -102,13 +116,19 @@ __all__ = [
     "ToolSpec",
     "TopicSpec",
     "TraceContext",
+    "Window",
+    "artifact_marker",
     "compatibility_problems",
+    "cut_marker",
     "decode_event",
     "dlq_name",
     "encode_event",
+    "extended",
     "generate_schemas",
     "render",
+    "request_messages",
     "schema_file_name",
+    "shown_messages",
     "topic_of",
     "topic_spec",
     "utcnow",

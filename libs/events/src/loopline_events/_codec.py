@@ -20,7 +20,12 @@ from loopline_events._runs import (
     RunCompleted,
     RunFailed,
 )
-from loopline_events._steps import ContextAssembled, ModelDecided, ModelFailed
+from loopline_events._steps import (
+    ContextAssembled,
+    ModelDecided,
+    ModelFailed,
+    upcast_context_v1_to_v2,
+)
 from loopline_events._tools import ToolCallFailed, ToolCallSucceeded
 
 EVENT_TYPES: dict[str, type[Payload]] = {
@@ -46,7 +51,9 @@ EVENT_TYPES: dict[str, type[Payload]] = {
 
 Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 
-UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+UPCASTERS: dict[tuple[str, int], Upcaster] = {
+    (ContextAssembled.TYPE, 1): upcast_context_v1_to_v2,
+}
 """(event type, version) -> a function turning that version's payload into the next one's.
 
 Register one as `upcast_v1_to_v2` when a payload changes incompatibly and its VERSION goes up.

@@ -24,6 +24,18 @@ class ToolCall(BaseModel):
     )
 
 
+class ArtifactRef(BaseModel):
+    """Content stored once in the artifact store (a claim check), named by its digest."""
+
+    model_config = ConfigDict(frozen=True)
+
+    ref: str = Field(
+        pattern=r"^sha256:[0-9a-f]{64}$", description="`sha256:` and the content's digest."
+    )
+    chars: int = Field(ge=0, description="Length of the content, in characters.")
+    tokens: int = Field(ge=0, description="Tokens of the content (o200k_base).")
+
+
 class Message(BaseModel):
     """One message of a chat context, in the shape chat models take."""
 
@@ -35,6 +47,40 @@ class Message(BaseModel):
         default=(), description="Tools an assistant message asked for."
     )
     tool_call_id: str | None = Field(default=None, description="The call a tool message answers.")
+    artifact: ArtifactRef | None = Field(
+        default=None,
+        description="Set when the text is too large to travel inline: it is this stored "
+        "artifact, and `content` is empty.",
+    )
+
+
+class Cut(BaseModel):
+    """A message a request shows in part: its first characters, then a note saying so."""
+
+    model_config = ConfigDict(frozen=True)
+
+    index: int = Field(ge=0, description="Position of the message in the run's history.")
+    chars: int = Field(ge=0, description="How many of its characters are shown.")
+
+
+class Window(BaseModel):
+    """Which messages of a run's history a model request holds, in order: the first `head`,
+    then `note` (if any) standing in for the ones left out, then every message from `start`
+    on; the messages named in `cuts` are shown in part."""
+
+    model_config = ConfigDict(frozen=True)
+
+    head: int = Field(ge=0, description="Messages always shown: system prompts, the goal.")
+    start: int = Field(ge=0, description="First message shown after the head (and the note).")
+    end: int | None = Field(
+        default=None, ge=0, description="Where the shown messages stop (None: at the last)."
+    )
+    note: Message | None = Field(
+        default=None,
+        description="Stands in for the messages between the head and `start`: a marker "
+        "saying they were left out, or their summary.",
+    )
+    cuts: tuple[Cut, ...] = Field(default=(), description="Messages shown in part.")
 
 
 class ToolSpec(BaseModel):
@@ -70,14 +116,52 @@ class TokenUsage(BaseModel):
 
 
 class ContextAssembled(MemoryOutput):
-    """Memory assembled what the model needs for the next step of a run."""
+    """Memory assembled what the model needs for the next step of a run.
+
+    By reference: the run's history is the messages of all its contexts' `appended`, in
+    order; this one carries only what is new since the run's previous context (large texts as
+    artifacts), and the `window` of the history the request holds. Its size depends on what
+    is new, not on the step or the context's budget. The planner keeps each run's history and
+    builds the request (`loopline_events.request_messages`).
+    """
 
     TYPE = "ContextAssembled"
+    VERSION = 2
 
     agent: str = Field(description="Agent profile of the run.")
     model: str = Field(description="Model the profile names.")
-    messages: tuple[Message, ...] = Field(description="The conversation so far.")
+    base: int = Field(
+        default=0, ge=0, description="Messages of the run's history before `appended`."
+    )
+    appended: tuple[Message, ...] = Field(
+        default=(), description="Messages new to the run's history since its previous context."
+    )
+    window: Window | None = Field(
+        default=None,
+        description="What of the history the request holds; None: all of it, as it is.",
+    )
     tools: tuple[ToolSpec, ...] = Field(default=(), description="Tools the model may call.")
+    purpose: Literal["step", "summary"] = Field(
+        default="step",
+        description="`summary`: not a step of the agent's; the model is asked to summarise "
+        "the window (the run's profile compacts by summary), and its answer becomes the "
+        "note standing in for those messages.",
+    )
+    instruction: str = Field(
+        default="", description="A last user message the request ends with (summaries)."
+    )
+
+    @property
+    def length(self) -> int:
+        """The history's length with this context's messages."""
+        return self.base + len(self.appended)
+
+
+def upcast_context_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
+    """A version 1 context carried its whole (compacted) conversation in `messages`: as a
+    history of exactly those messages, shown whole."""
+    rest = {k: v for k, v in payload.items() if k != "messages"}
+    return {**rest, "base": 0, "appended": payload.get("messages", [])}
 
 
 class ModelDecided(Payload):

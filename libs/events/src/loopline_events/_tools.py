@@ -7,6 +7,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from loopline_events._envelope import Payload
+from loopline_events._steps import ArtifactRef
 
 
 class ToolErrorKind(StrEnum):
@@ -18,6 +19,7 @@ class ToolErrorKind(StrEnum):
     TIMEOUT = "timeout"
     EXECUTION = "execution"
     UNKNOWN_OUTCOME = "unknown_outcome"
+    TOO_LARGE = "too_large"
 
 
 class ToolError(BaseModel):
@@ -37,7 +39,14 @@ class ToolCallSucceeded(Payload):
 
     call_id: str = Field(description="The call this answers.")
     tool: str = Field(description="Name of the tool.")
-    output: str = Field(description="The tool's output, as text the model reads.")
+    output: str = Field(
+        description="The tool's output, as text the model reads (empty when it is an artifact)."
+    )
+    artifact: ArtifactRef | None = Field(
+        default=None,
+        description="Set when the output is too large to travel inline: it was stored whole "
+        "in the artifact store, under this reference.",
+    )
     attempts: int = Field(default=1, ge=1, description="Tries it took.")
     duration_ms: float = Field(default=0.0, ge=0, description="Time of the successful try.")
 

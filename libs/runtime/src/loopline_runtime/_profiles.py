@@ -47,8 +47,15 @@ class AgentProfile(BaseModel):
     context_budget_tokens: int = Field(
         default=32_000,
         ge=64,
-        description="Most tokens (estimated at four characters each) of a context; older "
+        le=10_000_000,
+        description="Most tokens of a context (counted with the o200k_base tokenizer); older "
         "steps are compacted to stay under it.",
+    )
+    compaction: Literal["truncate", "summarize"] = Field(
+        default="truncate",
+        description="What stands in for older steps a full context leaves out: `truncate`, a "
+        "marker saying so; `summarize`, their summary, written by the run's model (a model "
+        "call of its own, recorded like any decision).",
     )
     no_progress_repeats: int = Field(
         default=3,

@@ -287,7 +287,7 @@ async def drop_namespace(endpoints: Endpoints, namespace: str) -> None:
     await delete_topics(endpoints.kafka.bootstrap, namespace)
     conn = await asyncpg.connect(endpoints.postgres.dsn.get_secret_value())
     try:
-        for base in ("memory", "recovery", "executor", EFFECTS_SCHEMA):
+        for base in ("memory", "recovery", "executor", "artifacts", EFFECTS_SCHEMA):
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema_name(base, namespace)}" CASCADE')
     finally:
         await conn.close()

@@ -9,7 +9,7 @@ import gzip
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -17,9 +17,16 @@ from typing import Any
 import asyncpg
 from aiokafka import AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
-from loopline_bus import EventStream, partition_for
-from loopline_events import Envelope
-from loopline_runtime import schema_name
+from loopline_bus import EventStream, partition_for, read_history
+from loopline_events import (
+    CONTEXTS,
+    ContextAssembled,
+    Envelope,
+    Message,
+    extended,
+    request_messages,
+)
+from loopline_runtime import KafkaSettings, schema_name
 
 from loopline_testing._system import System
 
@@ -184,3 +191,27 @@ async def first_events(
         return seen
 
     return await asyncio.wait_for(collect(), timeout)
+
+
+async def context_requests(
+    settings: KafkaSettings, run_id: str, artifacts: Mapping[str, str] | None = None
+) -> list[tuple[ContextAssembled, list[Message]]]:
+    """Each context of the run on agent.contexts, in order, with the messages of the request
+    it stands for: the run's history rebuilt from the contexts, seen through each one's
+    window (`artifacts` gives stored outputs' text; without it they show empty)."""
+    recorded = await read_history(settings, [CONTEXTS.name], run_id)
+    history: tuple[Message, ...] = ()
+    out: list[tuple[ContextAssembled, list[Message]]] = []
+    seen: set[Any] = set()
+    for r in recorded:
+        context = r.event.payload
+        if not isinstance(context, ContextAssembled) or r.event.event_id in seen:
+            continue
+        seen.add(r.event.event_id)
+        history = extended(history, context)
+        texts = dict(artifacts or {})
+        for m in history:
+            if m.artifact is not None:
+                texts.setdefault(m.artifact.ref, "")
+        out.append((context, request_messages(history, context.window, texts)))
+    return out

@@ -16,15 +16,23 @@ outcome = await run_tool(add, {"a": 1, "b": 2}, ToolContext(run_id="r", call_id=
 """
 
 from loopline_tools._builtins import BUILTIN_TOOLS, SERVED_BY_MEMORY
-from loopline_tools._core import Effect, Reconcile, RetryPolicy, Tool, ToolContext, ToolFailure
+from loopline_tools._core import (
+    ArtifactReader,
+    Effect,
+    Reconcile,
+    RetryPolicy,
+    Tool,
+    ToolContext,
+    ToolFailure,
+)
 from loopline_tools._decorator import tool
 from loopline_tools._registry import ToolRegistry
-from loopline_tools._run import MAX_OUTPUT_CHARS, ToolOutcome, run_tool
+from loopline_tools._run import ToolOutcome, run_tool
 
 __all__ = [
     "BUILTIN_TOOLS",
-    "MAX_OUTPUT_CHARS",
     "SERVED_BY_MEMORY",
+    "ArtifactReader",
     "Effect",
     "Reconcile",
     "RetryPolicy",

@@ -6,11 +6,12 @@ from loopline_tools._calculator import calculator
 from loopline_tools._clock import current_time
 from loopline_tools._core import Tool
 from loopline_tools._http_get import http_get
+from loopline_tools._read_artifact import read_artifact
 
-BUILTIN_TOOLS: tuple[Tool, ...] = (calculator, current_time, http_get)
-"""`calculator`, `current_time` and `http_get`."""
+BUILTIN_TOOLS: tuple[Tool, ...] = (calculator, current_time, http_get, read_artifact)
+"""`calculator`, `current_time`, `http_get` and `read_artifact`."""
 
-__all__ = ["BUILTIN_TOOLS", "calculator", "current_time", "http_get"]
+__all__ = ["BUILTIN_TOOLS", "calculator", "current_time", "http_get", "read_artifact"]
 
 
 SERVED_BY_MEMORY: frozenset[str] = frozenset({"remember", "recall"})

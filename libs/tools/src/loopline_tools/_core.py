@@ -7,9 +7,9 @@ import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
-from loopline_events import ToolErrorKind, ToolSpec
+from loopline_events import ArtifactRef, ToolErrorKind, ToolSpec
 from pydantic import BaseModel
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -56,6 +56,18 @@ DEFAULT_RETRY = RetryPolicy()
 """Three attempts, 0.1 s to 2 s apart."""
 
 
+class ArtifactReader(Protocol):
+    """Reads content stored in the artifact store (loopline_artifacts.ArtifactStore)."""
+
+    async def read(self, ref: str, offset: int = 0, length: int | None = None) -> str:
+        """`length` characters of the content under `ref`, from `offset`."""
+        ...
+
+    async def describe(self, ref: str) -> ArtifactRef | None:
+        """The stored content's reference (size, tokens); None if it is not stored."""
+        ...
+
+
 @dataclass(frozen=True)
 class ToolContext:
     """Who is calling a tool, and what the tool may do for them."""
@@ -65,6 +77,8 @@ class ToolContext:
     tenant: str = "default"
     agent: str = "default"
     allow_private_networks: bool = False
+    artifacts: ArtifactReader | None = None
+    """Where large outputs are stored (`read_artifact` reads them)."""
 
     @property
     def idempotency_key(self) -> str:

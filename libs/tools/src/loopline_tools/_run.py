@@ -13,9 +13,6 @@ from pydantic import BaseModel, ValidationError
 
 from loopline_tools._core import Effect, Tool, ToolContext, ToolFailure
 
-MAX_OUTPUT_CHARS = 200_000
-"""Longer outputs are cut: they would not fit a model's context, nor a Kafka message."""
-
 _MAX_LISTED_PROBLEMS = 10
 
 
@@ -66,7 +63,7 @@ async def run_tool(
         result = await _attempt(tool, args, ctx)
         duration_ms = (time.perf_counter() - started) * 1000.0
         if isinstance(result, str):
-            return ToolOutcome(_truncated(result), None, attempt, duration_ms)
+            return ToolOutcome(result, None, attempt, duration_ms)
         if not result.retryable or attempt >= tool.retry.max_attempts:
             return ToolOutcome(None, result, attempt, duration_ms)
         await sleep(tool.retry.backoff(attempt))
@@ -120,10 +117,3 @@ def _describe(tool_name: str, exc: ValidationError) -> str:
     if hidden > 0:
         problems.append(f"and {hidden} more")
     return f"invalid arguments for {tool_name}: " + "; ".join(problems)
-
-
-def _truncated(output: str) -> str:
-    if len(output) <= MAX_OUTPUT_CHARS:
-        return output
-    marker = f"\n[output truncated: {MAX_OUTPUT_CHARS} of {len(output)} characters shown]"
-    return output[:MAX_OUTPUT_CHARS] + marker

@@ -9,6 +9,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 from uuid import UUID
 
+from loopline_artifacts import ArtifactStore
 from loopline_bus import Outbound
 from loopline_events import (
     OBSERVATIONS,
@@ -20,7 +21,7 @@ from loopline_events import (
     encode_event,
 )
 
-from loopline_memory.adapters.longterm import LongTermMemory, Recall, keeps_artifact
+from loopline_memory.adapters.longterm import LongTermMemory, Recall
 from loopline_memory.adapters.metrics import record_cost
 from loopline_memory.adapters.store import (
     OUTBOX_SIZE,
@@ -41,6 +42,7 @@ from loopline_memory.domain import (
 )
 from loopline_memory.domain.budgets import price_of
 from loopline_memory.domain.served import recalled
+from loopline_memory.domain.state import StoreArtifact
 
 PRODUCER = "memory"
 
@@ -86,9 +88,11 @@ class MemoryHandler:
         recall: Recall | None = None,
         heal: Heal | None = None,
         *,
+        artifacts: ArtifactStore | None = None,
         write_behind: bool = False,
     ):
         self.store = store
+        self.artifacts = artifacts
         self.env = env
         self.heal = heal
         self.longterm = longterm or LongTermMemory(store.pool, store.schema)
@@ -96,6 +100,8 @@ class MemoryHandler:
         self.write_behind = write_behind
         self._hot: OrderedDict[str, StoredRun] = OrderedDict()
         self._pending: list[Pending] = []
+        self._durable: dict[str, int] = {}
+        """Messages of each held run's history that are stored: a save adds the rest."""
 
     async def flush(self) -> None:
         """Save every run changed since the last flush (one transaction)."""
@@ -105,28 +111,40 @@ class MemoryHandler:
         except BaseException:
             self.forget()
             raise
+        self._stored(pending)
+
+    def _stored(self, pending: Sequence[Pending]) -> None:
+        for p in pending:
+            state = p.stored.state
+            if state.run_id in self._hot or not self.write_behind:
+                self._durable[state.run_id] = len(state.messages)
 
     def forget(self) -> None:
         """Drop the states held in the process and the saves not flushed yet."""
         self._hot.clear()
         self._pending.clear()
+        self._durable.clear()
 
     async def _load(self, run_id: str) -> StoredRun | None:
         hot = self._hot.get(run_id)
         if hot is not None:
             self._hot.move_to_end(run_id)
             return hot
-        return await self.store.load(run_id)
+        stored = await self.store.load(run_id)
+        self._durable[run_id] = len(stored.state.messages) if stored else 0
+        return stored
 
     async def _save(self, pending: Pending) -> None:
         if not self.write_behind:
             await self.store.save_many([pending])
+            self._stored([pending])
             return
         run_id = pending.stored.state.run_id
         self._hot[run_id] = pending.stored
         self._hot.move_to_end(run_id)
         if len(self._hot) > HOT_RUNS:
-            self._hot.popitem(last=False)
+            gone, _ = self._hot.popitem(last=False)
+            self._durable.pop(gone, None)
         self._pending.append(pending)
 
     async def __call__(self, event: Envelope[Any]) -> Sequence[Outbound]:
@@ -135,6 +153,7 @@ class MemoryHandler:
             # No state for a run that exists: its projections were lost (Redis flushed, rows
             # wiped for a rebuild). Fold it from the log before going on.
             stored = await self.heal(event.run_id, event.event_id)
+            self._durable[event.run_id] = len(stored.state.messages) if stored else 0
         state = stored.state if stored else None
         cause = str(event.event_id)
         if stored is not None and state is not None and cause in state.applied:
@@ -147,6 +166,7 @@ class MemoryHandler:
         if not step.changed or step.state is None:
             log.info("run %s: %s ignored: %s", event.run_id, event.type, step.note)
             return ()
+        await self._store_artifacts(step)
         emissions = [*step.emissions, *await self._recall(step.state, step)]
         outputs = [
             Outbound(e.topic, _follow(event, e, step.state, i)) for i, e in enumerate(emissions)
@@ -156,13 +176,23 @@ class MemoryHandler:
         )
         outbox = ((*stored.outbox, *sent) if stored else sent)[-OUTBOX_SIZE:]
         writes = self._writes(step.state, step, event)
+        saved = self._durable.get(event.run_id, 0)
         await self._save(
-            Pending(StoredRun(state=step.state, outbox=outbox), event, outputs, writes)
+            Pending(StoredRun(state=step.state, outbox=outbox), event, outputs, writes, saved)
         )
         if isinstance(event.payload, ModelDecided):  # folded once: a duplicate returned above
             usage = event.payload.usage
             record_cost(event.payload.model, price_of(step.state.price).of(usage))
         return outputs
+
+    async def _store_artifacts(self, step: Step) -> None:
+        """Store the texts the new messages reference, before anything names them."""
+        texts = [r.text for r in step.requests if isinstance(r, StoreArtifact)]
+        if texts and self.artifacts is None:
+            raise RuntimeError("memory has no artifact store for a text too large to send")
+        for text in texts:
+            assert self.artifacts is not None
+            await self.artifacts.put(text)
 
     async def _recall(self, state: RunState, step: Step) -> list[Emission]:
         """Answer the reducer's recalls: each becomes a `recall` result on agent.observations,
@@ -180,8 +210,6 @@ class MemoryHandler:
     def _writes(self, state: RunState, step: Step, event: Envelope[Any]) -> list[Write]:
         kept = [r for r in step.requests if isinstance(r, StoreMemory)]
         writes: list[Write] = []
-        if keeps_artifact(event):
-            writes.append(functools.partial(self.longterm.record, state=state, event=event))
         if kept:
             writes.append(
                 functools.partial(self.longterm.keep, state=state, at=event.occurred_at, kept=kept)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 
 import redis.asyncio as aioredis
+from loopline_artifacts import open_artifacts
 from loopline_bus import KafkaBus, SubscriptionOptions
 from loopline_runtime import Endpoints, Stop, load_endpoints, open_schema
 
@@ -25,12 +26,14 @@ async def open_rebuilder(endpoints: Endpoints) -> tuple[Rebuilder, Stop]:
     pool, schema = await open_schema(endpoints, "memory", MIGRATIONS)
     redis = aioredis.from_url(endpoints.redis.url)
     store = RunStore(pool, redis, schema, namespace)
+    artifacts = await open_artifacts(pool, namespace)
 
     async def close() -> None:
         await redis.aclose()
         await pool.close()
 
-    return Rebuilder(store, load_environment(), LongTermMemory(pool, schema)), close
+    env = load_environment()
+    return Rebuilder(store, env, LongTermMemory(pool, schema), artifacts), close
 
 
 async def start() -> Stop:
@@ -42,6 +45,7 @@ async def start() -> Stop:
         rebuilder.env,
         rebuilder.longterm,
         heal=functools.partial(rebuilder.heal, endpoints.kafka),
+        artifacts=rebuilder.artifacts,
         write_behind=True,
     )
     bus = KafkaBus(settings=endpoints.kafka, client_id=GROUP)

@@ -9,7 +9,6 @@ run it has no state for (Redis flushed, rows lost): the run is folded from the l
 
 from __future__ import annotations
 
-import functools
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -17,11 +16,12 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from loopline_artifacts import ArtifactStore
 from loopline_bus import Outbound, Progress, Recorded, read_history
 from loopline_events import CONTEXTS, OBSERVATIONS, RESULTS, Envelope, encode_event
 from loopline_runtime import KafkaSettings
 
-from loopline_memory.adapters.longterm import LongTermMemory, keeps_artifact
+from loopline_memory.adapters.longterm import LongTermMemory
 from loopline_memory.adapters.store import OUTBOX_SIZE, RunStore, Sent, StoredRun
 from loopline_memory.domain import Environment, apply
 from loopline_memory.domain.replay import MEMORY_INPUTS, in_folding_order
@@ -63,8 +63,15 @@ def _by_run(recorded: Sequence[Recorded]) -> dict[str, _History]:
 class Rebuilder:
     """Writes runs' projections from their recorded events, the way memory writes them."""
 
-    def __init__(self, store: RunStore, env: Environment, longterm: LongTermMemory):
+    def __init__(
+        self,
+        store: RunStore,
+        env: Environment,
+        longterm: LongTermMemory,
+        artifacts: ArtifactStore | None = None,
+    ):
         self.store, self.env, self.longterm = store, env, longterm
+        self.artifacts = artifacts
 
     async def restore(self, history: _History, *, until: UUID | None = None) -> StoredRun | None:
         """Fold and save one run's inputs (those before `until`, when given)."""
@@ -81,13 +88,9 @@ class Rebuilder:
                 for o in outputs
             )
             outbox = ((*stored.outbox, *sent) if stored else sent)[-OUTBOX_SIZE:]
+            saved = len(stored.state.messages) if stored else 0
             stored = StoredRun(state=step.state, outbox=outbox)
-            writes = (
-                [functools.partial(self.longterm.record, state=step.state, event=event)]
-                if keeps_artifact(event)
-                else []
-            )
-            await self.store.save(stored, event, outputs, writes)
+            await self.store.save(stored, event, outputs, saved=saved)
         return stored
 
     async def heal(self, settings: KafkaSettings, run_id: str, before: UUID) -> StoredRun | None:

@@ -8,13 +8,25 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from loopline_bus import Outbound
-from loopline_events import DECISIONS, ContextAssembled, Envelope, ModelDecided, ModelFailed
+from loopline_events import (
+    DECISIONS,
+    ContextAssembled,
+    Envelope,
+    Message,
+    ModelDecided,
+    ModelFailed,
+    request_messages,
+    shown_messages,
+)
 
+from loopline_planner.adapters.artifacts import ArtifactTexts
 from loopline_planner.adapters.cache import ResponseCache
+from loopline_planner.adapters.conversations import Conversations
 from loopline_planner.adapters.models import (
     ModelAdapter,
     ModelError,
     ModelReply,
+    ModelRequest,
     ModelSettings,
     complete_with_retries,
 )
@@ -27,6 +39,10 @@ log = logging.getLogger("loopline.planner")
 class PlannerHandler:
     """Asks the context's model for a decision, with a timeout and retries.
 
+    It holds each run's history (`Conversations`): a context carries only its new messages
+    and the window of the history the request shows; the request is built from both, stored
+    outputs read from the artifact store (`ArtifactTexts`).
+
     With a `cache`, a step's reply is recorded and a redelivered context is answered from it:
     the same decision, no second model call. With `write_behind`, the replies of a batch are
     recorded together by `flush()`, which the bus calls before publishing the batch.
@@ -38,12 +54,16 @@ class PlannerHandler:
         build: Callable[[str, ModelSettings], ModelAdapter],
         cache: ResponseCache | None = None,
         *,
+        conversations: Conversations,
+        artifacts: ArtifactTexts | None = None,
         write_behind: bool = False,
     ):
         self.settings = settings
         self._build = build
         self._models: dict[str, ModelAdapter] = {}
         self.cache = cache
+        self.conversations = conversations
+        self.artifacts = artifacts
         self.write_behind = write_behind
 
     def model(self, name: str) -> ModelAdapter:
@@ -57,9 +77,10 @@ class PlannerHandler:
         if not isinstance(context, ContextAssembled):
             return ()
         started = time.perf_counter()
+        history = await self.conversations.extend(event.run_id, context)
         try:
             model = self.model(context.model)
-            reply = await self._reply(event, model, context)
+            reply = await self._reply(event, model, context, history)
         except (ModelError, ValueError) as exc:
             log.warning("run %s step %d: model failed: %s", event.run_id, event.seq, exc)
             failed = ModelFailed(
@@ -81,8 +102,31 @@ class PlannerHandler:
         )
         return [Outbound(DECISIONS.name, event.follow(decision, producer=PRODUCER))]
 
+    async def request(
+        self, context: ContextAssembled, history: tuple[Message, ...]
+    ) -> ModelRequest:
+        """What the model is asked: the history through the context's window, stored outputs
+        read; a summary request ends with its instruction and offers no tool."""
+        wanted: dict[str, int | None] = {}
+        cuts = {c.index: c.chars for c in context.window.cuts} if context.window else {}
+        for index, message in shown_messages(history, context.window):
+            if message.artifact is not None:
+                wanted[message.artifact.ref] = cuts.get(index) if index is not None else None
+        if wanted and self.artifacts is None:
+            raise ModelError("the planner has no artifact store to read outputs", retryable=False)
+        texts = await self.artifacts.texts(wanted) if self.artifacts and wanted else {}
+        messages = request_messages(history, context.window, texts)
+        if context.instruction:
+            messages.append(Message(role="user", content=context.instruction))
+        tools = context.tools if context.purpose == "step" else ()
+        return ModelRequest(context.agent, context.model, tuple(messages), tools)
+
     async def _reply(
-        self, event: Envelope[Any], model: ModelAdapter, context: ContextAssembled
+        self,
+        event: Envelope[Any],
+        model: ModelAdapter,
+        context: ContextAssembled,
+        history: tuple[Message, ...],
     ) -> ModelReply:
         """The step's reply: recorded, or asked of the model and recorded."""
         if self.cache is not None:
@@ -92,7 +136,7 @@ class PlannerHandler:
                 return cached
         reply, _attempts = await complete_with_retries(
             model,
-            context,
+            await self.request(context, history),
             max_attempts=self.settings.max_attempts,
             timeout_s=self.settings.timeout_s,
         )
@@ -104,9 +148,15 @@ class PlannerHandler:
         return reply
 
     async def flush(self) -> None:
-        """Record the replies of a batch (with `write_behind`, the bus calls it per batch)."""
+        """Record the replies and histories of a batch (with `write_behind`, the bus calls it
+        per batch, before the batch's decisions are published)."""
+        await self.conversations.flush()
         if self.cache is not None:
             await self.cache.flush()
+
+    def forget(self) -> None:
+        """Partitions moved: the runs held may be extended elsewhere now."""
+        self.conversations.forget()
 
     async def aclose(self) -> None:
         """Close the model adapters and the cache."""

@@ -7,6 +7,7 @@ import logging
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from loopline_artifacts import INLINE_CHARS, ArtifactStore, ArtifactTooLargeError
 from loopline_bus import Outbound
 from loopline_events import (
     OBSERVATIONS,
@@ -15,6 +16,8 @@ from loopline_events import (
     ToolCall,
     ToolCallFailed,
     ToolCallSucceeded,
+    ToolError,
+    ToolErrorKind,
 )
 from loopline_runtime import AgentProfile
 from loopline_tools import SERVED_BY_MEMORY, Effect, Tool, ToolContext, ToolRegistry, run_tool
@@ -51,11 +54,13 @@ class ExecutorHandler:
         *,
         allow_private_networks: bool = False,
         ledger: ToolLedger | None = None,
+        artifacts: ArtifactStore | None = None,
     ):
         self.registry = registry
         self.profiles = profiles
         self.allow_private_networks = allow_private_networks
         self.ledger = ledger
+        self.artifacts = artifacts
         # Outcomes whose ledger write failed: a retry of the decision records them rather
         # than mistaking its own finished call for one a crash interrupted.
         self._unrecorded: dict[CallKey, Outcome] = {}
@@ -103,11 +108,12 @@ class ExecutorHandler:
             tenant=event.tenant,
             agent=decision.agent,
             allow_private_networks=self.allow_private_networks,
+            artifacts=self.artifacts,
         )
         if tool.effect is Effect.SIDE_EFFECT and self.ledger is not None:
             return await self._run_once(self.ledger, (event.run_id, event.seq), tool, call, context)
         # Pure tools may repeat; idempotent ones carry ctx.idempotency_key to what they change.
-        return await _execute(tool, call, context)
+        return await self._execute(tool, call, context)
 
     async def _run_once(
         self,
@@ -148,22 +154,39 @@ class ExecutorHandler:
             log.info(
                 "run %s: %s %s reconciled as not done", context.run_id, tool.name, call.call_id
             )
-        return await _execute(tool, call, context)
+        return await self._execute(tool, call, context)
 
-
-async def _execute(tool: Tool, call: ToolCall, context: ToolContext) -> Outcome:
-    outcome = await run_tool(tool, call.arguments, context, arguments_error=call.arguments_error)
-    if outcome.error is not None:
-        return ToolCallFailed(
-            call_id=call.call_id, tool=call.tool, error=outcome.error, attempts=outcome.attempts
+    async def _execute(self, tool: Tool, call: ToolCall, context: ToolContext) -> Outcome:
+        outcome = await run_tool(
+            tool, call.arguments, context, arguments_error=call.arguments_error
         )
-    return ToolCallSucceeded(
-        call_id=call.call_id,
-        tool=call.tool,
-        output=outcome.output or "",
-        attempts=outcome.attempts,
-        duration_ms=outcome.duration_ms,
-    )
+        if outcome.error is not None:
+            return ToolCallFailed(
+                call_id=call.call_id, tool=call.tool, error=outcome.error, attempts=outcome.attempts
+            )
+        return await self._claim_checked(
+            ToolCallSucceeded(
+                call_id=call.call_id,
+                tool=call.tool,
+                output=outcome.output or "",
+                attempts=outcome.attempts,
+                duration_ms=outcome.duration_ms,
+            )
+        )
+
+    async def _claim_checked(self, done: ToolCallSucceeded) -> Outcome:
+        """A result whose output is too large to travel inline, stored as an artifact first
+        and referenced; one too large for the store, a clear failure saying so."""
+        if len(done.output) <= INLINE_CHARS or self.artifacts is None:
+            return done
+        try:
+            stored = await self.artifacts.put(done.output)
+        except ArtifactTooLargeError as exc:
+            error = ToolError(kind=ToolErrorKind.TOO_LARGE, message=f"the output of {exc}")
+            return ToolCallFailed(
+                call_id=done.call_id, tool=done.tool, error=error, attempts=done.attempts
+            )
+        return done.model_copy(update={"output": "", "artifact": stored})
 
 
 async def _reconcile(tool: Tool, call: ToolCall, context: ToolContext) -> Outcome | None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from loopline_artifacts import open_artifacts
 from loopline_bus import KafkaBus, SubscriptionOptions
 from loopline_events import DECISIONS
 from loopline_runtime import Stop, load_endpoints, load_profiles, open_schema
@@ -45,6 +46,7 @@ async def start() -> Stop:
         profiles,
         allow_private_networks=settings.allow_private_networks,
         ledger=ToolLedger(pool, schema),
+        artifacts=await open_artifacts(pool, endpoints.kafka.topic_prefix),
     )
     bus = KafkaBus(settings=endpoints.kafka, client_id=GROUP)
     await bus.ensure_topics()

@@ -1,4 +1,4 @@
-"""Long-term memory and stored tool outputs, in memory's PostgreSQL schema.
+"""Long-term memory, in memory's PostgreSQL schema.
 
 Writes take the connection of the save's transaction, so they land with the run state they
 belong to, or not at all; each is keyed so that a redelivered event writes nothing twice.
@@ -11,13 +11,11 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from datetime import datetime
-from typing import Any, Protocol
+from typing import Protocol
 
 import asyncpg
-from loopline_events import Envelope, ToolCallSucceeded
 
 from loopline_memory.domain import RunState, StoreMemory
-from loopline_memory.domain.window import ARTIFACT_THRESHOLD, artifact_ref
 
 
 class Recall(Protocol):
@@ -33,7 +31,7 @@ class Recall(Protocol):
 
 
 class LongTermMemory:
-    """Memories, ledger and artifacts of one schema."""
+    """Memories of one schema."""
 
     def __init__(self, pool: asyncpg.Pool, schema: str):
         self.pool, self.schema = pool, schema
@@ -73,37 +71,6 @@ class LongTermMemory:
                 for m in kept
             ],
         )
-
-    async def record(self, conn: asyncpg.Connection, state: RunState, event: Envelope[Any]) -> None:
-        """Store the whole output of a tool result too large for the context (once)."""
-        payload = event.payload
-        if not keeps_artifact(event):
-            return
-        assert isinstance(payload, ToolCallSucceeded)
-        await conn.execute(
-            f"""
-            INSERT INTO "{self.schema}".artifacts (ref, run_id, chars, content, created_at)
-            VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING
-            """,
-            artifact_ref(payload.output),
-            state.run_id,
-            len(payload.output),
-            payload.output,
-            event.occurred_at,
-        )
-
-    async def artifact(self, ref: str) -> str | None:
-        """The whole tool output stored under `ref` (`sha256:...`), if there is one."""
-        content: str | None = await self.pool.fetchval(
-            f'SELECT content FROM "{self.schema}".artifacts WHERE ref = $1', ref
-        )
-        return content
-
-
-def keeps_artifact(event: Envelope[Any]) -> bool:
-    """Whether `event` is a tool result whose whole output is stored as an artifact."""
-    payload = event.payload
-    return isinstance(payload, ToolCallSucceeded) and len(payload.output) > ARTIFACT_THRESHOLD
 
 
 def _digest(text: str) -> str:

@@ -1,5 +1,7 @@
 """The `memory` schema in PostgreSQL: runs (their state) and every event of each run; the usage
-ledger; long-term memories; and large tool outputs stored once (artifacts)."""
+ledger; long-term memories; each run's history, a row per message (appended, never
+rewritten). The `artifacts` table of the first version is no longer written: large content
+lives in the artifact store (loopline_artifacts)."""
 
 MIGRATIONS: tuple[str, ...] = (
     """
@@ -79,6 +81,15 @@ MIGRATIONS: tuple[str, ...] = (
         chars      bigint NOT NULL,
         content    text NOT NULL,
         created_at timestamptz NOT NULL
+    );
+    """,
+    """
+    CREATE TABLE {schema}.messages (
+        run_id  text NOT NULL,
+        idx     integer NOT NULL,
+        tokens  integer NOT NULL,
+        message jsonb NOT NULL,
+        PRIMARY KEY (run_id, idx)
     );
     """,
 )

@@ -1,8 +1,11 @@
 """Where run state lives: Redis for the hot copy, PostgreSQL for the durable one.
 
-Every save writes PostgreSQL first (the run row with its state, and the run's new events, in one
-transaction), then Redis. A load reads Redis and falls back to PostgreSQL, so losing Redis
-loses nothing.
+A run is stored in two parts: its head (the state without its history: small, rewritten at
+every save) and its history (a row per message, appended, never rewritten), so a save costs
+what changed, not what the run has accumulated. Every save writes PostgreSQL first (run rows,
+new messages, the runs' new events and usage, in one statement), then Redis (the head, and
+the new messages pushed on a list). A load reads Redis and falls back to PostgreSQL, so
+losing Redis loses nothing.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 from loopline_bus import Outbound
-from loopline_events import ContextAssembled, Envelope, ModelDecided, Payload, topic_of
+from loopline_events import ContextAssembled, Envelope, Message, ModelDecided, Payload, topic_of
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from loopline_memory.domain import RunState
@@ -51,6 +54,10 @@ class StoredRun(BaseModel):
     outbox: tuple[Sent, ...] = ()
 
 
+HISTORY = {"messages", "tokens"}
+"""The state's fields stored apart, a row per message."""
+
+
 @dataclass(frozen=True, slots=True)
 class Pending:
     """What one input did to its run, waiting to be saved."""
@@ -59,14 +66,22 @@ class Pending:
     consumed: Envelope[Any]
     emitted: Sequence[Outbound]
     writes: Sequence[Write] = ()
+    saved: int = 0
+    """Messages of the run's history already stored: the save adds the ones after."""
 
 
 def _timeline_payload(event: Envelope[Any]) -> str:
-    """What the events table keeps of an event: all of it, except a context's full history."""
+    """What the events table keeps of an event: all of it, except a context's messages."""
     payload: Payload = event.payload
     if isinstance(payload, ContextAssembled):
         return json.dumps(
-            {"messages": len(payload.messages), "tools": [t.name for t in payload.tools]}
+            {
+                "purpose": payload.purpose,
+                "messages": payload.length,
+                "appended": len(payload.appended),
+                "window": payload.window.model_dump(exclude={"note"}) if payload.window else None,
+                "tools": [t.name for t in payload.tools],
+            }
         )
     return payload.model_dump_json()
 
@@ -82,34 +97,59 @@ class RunStore:
     def __init__(self, pool: asyncpg.Pool, redis: aioredis.Redis, schema: str, key_prefix: str):
         self.pool, self.redis, self.schema = pool, redis, schema
         self.key_prefix = f"{key_prefix}loopline:run:"
+        self.history_prefix = f"{key_prefix}loopline:history:"
 
     def _key(self, run_id: str) -> str:
         return self.key_prefix + run_id
 
+    def _history_key(self, run_id: str) -> str:
+        return self.history_prefix + run_id
+
     async def load(self, run_id: str) -> StoredRun | None:
-        hot = await self.redis.get(self._key(run_id))
-        if hot is not None:
-            return StoredRun.model_validate_json(hot)
-        row = await self.pool.fetchrow(
-            f'SELECT state, outbox FROM "{self.schema}".runs WHERE run_id = $1', run_id
-        )
-        if row is None:
+        """The run as stored: the hot copy, else the durable one."""
+        return await self.load_hot(run_id) or await self.load_durable(run_id)
+
+    async def load_hot(self, run_id: str) -> StoredRun | None:
+        """The run as Redis holds it (None if it does not, or not whole)."""
+        async with self.redis.pipeline(transaction=False) as pipe:
+            pipe.get(self._key(run_id))
+            pipe.lrange(self._history_key(run_id), 0, -1)
+            head, history = await pipe.execute()
+        if head is None:
             return None
-        return StoredRun(
-            state=RunState.model_validate_json(row["state"]),
-            outbox=tuple(Sent.model_validate(s) for s in json.loads(row["outbox"])),
-        )
+        stored = json.loads(head)
+        if stored["length"] != len(history):
+            return None  # the history's list went missing or short: the durable copy decides
+        rows = [json.loads(item) for item in history]
+        return _assembled(stored["state"], stored["outbox"], rows)
+
+    async def load_durable(self, run_id: str) -> StoredRun | None:
+        """The run as PostgreSQL holds it."""
+        async with self.pool.acquire() as conn:
+            row = await conn.fetchrow(
+                f'SELECT state, outbox FROM "{self.schema}".runs WHERE run_id = $1', run_id
+            )
+            if row is None:
+                return None
+            history = await conn.fetch(
+                f'SELECT tokens, message FROM "{self.schema}".messages WHERE run_id = $1 '
+                "ORDER BY idx",
+                run_id,
+            )
+        rows = [[r["tokens"], json.loads(r["message"])] for r in history]
+        return _assembled(json.loads(row["state"]), json.loads(row["outbox"]), rows)
 
     async def forget(self, run_ids: Sequence[str]) -> None:
         """Delete these runs' projections: rows, timeline, usage ledger and hot copies."""
         async with self.pool.acquire() as conn, conn.transaction():
-            for table in ("events", "usage", "runs"):
+            for table in ("events", "usage", "messages", "runs"):
                 await conn.execute(
                     f'DELETE FROM "{self.schema}".{table} WHERE run_id = ANY($1::text[])',
                     list(run_ids),
                 )
         for start in range(0, len(run_ids), 500):
-            keys = [self._key(r) for r in run_ids[start : start + 500]]
+            chunk = run_ids[start : start + 500]
+            keys = [self._key(r) for r in chunk] + [self._history_key(r) for r in chunk]
             if keys:
                 await self.redis.delete(*keys)
 
@@ -119,9 +159,10 @@ class RunStore:
         consumed: Envelope[Any],
         emitted: Sequence[Outbound],
         writes: Sequence[Write] = (),
+        saved: int = 0,
     ) -> None:
         """Save the run, its new events and `writes` in one transaction; then the hot copy."""
-        await self.save_many([Pending(stored, consumed, emitted, writes)])
+        await self.save_many([Pending(stored, consumed, emitted, writes, saved)])
 
     async def save_many(self, pending: Sequence[Pending]) -> None:
         """Save what several inputs did, then the hot copies: a run saved more than once keeps
@@ -133,12 +174,27 @@ class RunStore:
         if not pending:
             return
         latest = {p.stored.state.run_id: p.stored for p in pending}
+        saved: dict[str, int] = {}
+        for p in pending:  # a run saved twice in a batch adds what it had not stored before
+            run_id = p.stored.state.run_id
+            saved[run_id] = min(saved.get(run_id, p.saved), p.saved)
         encoded = {run_id: _encode(stored) for run_id, stored in sorted(latest.items())}
+        added = {run_id: _history_rows(latest[run_id].state, saved[run_id]) for run_id in encoded}
         runs = [_run_row(latest[run_id].state, *texts) for run_id, texts in encoded.items()]
         events = [row for p in pending for row in _timeline_rows(p.consumed, p.emitted)]
         usage = [row for p in pending if (row := _usage_row(p.stored.state, p.consumed))]
+        messages = [
+            (run_id, saved[run_id] + i, tokens, text)
+            for run_id, rows in added.items()
+            for i, (tokens, text) in enumerate(rows)
+        ]
         writes = [write for p in pending for write in p.writes]
-        columns = [*_columns(runs, 14), *_columns(events, 8), *_columns(usage, 10)]
+        columns = [
+            *_columns(runs, 14),
+            *_columns(events, 8),
+            *_columns(usage, 10),
+            *_columns(messages, 4),
+        ]
         async with self.pool.acquire() as conn:
             if writes:
                 async with conn.transaction():
@@ -147,10 +203,18 @@ class RunStore:
                         await write(conn)
             else:
                 await conn.execute(self._save_sql, *columns)
-        async with self.redis.pipeline(transaction=False) as pipe:
+        # One transaction: a reader never sees a head without the history it counts.
+        async with self.redis.pipeline(transaction=True) as pipe:
             for run_id, (state, outbox) in encoded.items():
-                # The JSON of StoredRun, put together from the texts PostgreSQL got.
-                pipe.set(self._key(run_id), f'{{"state":{state},"outbox":{outbox}}}', ex=HOT_TTL_S)
+                length = len(latest[run_id].state.messages)
+                head = f'{{"state":{state},"outbox":{outbox},"length":{length}}}'
+                pipe.set(self._key(run_id), head, ex=HOT_TTL_S)
+                key = self._history_key(run_id)
+                pipe.ltrim(key, 0, saved[run_id] - 1)  # what a failed save may have left
+                rows = added[run_id]
+                if rows:
+                    pipe.rpush(key, *(f"[{tokens},{text}]" for tokens, text in rows))
+                pipe.expire(key, HOT_TTL_S)
             await pipe.execute()
 
     @functools.cached_property
@@ -180,6 +244,10 @@ class RunStore:
                 SELECT * FROM unnest($23::uuid[], $24::text[], $25::text[], $26::text[],
                     $27::text[], $28::int[], $29::bigint[], $30::bigint[], $31::numeric[],
                     $32::timestamptz[])
+                ON CONFLICT DO NOTHING
+            ), messages AS (
+                INSERT INTO "{schema}".messages (run_id, idx, tokens, message)
+                SELECT * FROM unnest($33::text[], $34::int[], $35::int[], $36::jsonb[])
                 ON CONFLICT DO NOTHING
             )
             SELECT 1
@@ -215,8 +283,29 @@ _OUTBOX: TypeAdapter[tuple[Sent, ...]] = TypeAdapter(tuple[Sent, ...])
 
 
 def _encode(stored: StoredRun) -> tuple[str, str]:
-    """A run's state and outbox as JSON, each serialised once for both stores."""
-    return stored.state.model_dump_json(), _OUTBOX.dump_json(stored.outbox).decode()
+    """A run's head (its state but its history) and outbox as JSON, each serialised once for
+    both stores."""
+    return stored.state.model_dump_json(exclude=HISTORY), _OUTBOX.dump_json(stored.outbox).decode()
+
+
+_MESSAGE: TypeAdapter[Message] = TypeAdapter(Message)
+
+
+def _history_rows(state: RunState, saved: int) -> list[tuple[int, str]]:
+    """The messages of the run's history after the first `saved`: (tokens, JSON) each."""
+    return [
+        (tokens, _MESSAGE.dump_json(message).decode())
+        for message, tokens in zip(state.messages[saved:], state.tokens[saved:], strict=True)
+    ]
+
+
+def _assembled(state: dict[str, Any], outbox: list[Any], rows: list[list[Any]]) -> StoredRun:
+    """A stored run from its head, outbox and history rows ([tokens, message] each)."""
+    history = {"messages": [m for _, m in rows], "tokens": [t for t, _ in rows]}
+    return StoredRun(
+        state=RunState.model_validate({**state, **history}),
+        outbox=tuple(Sent.model_validate(s) for s in outbox),
+    )
 
 
 def _run_row(state: RunState, state_json: str, outbox_json: str) -> tuple[Any, ...]:

@@ -12,6 +12,9 @@ from collections.abc import Sequence
 
 from loopline_events import Message, ToolCall
 
+ROUNDS_KEPT = 2
+"""Rounds a state keeps, per `no_progress_repeats`: enough for both checks below."""
+
 
 def fingerprint(calls: Sequence[ToolCall], results: Sequence[Message]) -> str:
     """A short hash of a round: the calls, in the order asked, and what each returned.
@@ -19,7 +22,12 @@ def fingerprint(calls: Sequence[ToolCall], results: Sequence[Message]) -> str:
     Call ids are left out: a model repeating itself gives each repetition a new id.
     """
     shape = [
-        [call.tool, call.arguments, call.arguments_error, result.content]
+        [
+            call.tool,
+            call.arguments,
+            call.arguments_error,
+            result.artifact.ref if result.artifact else result.content,
+        ]
         for call, result in zip(calls, results, strict=True)
     ]
     text = json.dumps(shape, sort_keys=True, separators=(",", ":"), default=str)

@@ -6,12 +6,12 @@
 
 from __future__ import annotations
 
-import bisect
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from datetime import timedelta
 from typing import Any
 
+from loopline_artifacts import INLINE_CHARS, reference
 from loopline_events import (
     CONTEXTS,
     RESULTS,
@@ -44,6 +44,7 @@ from loopline_memory.domain.state import (
     Request,
     RunState,
     RunStatus,
+    StoreArtifact,
 )
 
 
@@ -130,9 +131,11 @@ def _apply(state: RunState | None, event: Envelope[Any], env: Environment) -> St
     if isinstance(payload, CancelRun):
         return _cancel(state, event, payload)
     if isinstance(payload, ModelDecided):
+        if state.phase is Phase.SUMMARY and event.seq == state.step:
+            return _summarised(state, event, payload, env)
         return _decided(state, event, payload, env)
     if isinstance(payload, ModelFailed):
-        if event.seq != state.step or state.phase is not Phase.DECISION:
+        if event.seq != state.step or state.phase not in (Phase.DECISION, Phase.SUMMARY):
             return Step(state, note="stale model failure")
         return _fail(state, event, FailureReason.MODEL_ERROR, payload.error)
     if isinstance(payload, ToolCallSucceeded | ToolCallFailed):
@@ -140,11 +143,37 @@ def _apply(state: RunState | None, event: Envelope[Any], env: Environment) -> St
     return Step(state, note=f"memory does not fold {event.type}")
 
 
+APPLIED_KEPT = 64
+"""Ids of the latest events a state remembers: enough to recognise any redelivered one (an
+older event is stale by its step, whatever its id)."""
+
+
 def _touch(state: RunState, event: Envelope[Any], **changes: Any) -> RunState:
-    applied = list(state.applied)
-    bisect.insort(applied, str(event.event_id))
+    applied = (*state.applied[-(APPLIED_KEPT - 1) :], str(event.event_id))
     updated = max(state.updated_at, event.occurred_at)
-    return state.model_copy(update={"applied": tuple(applied), "updated_at": updated, **changes})
+    return state.model_copy(update={"applied": applied, "updated_at": updated, **changes})
+
+
+def _append(state: RunState, *messages: Message) -> tuple[RunState, tuple[Request, ...]]:
+    """The state with `messages` added to the history; a text too large to travel inline
+    becomes an artifact, stored by the handler (the request returned) before it is sent."""
+    stored: list[Request] = []
+    added: list[Message] = []
+    for message in messages:
+        if message.artifact is None and len(message.content) > INLINE_CHARS:
+            stored.append(StoreArtifact(text=message.content))
+            message = message.model_copy(
+                update={"content": "", "artifact": reference(message.content)}
+            )
+        added.append(message)
+    counts = tuple(window.message_tokens(m) for m in added)
+    return state.model_copy(
+        update={
+            "messages": (*state.messages, *added),
+            "tokens": (*state.tokens, *counts),
+            "history_tokens": state.history_tokens + sum(counts),
+        }
+    ), tuple(stored)
 
 
 def _unknown_agent(state: RunState, env: Environment) -> Step:
@@ -164,9 +193,10 @@ def _fork(event: Envelope[Any], fork: RunForked, env: Environment) -> Step:
     copied = (
         fork.messages[1:] if fork.messages and fork.messages[0].role == "system" else fork.messages
     )
+    state, stored = _append(state, prompt, *copied)
     state = state.model_copy(
         update={
-            "messages": (prompt, *copied),
+            "head": _head_length(state.messages),
             "step": fork.from_step,
             "usage": fork.usage,
             "model": fork.model or state.model,
@@ -174,7 +204,8 @@ def _fork(event: Envelope[Any], fork: RunForked, env: Environment) -> Step:
             "forked_at_step": fork.from_step,
         }
     )
-    return _next_context(state, env)
+    step = _next_context(state, env)
+    return replace(step, requests=(*stored, *step.requests))
 
 
 def _start(event: Envelope[Any], goal: GoalSubmitted, env: Environment) -> Step:
@@ -182,18 +213,32 @@ def _start(event: Envelope[Any], goal: GoalSubmitted, env: Environment) -> Step:
     state = _new_state(event, goal, profile)
     if profile is None:
         return _unknown_agent(state, env)
-    messages = (
-        Message(role="system", content=profile.system_prompt),
-        Message(role="user", content=goal.goal),
-    )
-    state = state.model_copy(update={"messages": messages})
     if profile.recall_limit > 0:
-        # Memories come back as an event, so the first context is a function of the log.
+        # Memories come back as an event, so the first context is a function of the log;
+        # they go before the goal, which joins the history with them.
         ask = RecallRequest(
             call_id=served.START_RECALL_CALL, query=goal.goal, limit=profile.recall_limit
         )
         return Step(state.model_copy(update={"phase": Phase.RECALL}), requests=(ask,))
-    return _next_context(state, env)
+    return _begin(state, env)
+
+
+def _begin(state: RunState, env: Environment, *notes: Message) -> Step:
+    """The history's head (system prompt, recalled memories, the goal); the first context."""
+    profile = env.profiles[state.agent]
+    goal = Message(role="user", content=state.goal)
+    system = Message(role="system", content=profile.system_prompt)
+    state, stored = _append(state, system, *notes, goal)
+    step = _next_context(state.model_copy(update={"head": len(state.messages)}), env)
+    return replace(step, requests=(*stored, *step.requests))
+
+
+def _head_length(messages: tuple[Message, ...]) -> int:
+    """Messages up to and including the goal (the first user message)."""
+    for i, m in enumerate(messages):
+        if m.role == "user":
+            return i + 1
+    return len(messages)
 
 
 def _new_state(event: Envelope[Any], goal: GoalSubmitted, profile: AgentProfile | None) -> RunState:
@@ -214,6 +259,7 @@ def _new_state(event: Envelope[Any], goal: GoalSubmitted, profile: AgentProfile 
         capped=limits.capped,
         price=(p.price or p.model) if p else "",
         context_budget=p.context_budget_tokens if p else 32_000,
+        compaction=p.compaction if p else "truncate",
         no_progress_repeats=p.no_progress_repeats if p else 3,
         on_no_progress=p.on_no_progress if p else "nudge",
         started_at=event.occurred_at,
@@ -227,11 +273,9 @@ def _recalled(
 ) -> Step:
     """The memories recalled for the run's start: put them before the goal, then begin."""
     state = _touch(state, event)
-    if outcome.output != served.NO_MEMORIES:
-        note = Message(role="system", content=served.memories_note(outcome.output))
-        messages = (*state.messages[:-1], note, state.messages[-1])
-        state = state.model_copy(update={"messages": messages})
-    return _next_context(state, env)
+    if outcome.output == served.NO_MEMORIES:
+        return _begin(state, env)
+    return _begin(state, env, Message(role="system", content=served.memories_note(outcome.output)))
 
 
 def _next_context(state: RunState, env: Environment) -> Step:
@@ -246,15 +290,83 @@ def _next_context(state: RunState, env: Environment) -> Step:
     spent = budgets.exhausted(state)
     if spent is not None:
         return _fail(state, None, FailureReason.BUDGET_EXHAUSTED, spent)
+    stored: tuple[Request, ...] = ()
     why = None if state.wrapping_up else budgets.last_step(state)
     if why is not None:
         note = Message(role="user", content=budgets.wrap_up_note(why))
-        state = state.model_copy(update={"messages": (*state.messages, note), "wrapping_up": True})
-    state = state.model_copy(update={"step": state.step + 1, "phase": Phase.DECISION})
+        state, stored = _append(state.model_copy(update={"wrapping_up": True}), note)
     tools = tuple(env.tools[name] for name in state.tools if name in env.tools)
-    messages = window.compact(state.messages, state.context_budget, window.estimate((), tools))
-    context = ContextAssembled(agent=state.agent, model=state.model, messages=messages, tools=tools)
+    if state.step == 0 or state.fixed_tokens == 0:
+        state = state.model_copy(update={"fixed_tokens": window.tools_tokens(tools)})
+    planned = window.plan(
+        _history(state), state.context_budget, state.fixed_tokens, state.summary, state.summarized
+    )
+    first, end = planned.left_out
+    if state.compaction == "summarize" and end > max(first, state.summarized):
+        step = _ask_summary(state, (max(first, state.summarized), end))
+        return replace(step, requests=(*stored, *step.requests))
+    state = state.model_copy(update={"step": state.step + 1, "phase": Phase.DECISION})
+    context = ContextAssembled(
+        agent=state.agent,
+        model=state.model,
+        base=state.sent,
+        appended=state.messages[state.sent :],
+        window=planned.window,
+        tools=tools,
+    )
+    state = state.model_copy(update={"sent": len(state.messages)})
+    return Step(state, (Emission(topic=CONTEXTS.name, payload=context),), requests=stored)
+
+
+def _history(state: RunState) -> window.History:
+    return window.History(state.messages, state.tokens, state.history_tokens, state.head)
+
+
+def _ask_summary(state: RunState, left_out: tuple[int, int]) -> Step:
+    """Ask the run's model to summarise the messages the window now leaves out (with the
+    summary so far): a model call of its own, whose answer becomes the window's note."""
+    shown = window.to_summarise(_history(state), left_out, state.context_budget, state.summary)
+    context = ContextAssembled(
+        agent=state.agent,
+        model=state.model,
+        base=state.sent,
+        appended=state.messages[state.sent :],
+        window=shown,
+        purpose="summary",
+        instruction=window.SUMMARY_INSTRUCTION,
+    )
+    state = state.model_copy(
+        update={
+            "step": state.step + 1,
+            "phase": Phase.SUMMARY,
+            "summarizing": left_out,
+            "sent": len(state.messages),
+        }
+    )
     return Step(state, (Emission(topic=CONTEXTS.name, payload=context),))
+
+
+def _summarised(
+    state: RunState, event: Envelope[Any], decision: ModelDecided, env: Environment
+) -> Step:
+    """The model's summary of the messages left out: the note of every window from now on."""
+    _, end = state.summarizing
+    text = decision.final_answer
+    if text is None:  # it called tools instead: the marker then, as without summaries
+        note = window.left_out_note(end - state.head, sum(state.tokens[state.head : end]))
+    else:
+        note = window.summary_note(end - state.head, text)
+    state = _touch(
+        state,
+        event,
+        usage=state.usage + decision.usage,
+        last_usage=decision.usage,
+        summary=note,
+        summarized=end,
+        summarizing=(0, 0),
+        phase=Phase.DECISION,
+    )
+    return _next_context(state, env)
 
 
 def _decided(
@@ -266,10 +378,10 @@ def _decided(
     spent = {"usage": usage, "last_usage": decision.usage}
     if decision.final_answer is not None:
         answer = Message(role="assistant", content=decision.final_answer)
+        done, stored = _append(state, answer)
         done = _touch(
-            state,
+            done,
             event,
-            messages=(*state.messages, answer),
             status=RunStatus.COMPLETED,
             phase=Phase.DONE,
             answer=decision.final_answer,
@@ -281,13 +393,13 @@ def _decided(
             usage=usage,
             cost_usd=budgets.cost_of(done),
         )
-        return Step(done, (Emission(topic=RESULTS.name, payload=result),))
+        return Step(done, (Emission(topic=RESULTS.name, payload=result),), requests=stored)
     asked = Message(role="assistant", tool_calls=decision.tool_calls)
     calls = tuple(c.call_id for c in decision.tool_calls)
+    waiting, _ = _append(state, asked)  # tool calls travel inline (the decision holds them)
     waiting = _touch(
-        state,
+        waiting,
         event,
-        messages=(*state.messages, asked),
         phase=Phase.OBSERVATIONS,
         calls=calls,
         received=tuple(m for m in state.received if m.tool_call_id in calls),
@@ -313,10 +425,15 @@ def _observed(
     if event.seq != state.step or outcome.call_id in known or not awaiting:
         return Step(state, note=f"result of a call not pending ({outcome.call_id})")
     if isinstance(outcome, ToolCallSucceeded):
-        content = window.referenced(outcome.output)
+        observed = Message(
+            role="tool",
+            content=outcome.output,
+            artifact=outcome.artifact,
+            tool_call_id=outcome.call_id,
+        )
     else:
         content = f"error ({outcome.error.kind.value}): {outcome.error.message}"
-    observed = Message(role="tool", content=content, tool_call_id=outcome.call_id)
+        observed = Message(role="tool", content=content, tool_call_id=outcome.call_id)
     received = tuple(sorted((*state.received, observed), key=lambda m: m.tool_call_id or ""))
     return _maybe_next(_touch(state, event, received=received), env)
 
@@ -328,23 +445,21 @@ def _maybe_next(state: RunState, env: Environment) -> Step:
     by_call = {m.tool_call_id: m for m in state.received}
     results = tuple(by_call[c] for c in state.calls)  # in the order the model asked
     asked = state.messages[-1].tool_calls
-    rounds = (*state.rounds, progress.fingerprint(asked, results))
-    done = state.model_copy(
-        update={
-            "messages": (*state.messages, *results),
-            "calls": (),
-            "received": (),
-            "rounds": rounds,
-        }
-    )
+    kept = progress.ROUNDS_KEPT * state.no_progress_repeats
+    rounds = (*state.rounds, progress.fingerprint(asked, results))[-kept:]
+    done, stored = _append(state, *results)
+    done = done.model_copy(update={"calls": (), "received": (), "rounds": rounds})
     why = progress.stuck(rounds, state.no_progress_repeats)
     if why is None:
-        return _next_context(done, env)
-    if state.on_no_progress == "fail" or state.nudged:
-        return _fail(done, None, FailureReason.NO_PROGRESS, f"no progress: {why}")
-    note = Message(role="user", content=progress.nudge_note(why))
-    nudged = done.model_copy(update={"messages": (*done.messages, note), "nudged": True})
-    return _next_context(nudged, env)
+        step = _next_context(done, env)
+    elif state.on_no_progress == "fail" or state.nudged:
+        step = _fail(done, None, FailureReason.NO_PROGRESS, f"no progress: {why}")
+    else:
+        note = Message(role="user", content=progress.nudge_note(why))
+        nudged, more = _append(done.model_copy(update={"nudged": True}), note)
+        stored += more
+        step = _next_context(nudged, env)
+    return replace(step, requests=(*stored, *step.requests))
 
 
 def _fail(

@@ -22,6 +22,7 @@ class Phase(StrEnum):
     """What a running run waits for."""
 
     RECALL = "recall"
+    SUMMARY = "summary"
     DECISION = "decision"
     OBSERVATIONS = "observations"
     DONE = "done"
@@ -48,6 +49,9 @@ class RunState(BaseModel):
     )
     price: str = Field(default="", description="Price table entry of the run's tokens.")
     context_budget: int = Field(default=32_000, description="Most tokens of a context.")
+    compaction: Literal["truncate", "summarize"] = Field(
+        default="truncate", description="What stands in for older steps a context leaves out."
+    )
     no_progress_repeats: int = 3
     on_no_progress: Literal["nudge", "fail"] = "nudge"
     started_at: datetime
@@ -55,7 +59,21 @@ class RunState(BaseModel):
     status: RunStatus = RunStatus.RUNNING
     phase: Phase = Phase.DECISION
     step: int = Field(default=0, description="Seq of the last context assembled.")
-    messages: tuple[Message, ...] = ()
+    messages: tuple[Message, ...] = Field(
+        default=(), description="The run's history: every message, in order, never rewritten."
+    )
+    tokens: tuple[int, ...] = Field(default=(), description="Tokens of each message.")
+    history_tokens: int = Field(default=0, description="Tokens of all messages.")
+    head: int = Field(default=0, description="Messages through the goal: every context shows.")
+    sent: int = Field(default=0, description="Messages the planner was sent (in contexts).")
+    fixed_tokens: int = Field(default=0, description="Tokens of the tools' schemas.")
+    summary: Message | None = Field(
+        default=None, description="The model's summary of the messages before `summarized`."
+    )
+    summarized: int = Field(default=0, description="Messages the summary covers.")
+    summarizing: tuple[int, int] = Field(
+        default=(0, 0), description="Messages [from, to) a summary was asked for."
+    )
     calls: tuple[str, ...] = Field(default=(), description="Calls of the step's decision.")
     received: tuple[Message, ...] = Field(
         default=(),
@@ -84,8 +102,8 @@ class RunState(BaseModel):
     )
     applied: tuple[str, ...] = Field(
         default=(),
-        description="Ids of the events folded in, sorted: the state does not depend "
-        "on how events of different topics interleaved.",
+        description="Ids of the latest events folded in, in order (a redelivered one is "
+        "recognised by them; older ones are stale by their step).",
     )
 
     @property
@@ -120,6 +138,15 @@ class RecallRequest(BaseModel):
     limit: int
 
 
+class StoreArtifact(BaseModel):
+    """Asks the handler to store a text too large to travel inline, before the event that
+    references it is published (its reference is its digest: replays need no store)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    text: str
+
+
 class StoreMemory(BaseModel):
     """Asks the handler to keep a long-term memory of the run's tenant and agent."""
 
@@ -129,5 +156,5 @@ class StoreMemory(BaseModel):
     content: str
 
 
-Request = RecallRequest | StoreMemory
+Request = RecallRequest | StoreMemory | StoreArtifact
 """Work the reducer asks of the handler that needs I/O."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import httpx
-from loopline_events import ContextAssembled
 from pydantic import SecretStr
 
 from loopline_planner.adapters.models._openai_wire import (
@@ -11,7 +10,7 @@ from loopline_planner.adapters.models._openai_wire import (
     request_body,
     status_error,
 )
-from loopline_planner.adapters.models._types import ModelError, ModelReply
+from loopline_planner.adapters.models._types import ModelError, ModelReply, ModelRequest
 
 
 class OpenAIChatModel:
@@ -38,9 +37,9 @@ class OpenAIChatModel:
         self._client = client
         self._owns_client = client is None
 
-    async def complete(self, context: ContextAssembled) -> ModelReply:
-        """The model's decision for `context`; `ModelError` with its retry policy if none."""
-        body = request_body(self.model, context)
+    async def complete(self, request: ModelRequest) -> ModelReply:
+        """The model's decision for `request`; `ModelError` with its retry policy if none."""
+        body = request_body(self.model, request)
         try:
             response = await self._http().post(self.url, json=body, headers=self._headers())
         except httpx.UnsupportedProtocol as exc:  # a bad base URL: retrying will not fix it

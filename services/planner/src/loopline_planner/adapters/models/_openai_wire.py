@@ -10,10 +10,10 @@ import json
 import math
 from typing import Any
 
-from loopline_events import ContextAssembled, Message, TokenUsage, ToolCall
+from loopline_events import Message, TokenUsage, ToolCall
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from loopline_planner.adapters.models._types import ModelError, ModelReply
+from loopline_planner.adapters.models._types import ModelError, ModelReply, ModelRequest
 
 EXCERPT_CHARS = 200
 """How much of a bad body an error quotes: enough to recognise it, not enough to flood logs."""
@@ -23,13 +23,13 @@ MAX_ARGUMENTS_DEPTH = 32
 past what JSON readers take (about 200 levels) could be written but never read back."""
 
 
-def request_body(model: str, context: ContextAssembled) -> dict[str, Any]:
-    """The Chat Completions request asking `model` for the next step of `context`."""
+def request_body(model: str, request: ModelRequest) -> dict[str, Any]:
+    """The Chat Completions request asking `model` for the next step of `request`."""
     body: dict[str, Any] = {
         "model": model,
-        "messages": [_message(m) for m in context.messages],
+        "messages": [_message(m) for m in request.messages],
     }
-    if context.tools:
+    if request.tools:
         body["tools"] = [
             {
                 "type": "function",
@@ -39,7 +39,7 @@ def request_body(model: str, context: ContextAssembled) -> dict[str, Any]:
                     "parameters": t.parameters or {"type": "object", "properties": {}},
                 },
             }
-            for t in context.tools
+            for t in request.tools
         ]
         # Only with tools: the API rejects a tool_choice when no tools are given.
         body["tool_choice"] = "auto"

@@ -5,9 +5,12 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
-from loopline_events import ContextAssembled
-
-from loopline_planner.adapters.models._types import ModelAdapter, ModelError, ModelReply
+from loopline_planner.adapters.models._types import (
+    ModelAdapter,
+    ModelError,
+    ModelReply,
+    ModelRequest,
+)
 from loopline_planner.domain.retry import retry_delay
 
 Sleep = Callable[[float], Awaitable[object]]
@@ -16,7 +19,7 @@ Sleep = Callable[[float], Awaitable[object]]
 
 async def complete_with_retries(
     model: ModelAdapter,
-    context: ContextAssembled,
+    request: ModelRequest,
     *,
     max_attempts: int,
     timeout_s: float,
@@ -34,7 +37,7 @@ async def complete_with_retries(
     attempt = 1
     while True:
         try:
-            return await _attempt(model, context, timeout_s), attempt
+            return await _attempt(model, request, timeout_s), attempt
         except ModelError as exc:
             if not exc.retryable or attempt >= max_attempts:
                 raise
@@ -42,9 +45,9 @@ async def complete_with_retries(
         attempt += 1
 
 
-async def _attempt(model: ModelAdapter, context: ContextAssembled, timeout_s: float) -> ModelReply:
+async def _attempt(model: ModelAdapter, request: ModelRequest, timeout_s: float) -> ModelReply:
     try:
         async with asyncio.timeout(timeout_s):
-            return await model.complete(context)
+            return await model.complete(request)
     except TimeoutError:
         raise ModelError(f"timed out after {timeout_s:g}s", retryable=True) from None

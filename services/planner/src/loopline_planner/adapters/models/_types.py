@@ -5,7 +5,22 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from loopline_events import ContextAssembled, TokenUsage, ToolCall
+from loopline_events import Message, TokenUsage, ToolCall, ToolSpec
+
+
+@dataclass(frozen=True)
+class ModelRequest:
+    """What a model is asked: the messages of the request and the tools it may call.
+
+    The planner builds it from a context and the run's history it holds; adapters read
+    nothing else.
+    """
+
+    agent: str
+    model: str
+    """The model the run's profile names (`demo`, `openai:gpt-4o`, ...)."""
+    messages: tuple[Message, ...]
+    tools: tuple[ToolSpec, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -45,8 +60,8 @@ class ModelAdapter(Protocol):
     name: str
     """The model's name as it appears in `ModelDecided.model`."""
 
-    async def complete(self, context: ContextAssembled) -> ModelReply:
-        """The model's decision for `context`; `ModelError` when it cannot give one."""
+    async def complete(self, request: ModelRequest) -> ModelReply:
+        """The model's decision for `request`; `ModelError` when it cannot give one."""
         ...
 
     async def aclose(self) -> None:

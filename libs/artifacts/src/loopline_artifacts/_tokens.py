@@ -1,0 +1,33 @@
+"""Counting tokens the way the common models do: a real BPE tokenizer that works offline.
+
+The `o200k_base` encoding (OpenAI's current models; close enough for others' windows) ships
+inside the `bpe-openai` package, so counting needs no download and gives the same number on
+every machine: memory's window decisions replay exactly. Budgets and cost use the usage the
+model reports; counts here only decide what fits a context before a call.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from typing import Any
+
+ENCODING = "o200k_base"
+
+
+@functools.cache
+def _encoding() -> Any:
+    # Loaded on first use: its vocabulary takes a moment to read. The package reads its data
+    # with an importlib.resources call Python deprecates; that is its business, not ours.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        import bpe_openai
+
+        return bpe_openai.get_encoding(ENCODING)
+
+
+def count_tokens(text: str) -> int:
+    """Tokens of `text` (plain text: special-token markers in it count as text)."""
+    if not text:
+        return 0
+    return len(_encoding().encode_ordinary(text))
