@@ -114,7 +114,7 @@ class Bad:
 BAD = (
     Bad("undecodable", "undecodable", "not JSON"),
     Bad("wrong schema", "schema", "payload"),
-    Bad("unknown version", "unknown_version", "v99 is newer than this reader's v1"),
+    Bad("unknown version", "unknown_version", "v99 is newer than this reader's"),
     Bad("oversized", "oversized", "exceeds", size=LIMIT + LIMIT // 4),
 )
 FAR_OVERSIZED = Bad("far oversized", "oversized", "exceeds", size=4 * LIMIT)

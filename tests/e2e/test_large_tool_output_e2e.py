@@ -76,5 +76,5 @@ async def test_a_large_output_is_stored_once_and_events_carry_its_reference(
     finally:
         await conn.close()
     assert reference(text) == stored  # whole, under its digest
-    assert text.startswith("0123456789abcdef")
+    assert "0123456789abcdef" in text[:100]
     assert state < 20_000  # the run's state keeps the reference too

@@ -17,7 +17,7 @@ from loopline_testing.openai_server import OpenAIServer
 
 from loopline.sdk import Loopline
 
-TABLES = {"runs": "run_id", "events": "event_id", "usage": "event_id"}
+TABLES = {"runs": "run_id", "events": "event_id", "usage": "event_id", "messages": "run_id, idx"}
 
 
 async def snapshot(system: System, run_ids: list[str]) -> dict[str, Any]:
@@ -40,7 +40,14 @@ async def snapshot(system: System, run_ids: list[str]) -> dict[str, Any]:
         await conn.close()
     redis = aioredis.from_url(system.env["LOOPLINE_REDIS_URL"])
     try:
-        hot = {r: await redis.get(f"{system.kafka.topic_prefix}loopline:run:{r}") for r in run_ids}
+        prefix = f"{system.kafka.topic_prefix}loopline"
+        hot = {
+            r: (
+                await redis.get(f"{prefix}:run:{r}"),
+                await redis.lrange(f"{prefix}:history:{r}", 0, -1),
+            )
+            for r in run_ids
+        }
     finally:
         await redis.aclose()
     return {"tables": tables, "redis": hot}

@@ -3,43 +3,23 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable, Iterator
 
-import asyncpg
 import pytest
-import redis.asyncio as aioredis
 from loopline_events import Budget, FailureReason, RunCompleted, RunFailed
-from loopline_memory.adapters.store import RunStore
 from loopline_memory.domain import RunState
-from loopline_runtime import schema_name
 from loopline_testing import System
 from loopline_testing.openai_server import OpenAIServer
 
 from loopline.sdk import Loopline
 
 
-@contextlib.asynccontextmanager
-async def memory_store(system: System) -> AsyncIterator[RunStore]:
-    """Memory's store of the system's namespace, as memory reads it."""
-    pool = await asyncpg.create_pool(system.env["LOOPLINE_POSTGRES_DSN"], min_size=1, max_size=2)
-    redis = aioredis.from_url(system.env["LOOPLINE_REDIS_URL"])
-    schema = schema_name("memory", system.kafka.topic_prefix)
-    try:
-        yield RunStore(pool, redis, schema, system.kafka.topic_prefix)
-    finally:
-        await redis.aclose()
-        await pool.close()
-
-
 async def live_states(system: System, run_id: str) -> tuple[str, str]:
-    """Memory's state of the run, serialised, from Redis and from PostgreSQL (each a head and
-    the history's rows, put together)."""
-    async with memory_store(system) as store:
-        hot, durable = await store.load_hot(run_id), await store.load_durable(run_id)
+    """Memory's state of the run, serialised, from Redis and from PostgreSQL."""
+    hot, durable = await system.memory_states(run_id)
     assert hot is not None
     assert durable is not None
-    return hot.state.model_dump_json(), durable.state.model_dump_json()
+    return hot.model_dump_json(), durable.model_dump_json()
 
 
 async def replayed_state(client: Loopline, run_id: str) -> RunState:
@@ -128,9 +108,8 @@ async def test_state_at_step_k_is_what_memory_held_then_and_model_failures_repla
 
 async def hot_state(system: System, run_id: str) -> str | None:
     """Memory's state of the run in Redis, serialised, if it has one."""
-    async with memory_store(system) as store:
-        hot = await store.load_hot(run_id)
-    return None if hot is None else hot.state.model_dump_json()
+    hot, _ = await system.memory_states(run_id)
+    return None if hot is None else hot.model_dump_json()
 
 
 async def wait_until_finished(system: System, run_id: str) -> None:

@@ -59,12 +59,9 @@ async def test_a_run_over_its_token_budget_ends_budget_exhausted_with_its_spend(
     )
     (tenant,) = await _fetch(system, "SELECT * FROM {schema}.usage_by_tenant WHERE tenant = 'acme'")
     assert tenant["total_tokens"] == spent
-    (state,) = await _fetch(system, "SELECT state FROM {schema}.runs WHERE run_id = $1", run.run_id)
-    notes = [
-        m["content"]
-        for m in json.loads(state["state"])["messages"]
-        if m["content"].startswith("[loopline] Budget")
-    ]
+    _, state = await system.memory_states(run.run_id)
+    assert state is not None
+    notes = [m.content for m in state.messages if m.content.startswith("[loopline] Budget")]
     assert len(notes) == 1  # warned once, one step before the end
 
 

@@ -15,7 +15,6 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
@@ -33,7 +32,6 @@ from loopline_events import (
     RunFailed,
     decode_event,
 )
-from loopline_memory.adapters.store import StoredRun
 from loopline_memory.domain import RunState, RunStatus
 from loopline_recovery.domain import REDRIVE_HEADER
 from loopline_runtime import KafkaSettings, schema_name
@@ -180,24 +178,10 @@ async def skip_for_group(kafka: KafkaSettings, group: str, record: Any) -> None:
 
 async def memory_state(system: System, run_id: str) -> tuple[str, str]:
     """Memory's state of the run from Redis and from PostgreSQL, serialised alike."""
-    redis = aioredis.from_url(system.env["LOOPLINE_REDIS_URL"])
-    try:
-        hot = await redis.get(f"{system.kafka.topic_prefix}loopline:run:{run_id}")
-    finally:
-        await redis.aclose()
+    hot, durable = await system.memory_states(run_id)
     assert hot is not None
-    conn = await asyncpg.connect(system.env["LOOPLINE_POSTGRES_DSN"])
-    try:
-        schema = schema_name("memory", system.kafka.topic_prefix)
-        durable = await conn.fetchval(
-            f'SELECT state FROM "{schema}".runs WHERE run_id = $1', run_id
-        )
-    finally:
-        await conn.close()
-    return (
-        StoredRun.model_validate_json(hot).state.model_dump_json(),
-        RunState.model_validate_json(durable).model_dump_json(),
-    )
+    assert durable is not None
+    return hot.model_dump_json(), durable.model_dump_json()
 
 
 async def assert_memory_agrees_with_replay(

@@ -8,12 +8,17 @@ async with Loopline() as client:
 """
 
 from loopline_bus import EventStream
-from loopline_memory.domain.replay import Replay, StepNotReachedError
+from loopline_memory.history import (
+    Divergence,
+    Replay,
+    Rerun,
+    StepNotReachedError,
+    replay_run,
+    rerun_run,
+)
 
 from loopline.sdk._client import Loopline, Run
 from loopline.sdk._fork import fork_run
-from loopline.sdk._replay import replay_run
-from loopline.sdk._rerun import Divergence, Rerun, rerun_run
 
 __all__ = [
     "Divergence",

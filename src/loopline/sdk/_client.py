@@ -21,11 +21,10 @@ from loopline_events import (
     RunFailed,
 )
 from loopline_memory.domain.replay import Replay
+from loopline_memory.history import Rerun, replay_run, rerun_run
 from loopline_runtime import KafkaSettings
 
 from loopline.sdk._fork import fork_run
-from loopline.sdk._replay import replay_run
-from loopline.sdk._rerun import Rerun, rerun_run
 
 RESULT_TYPES = (RunCompleted, RunFailed, RunCancelled)
 

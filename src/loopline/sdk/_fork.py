@@ -6,9 +6,7 @@ import uuid
 
 from loopline_bus import KafkaBus, Outbound, start_trace
 from loopline_events import CONTROL, GOALS, Envelope, ForkRecorded, RunForked
-from loopline_memory.domain.replay import StepNotReachedError
-
-from loopline.sdk._replay import replay_run
+from loopline_memory.history import StepNotReachedError, replay_run
 
 
 async def fork_run(

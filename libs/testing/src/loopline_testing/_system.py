@@ -22,6 +22,8 @@ import redis.asyncio as aioredis
 from loopline_bus import EventStream
 from loopline_events import RESULTS, Envelope, RunCancelled, RunCompleted, RunFailed
 from loopline_infra import Services, default_paths
+from loopline_memory.adapters.store import RunStore
+from loopline_memory.domain import RunState
 from loopline_runtime import Endpoints, KafkaSettings, schema_name
 
 from loopline_testing.effects import SCHEMA as EFFECTS_SCHEMA
@@ -170,6 +172,24 @@ class System:
             check=True,
             timeout=60,
         )
+
+    async def memory_states(self, run_id: str) -> tuple[RunState | None, RunState | None]:
+        """Memory's state of the run as Redis holds it and as PostgreSQL does (each its head
+        and its history's rows, put together the way memory loads them)."""
+        pool = await asyncpg.create_pool(self.env["LOOPLINE_POSTGRES_DSN"], min_size=1, max_size=2)
+        redis = aioredis.from_url(self.env["LOOPLINE_REDIS_URL"])
+        store = RunStore(pool, redis, schema_name("memory", self.kafka.topic_prefix), self.prefix)
+        try:
+            hot, durable = await store.load_hot(run_id), await store.load_durable(run_id)
+        finally:
+            await redis.aclose()
+            await pool.close()
+        return (hot.state if hot else None), (durable.state if durable else None)
+
+    @property
+    def prefix(self) -> str:
+        """The namespace (topic prefix) of the system."""
+        return self.kafka.topic_prefix
 
     @contextlib.asynccontextmanager
     async def results(self) -> AsyncIterator[ResultCollector]:

@@ -9,6 +9,7 @@ run it has no state for (Redis flushed, rows lost): the run is folded from the l
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -23,8 +24,8 @@ from loopline_runtime import KafkaSettings
 
 from loopline_memory.adapters.longterm import LongTermMemory
 from loopline_memory.adapters.store import OUTBOX_SIZE, RunStore, Sent, StoredRun
-from loopline_memory.domain import Environment, apply
-from loopline_memory.domain.replay import MEMORY_INPUTS, in_folding_order
+from loopline_memory.domain import Environment
+from loopline_memory.domain.replay import MEMORY_INPUTS, folding, in_folding_order
 
 PRODUCER = "memory"
 OUTPUT_TOPICS = (CONTEXTS.name, RESULTS.name, OBSERVATIONS.name)
@@ -76,10 +77,8 @@ class Rebuilder:
     async def restore(self, history: _History, *, until: UUID | None = None) -> StoredRun | None:
         """Fold and save one run's inputs (those before `until`, when given)."""
         stored: StoredRun | None = None
-        for event in history.inputs:
-            if event.event_id == until:
-                break
-            step = apply(stored.state if stored else None, event, self.env)
+        inputs = itertools.takewhile(lambda e: e.event_id != until, history.inputs)
+        for event, step in folding(inputs, self.env):
             if not step.changed or step.state is None:
                 continue
             outputs = history.outputs.get(event.event_id, [])

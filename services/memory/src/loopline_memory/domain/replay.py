@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
@@ -18,7 +18,7 @@ from loopline_events import (
     MemoryOutput,
 )
 
-from loopline_memory.domain.reducer import Environment, apply
+from loopline_memory.domain.reducer import Environment, Step, apply
 from loopline_memory.domain.state import Emission, RunState
 
 MEMORY_INPUTS: tuple[str, ...] = (GOALS.name, CONTROL.name, DECISIONS.name, OBSERVATIONS.name)
@@ -82,17 +82,29 @@ class NoGoalError(LookupError):
     """The log holds events of the run, but not the goal (or fork) that starts it."""
 
 
+def folding(
+    events: Iterable[Envelope[Any]], env: Environment, state: RunState | None = None
+) -> Iterator[tuple[Envelope[Any], Step]]:
+    """The one loop over a run's events: each event with what folding it did, the state
+    carried from one to the next. Replay, re-run and rebuild all fold through it; memory's
+    handler folds its events one at a time with the same `apply`."""
+    for event in events:
+        step = apply(state, event, env)
+        if step.changed:
+            state = step.state
+        yield event, step
+
+
 def fold(
     events: Iterable[Envelope[Any]], env: Environment, *, at_step: int | None = None
 ) -> Replay:
-    """Fold `events` (one run's, in log order) into its state.
+    """Fold `events` (one run's, in folding order) into its state.
 
     With `at_step`, stop as soon as memory would have assembled the context of that step: the
     state then is what the agent knew when it took step k.
     """
     replay = Replay()
-    for event in events:
-        step = apply(replay.state, event, env)
+    for event, step in folding(events, env):
         if not step.changed:
             replay.ignored += 1
             continue

@@ -1,0 +1,165 @@
+"""Memory's public API over the log: a run's state rebuilt from its events (at its end, or as
+of step k), and a deterministic re-run from its recorded inputs.
+
+Both fold with the function memory folds with live (`domain.replay.folding` over the reducer),
+in the order memory folded (its journal): the SDK, the CLI and the gateway come here, not to
+memory's adapters or domain.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from loopline_bus import Progress, read_history
+from loopline_events import CONTEXTS, RESULTS, Envelope, MemoryOutput
+from loopline_runtime import KafkaSettings
+
+from loopline_memory.adapters.environment import load_environment
+from loopline_memory.domain.reducer import Environment
+from loopline_memory.domain.replay import (
+    MEMORY_INPUTS,
+    MEMORY_OUTPUTS,
+    NoGoalError,
+    Replay,
+    StepNotReachedError,
+    fold,
+    folding,
+    in_folding_order,
+)
+
+RERUN_NAMESPACE = uuid.UUID("6f1d7c2e-5b0a-4c59-9e33-1b2f4a8d0c11")
+
+__all__ = [
+    "Divergence",
+    "NoGoalError",
+    "Replay",
+    "Rerun",
+    "StepNotReachedError",
+    "replay_run",
+    "rerun_run",
+]
+
+
+async def replay_run(
+    settings: KafkaSettings,
+    run_id: str,
+    *,
+    at_step: int | None = None,
+    progress: Progress | None = None,
+    env: Environment | None = None,
+) -> Replay:
+    """Read `run_id`'s events from Kafka and fold them through memory's reducer.
+
+    Raises LookupError when the log holds no event of the run (NoGoalError when it holds some
+    but not its goal), StepNotReachedError when it never reached `at_step`.
+    """
+    recorded = await read_history(
+        settings, (*MEMORY_INPUTS, *MEMORY_OUTPUTS), run_id, progress=progress
+    )
+    ordered = in_folding_order((r.topic, r.event) for r in recorded)
+    if not ordered:
+        raise LookupError(f"the log holds no event of run {run_id}")
+    try:
+        return fold(ordered, env or load_environment(), at_step=at_step)
+    except NoGoalError as exc:
+        raise NoGoalError(f"run {run_id}: the log holds {exc}") from None
+
+
+@dataclass(frozen=True)
+class Divergence:
+    """Where the re-run differs from the original."""
+
+    step: int
+    what: str
+    original: str
+    rerun: str
+
+
+@dataclass
+class Rerun:
+    """The outcome of a deterministic re-run."""
+
+    run_id: str
+    rerun_id: str
+    inputs: int = 0
+    compared: int = 0
+    divergences: list[Divergence] = field(default_factory=list)
+
+    @property
+    def diverged(self) -> bool:
+        return bool(self.divergences)
+
+
+async def rerun_run(settings: KafkaSettings, run_id: str, env: Environment | None = None) -> Rerun:
+    """Re-run `run_id` from its recorded inputs (goal, decisions, tool results, commands,
+    re-keyed to a new run id) through the reducer as it is now, calling no model and no tool,
+    and compare what it emits (contexts, the result) with what memory emitted then: any
+    difference is a divergence (a changed reducer, prompt template or profile)."""
+    recorded = await read_history(settings, (*MEMORY_INPUTS, *MEMORY_OUTPUTS), run_id)
+    inputs = in_folding_order((r.topic, r.event) for r in recorded)
+    # A context memory re-published after a crash has the same id: count it once.
+    outputs = list({r.event.event_id: r.event for r in recorded if r.topic in MEMORY_OUTPUTS}.values())
+    if not inputs:
+        raise LookupError(f"the log holds no event of run {run_id}")
+    rerun_id = f"rerun-{uuid.uuid4().hex[:16]}"
+    result = Rerun(run_id=run_id, rerun_id=rerun_id, inputs=len(inputs))
+    state = None
+    emitted: list[tuple[int, Any]] = []
+    rekeyed = (rekey(event, rerun_id) for event in inputs)
+    for _, step in folding(rekeyed, env or load_environment()):
+        if step.changed:
+            state = step.state
+            seq = state.step if state else 0
+            emitted += [
+                (seq, e.payload) for e in step.emissions if e.topic in (CONTEXTS.name, RESULTS.name)
+            ]
+    if state is None:
+        raise NoGoalError(f"run {run_id}: the log holds its events but no goal that starts it")
+    _compare(result, [(e.seq, _as_rerun(e.payload, rerun_id)) for e in outputs], emitted)
+    return result
+
+
+def rekey(event: Envelope[Any], run_id: str) -> Envelope[Any]:
+    """The same event for run `run_id`, with an id derived from the original's."""
+    return event.model_copy(update={"run_id": run_id, "event_id": _rekeyed(run_id, event.event_id)})
+
+
+def _rekeyed(run_id: str, event_id: uuid.UUID) -> uuid.UUID:
+    return uuid.uuid5(RERUN_NAMESPACE, f"{run_id}/{event_id}")
+
+
+def _as_rerun(payload: Any, run_id: str) -> Any:
+    """An original output as the re-run would write it: its journal names re-keyed inputs."""
+    if not isinstance(payload, MemoryOutput):
+        return payload
+    return payload.model_copy(update={"folded": tuple(_rekeyed(run_id, i) for i in payload.folded)})
+
+
+def _compare(result: Rerun, original: list[tuple[int, Any]], rerun: list[tuple[int, Any]]) -> None:
+    for index in range(max(len(original), len(rerun))):
+        before = original[index] if index < len(original) else None
+        after = rerun[index] if index < len(rerun) else None
+        result.compared += 1
+        if before is not None and after is not None and before[0] == after[0]:
+            if before[1] == after[1]:
+                continue
+            what = f"{type(before[1]).__name__} differs"
+        elif before is None:
+            what = "the re-run emitted more"
+        elif after is None:
+            what = "the re-run emitted less"
+        else:
+            what = "the steps differ"
+        step = (before or after or (0, None))[0]
+        result.divergences.append(
+            Divergence(step=step, what=what, original=_text(before), rerun=_text(after))
+        )
+
+
+def _text(item: tuple[int, Any] | None) -> str:
+    if item is None:
+        return "(nothing)"
+    seq, payload = item
+    return f"step {seq} {type(payload).__name__}: {payload.model_dump_json()}"
