@@ -4,6 +4,7 @@ bytes, then the run is failed; progress stops it; its table survives a restart."
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -241,8 +242,9 @@ async def test_a_silent_run_past_its_deadline_is_failed_with_deadline(
 
 @pytest.mark.timeout(300)  # two start-ups of recovery: slow on a loaded machine
 async def test_two_instances_each_sweep_only_their_own_partitions(
-    kafka_bus: KafkaBus, recovery: StartRecovery
+    kafka_bus: KafkaBus, recovery: StartRecovery, caplog: pytest.LogCaptureFixture
 ) -> None:
+    caplog.set_level(logging.INFO, "loopline.recovery")  # assignments, should it ever fail
     await recovery()
     await recovery()
     partitions = kafka_bus.spec(CONTEXTS.name).partitions

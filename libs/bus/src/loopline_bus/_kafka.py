@@ -23,7 +23,12 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, IllegalStateError, TopicAlreadyExistsError
+from aiokafka.errors import (
+    CommitFailedError,
+    IllegalStateError,
+    KafkaError,
+    TopicAlreadyExistsError,
+)
 from loopline_events import TopicSpec
 from loopline_runtime import KafkaSettings
 
@@ -228,6 +233,7 @@ class _KafkaSubscription(Subscription):
         self._next_lag = 0.0
         self._pending_commit: asyncio.Task[None] | None = None
         self._moved = False
+        self._failing: KafkaError | None = None
 
     async def start(self) -> None:
         settings = self.bus.settings
@@ -275,6 +281,8 @@ class _KafkaSubscription(Subscription):
             return f"consumer of {self.group} is not running"
         if not self._joined.is_set():
             return f"consumer of {self.group} has no assignment yet"
+        if self._failing is not None:
+            return f"consumer of {self.group} is failing: {self._failing!r}"
         return None
 
     async def stop(self) -> None:
@@ -295,7 +303,16 @@ class _KafkaSubscription(Subscription):
         consumer = self._consumer
         loop = asyncio.get_running_loop()
         while not self._stopping.is_set():
-            batch = await consumer.getmany(timeout_ms=200, max_records=self.options.max_batch)
+            try:
+                batch = await consumer.getmany(timeout_ms=200, max_records=self.options.max_batch)
+            except KafkaError as exc:
+                # The consumer itself failed (the group, a fetch): a consumer that stopped here
+                # would keep its partitions while reading none of them. Say so, and go on.
+                self._failing = exc
+                log.warning("consumer of %s failed (%r); fetching again", self.group, exc)
+                await asyncio.sleep(1.0)
+                continue
+            self._failing = None
             if self._moved:
                 # Told between batches, never in the middle of one: a handler may forget what
                 # it cached about its runs without losing what a batch in hand has done.

@@ -100,7 +100,9 @@ async def rerun_run(settings: KafkaSettings, run_id: str, env: Environment | Non
     recorded = await read_history(settings, (*MEMORY_INPUTS, *MEMORY_OUTPUTS), run_id)
     inputs = in_folding_order((r.topic, r.event) for r in recorded)
     # A context memory re-published after a crash has the same id: count it once.
-    outputs = list({r.event.event_id: r.event for r in recorded if r.topic in MEMORY_OUTPUTS}.values())
+    outputs = list(
+        {r.event.event_id: r.event for r in recorded if r.topic in MEMORY_OUTPUTS}.values()
+    )
     if not inputs:
         raise LookupError(f"the log holds no event of run {run_id}")
     rerun_id = f"rerun-{uuid.uuid4().hex[:16]}"

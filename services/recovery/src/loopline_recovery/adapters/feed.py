@@ -23,7 +23,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import CommitFailedError, IllegalStateError
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from loopline_bus import partition_for
 from loopline_runtime import KafkaSettings, register_probe, unregister_probe
 
@@ -75,6 +75,7 @@ class WatchFeed:
         self._consumer: AIOKafkaConsumer | None = None
         self._task: asyncio.Task[None] | None = None
         self._stopping = asyncio.Event()
+        self._failing: KafkaError | None = None
 
     async def start(self) -> None:
         prefix = self.settings.topic_prefix
@@ -103,6 +104,8 @@ class WatchFeed:
             return f"consumer of {self.group} is not running"
         if not self.assigned.is_set():
             return f"consumer of {self.group} has no assignment yet"
+        if self._failing is not None:
+            return f"consumer of {self.group} is failing: {self._failing!r}"
         return None
 
     async def stop(self) -> None:
@@ -119,7 +122,14 @@ class WatchFeed:
         assert self._consumer is not None
         consumer = self._consumer
         while not self._stopping.is_set():
-            batch = await consumer.getmany(timeout_ms=200, max_records=1000)
+            try:
+                batch = await consumer.getmany(timeout_ms=200, max_records=1000)
+            except KafkaError as exc:  # never a consumer that holds partitions and reads none
+                self._failing = exc
+                log.warning("watchdog consumer failed (%r); fetching again", exc)
+                await asyncio.sleep(1.0)
+                continue
+            self._failing = None
             try:
                 if batch:
                     await self._process(consumer, batch)
