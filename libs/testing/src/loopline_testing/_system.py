@@ -81,6 +81,31 @@ tools = ["record_effect"]
 max_steps = 20
 deadline_s = 900
 
+[agents.reader]
+system_prompt = "You read what you are asked to read."
+model = "openai:gpt-test"
+tools = ["http_get", "read_artifact", "long_text"]
+max_steps = 60
+deadline_s = 600
+context_budget_tokens = 1000000
+
+[agents.skimmer]
+system_prompt = "You read long texts in parts."
+model = "openai:gpt-test"
+tools = ["read_artifact", "long_text"]
+max_steps = 60
+deadline_s = 600
+context_budget_tokens = 120000
+
+[agents.summarizer]
+system_prompt = "You count."
+model = "openai:gpt-test"
+tools = ["calculator"]
+max_steps = 40
+deadline_s = 240
+context_budget_tokens = 400
+compaction = "summarize"
+
 [agents.looper]
 system_prompt = "You are a careful assistant."
 model = "openai:gpt-test"

@@ -23,6 +23,8 @@ from loopline_runtime import POSTGRES_UNAVAILABLE, load_endpoints, open_schema, 
 from loopline_tools import Effect, RetryPolicy, Tool, ToolContext, ToolFailure, tool
 from pydantic import BaseModel, Field
 
+from loopline_testing.texts import long_text
+
 SCHEMA = "effects"
 """Base name of the schema (namespaced like the services' own)."""
 
@@ -139,8 +141,8 @@ def _output(args: RecordEffectArgs) -> str:
 
 
 def tools() -> tuple[Tool, ...]:
-    """What the `loopline.tools` entry point offers."""
-    return (record_effect,)
+    """What the `loopline.tools` entry point offers: this and `long_text`."""
+    return (record_effect, long_text)
 
 
 @dataclass(frozen=True)
