@@ -26,8 +26,28 @@ def _encoding() -> Any:
         return bpe_openai.get_encoding(ENCODING)
 
 
+PIECE_CHARS = 256 * 1024
+"""Longer texts are counted a piece at a time (the tokenizer takes under a million characters
+at once), cut where a line or word ends, so pieces tokenize as the whole would."""
+
+
 def count_tokens(text: str) -> int:
     """Tokens of `text` (plain text: special-token markers in it count as text)."""
-    if not text:
-        return 0
-    return len(_encoding().encode_ordinary(text))
+    encode = _encoding().encode_ordinary
+    total, start = 0, 0
+    while start < len(text):
+        end = _piece_end(text, start)
+        total += len(encode(text[start:end]))
+        start = end
+    return total
+
+
+def _piece_end(text: str, start: int) -> int:
+    end = start + PIECE_CHARS
+    if end >= len(text):
+        return len(text)
+    for stop in ("\n", " "):
+        cut = text.rfind(stop, end - 4096, end)
+        if cut > start:
+            return cut + 1
+    return end

@@ -103,7 +103,7 @@ model = "openai:gpt-test"
 tools = ["calculator"]
 max_steps = 40
 deadline_s = 240
-context_budget_tokens = 400
+context_budget_tokens = 200
 compaction = "summarize"
 
 [agents.looper]
