@@ -131,7 +131,9 @@ async def test_forty_pages_fill_a_million_token_window_while_every_context_stays
                     await _forget_planner_histories(system)
                     await system.restart("planner")
             outcome = await run.result(timeout=300)
-            assert isinstance(outcome.payload, RunCompleted), getattr(outcome.payload, "message", "")
+            assert isinstance(outcome.payload, RunCompleted), getattr(
+                outcome.payload, "message", ""
+            )
             assert outcome.payload.answer == f"I read {PAGES} pages."
 
             # The model's last request holds all 40 pages, whole.
@@ -224,7 +226,7 @@ async def test_a_five_megabyte_output_is_stored_whole_and_read_to_its_end(
         async with Loopline(system.kafka, producer="e2e") as client:
             run = await client.submit("Read the big text to its end.", agent="skimmer")
             outcome = await run.result(timeout=400)
-    assert isinstance(outcome.payload, RunCompleted), getattr(outcome.payload, "message", "")
+    assert isinstance(outcome.payload, RunCompleted), outcome.payload
     assert outcome.payload.answer == "I read it to its end."
     # What the model saw, put together: the part shown at first, then each read, in order.
     first = server.requests[1]["messages"][-1]["content"]
@@ -265,7 +267,9 @@ async def test_a_summarising_profile_replays_and_reruns_without_a_model(
         async with Loopline(system.kafka, producer="e2e") as client:
             run = await client.submit("Count to 12.", agent="summarizer")
             outcome = await run.result(timeout=200)
-            assert isinstance(outcome.payload, RunCompleted), getattr(outcome.payload, "message", "")
+            assert isinstance(outcome.payload, RunCompleted), getattr(
+                outcome.payload, "message", ""
+            )
             asked = [
                 r for r in server.requests if "Summarise it" in (r["messages"][-1]["content"] or "")
             ]

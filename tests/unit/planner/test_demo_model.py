@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import pytest
 from loopline_events import Message, ToolCall, ToolSpec
+from loopline_memory.domain.window import SUMMARY_INSTRUCTION
 from loopline_planner.adapters.models import DemoModel, ModelAdapter, ModelReply, ModelRequest
 from loopline_tools import BUILTIN_TOOLS, ToolContext, run_tool
 
@@ -243,3 +244,16 @@ async def test_usage_is_estimated_from_the_text_and_grows_with_the_context() -> 
     assert len(set(prompts)) == len(prompts)
     assert all(r.usage.completion_tokens > 0 for r in run.replies)
     assert DemoModel.name == "demo"
+
+
+async def test_asked_for_a_summary_the_demo_model_summarises_the_calls_it_was_shown() -> None:
+    call = ToolCall(call_id="call_1_0", tool="calculator", arguments={"expression": "2 + 3"})
+    messages = [
+        Message(role="system", content="You count."),
+        Message(role="user", content="Count to 5"),
+        Message(role="assistant", tool_calls=(call,)),
+        Message(role="tool", content="5", tool_call_id="call_1_0"),
+        Message(role="user", content=SUMMARY_INSTRUCTION),
+    ]
+    reply = await DemoModel().complete(context(messages))
+    assert reply.final_answer == "Steps so far: calculator(expression=2 + 3) -> 5."

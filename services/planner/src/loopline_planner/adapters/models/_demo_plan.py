@@ -48,8 +48,14 @@ class Plan:
     answer: str | None = None
 
 
+SUMMARY_ASKED = "[loopline] The conversation above is too long"
+"""How memory's request for a summary begins (a profile that compacts by summary)."""
+
+
 def plan(messages: Sequence[Message]) -> Plan:
     """The demo model's next decision for the conversation `messages`."""
+    if messages and messages[-1].content.startswith(SUMMARY_ASKED):
+        return _summary(messages[:-1])
     goal = next((m.content for m in messages if m.role == "user"), "")
     rounds = read_rounds(messages)
     failed = _failure_answer(rounds)
@@ -60,6 +66,17 @@ def plan(messages: Sequence[Message]) -> Plan:
         if decided is not None:
             return decided
     return Plan(answer=NOTHING_TO_DO)
+
+
+def _summary(messages: Sequence[Message]) -> Plan:
+    """A summary of the conversation: each tool call it shows, with its result."""
+    rounds = read_rounds(messages)
+    done = [
+        f"{call.tool}({', '.join(f'{k}={v}' for k, v in call.arguments.items())}) -> {result}"
+        for r in rounds
+        for call, result in zip(r.calls, r.results, strict=True)
+    ]
+    return Plan(answer="Steps so far: " + ("; ".join(done) if done else "none") + ".")
 
 
 def read_rounds(messages: Sequence[Message]) -> tuple[Round, ...]:
