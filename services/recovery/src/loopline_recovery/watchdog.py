@@ -20,13 +20,20 @@ from loopline_events import FailureReason
 from loopline_runtime import AgentProfile
 
 from loopline_recovery.adapters import metrics
-from loopline_recovery.adapters.table import WatchTable
 from loopline_recovery.domain import Fail, Policy, Redrive, Seen, Timing, Watch
 from loopline_recovery.domain import watch as rules
 
 log = logging.getLogger("loopline.recovery.watchdog")
 
 Clock = Callable[[], float]
+
+
+class WatchStore(Protocol):
+    """Where watches are kept between owners of a partition (adapters.table.WatchTable)."""
+
+    async def load(self, partition: int) -> dict[str, Watch]: ...
+
+    async def save(self, changed: Mapping[int, Mapping[str, Watch | None]]) -> None: ...
 
 
 class Actions(Protocol):
@@ -56,7 +63,7 @@ class Watchdog:
 
     def __init__(
         self,
-        table: WatchTable,
+        table: WatchStore,
         actions: Actions,
         timings: Timings,
         policy: Policy | None = None,
@@ -75,9 +82,13 @@ class Watchdog:
         return sum(len(runs) for runs in self.runs.values())
 
     async def assigned(self, partitions: set[int]) -> None:
-        """Load the watches of partitions just given to this instance."""
+        """Load the watches of partitions just given to this instance. One that cannot be
+        loaded now (Redis is slow or away) is loaded with the first batch that needs it."""
         for partition in partitions - self.runs.keys():
-            self.runs[partition] = await self.table.load(partition)
+            try:
+                self.runs[partition] = await self.table.load(partition)
+            except Exception as exc:
+                log.warning("watches of partition %d not loaded yet (%r)", partition, exc)
         metrics.ACTIVE_RUNS.set(self.active)
         log.info("watching %d active run(s) of partitions %s", self.active, sorted(self.runs))
 
@@ -89,13 +100,15 @@ class Watchdog:
         metrics.ACTIVE_RUNS.set(self.active)
 
     async def observe(self, batch: Sequence[tuple[int, Seen]]) -> None:
-        """Fold a batch of records into the watches; save what changed."""
+        """Fold a batch of records (of partitions this instance is assigned) into the
+        watches; save what changed. Should a partition's watches not be loaded yet, they are
+        now, and if they cannot be, the batch fails: it is read again, never skipped."""
         now = self.clock()
+        for partition in {p for p, _ in batch} - self.runs.keys():
+            self.runs[partition] = await self.table.load(partition)
         changed: dict[int, dict[str, Watch | None]] = {}
         for partition, seen in batch:
-            runs = self.runs.get(partition)
-            if runs is None:
-                continue  # revoked meanwhile: the new owner reads it again
+            runs = self.runs[partition]
             before = runs.get(seen.run_id)
             after = rules.observe(before, seen, self.timings(seen.agent), now, self.policy)
             if after is before:

@@ -146,7 +146,10 @@ class WatchFeed:
         skip = len(self.settings.topic_prefix)
         seen: list[tuple[int, int, Seen]] = []
         offsets = {}
+        assigned = consumer.assignment()
         for tp, messages in batch.items():
+            if tp not in assigned:
+                continue  # taken away meanwhile: its next owner reads it from the last commit
             topic = tp.topic[skip:]
             count = len(consumer.partitions_for_topic(tp.topic) or ())
             for m in messages:
