@@ -19,6 +19,7 @@ from bench import _environment as environment
 from bench._failover import failover
 from bench._floor import floor
 from bench._live import BenchError, Driver, latency, throughput
+from bench._long import long_run
 from bench._namespace import Home, System, new_namespace
 from bench._profile import Profiler, markdown, summarise
 from bench._progress import elapsed, say
@@ -27,7 +28,7 @@ from bench._report import RESULTS_DIR, render, save
 from bench._sizes import SIZE_HELP, Sizes
 from bench._steps import StepLog
 
-PARTS = ("latency", "throughput", "replay", "failover", "floor")
+PARTS = ("latency", "throughput", "long", "replay", "failover", "floor")
 FAILOVER = ("planner", "tool-executor", "memory")
 """Services whose failover is measured (recovery's work waits for no step)."""
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -119,7 +120,7 @@ async def run(args: argparse.Namespace, results: dict[str, Any]) -> None:
     home = Home(dict(args.service_env))
     results["service_env"] = home.service_env
     try:
-        if parts & {"latency", "throughput"} or args.profile:
+        if parts & {"latency", "throughput", "long"} or args.profile:
             await _live(home, sizes, parts, args.profile, results)
         if "failover" in parts:
             results["failover"] = [await _failover(home, s, sizes) for s in args.failover_services]
@@ -154,6 +155,9 @@ async def _live(
             results["throughput"] = await throughput(
                 driver, sizes.throughput_runs, sizes.throughput_iterations
             )
+        if "long" in parts:
+            say(f"long: one run of {sizes.long_iterations} steps")
+            results["long"] = await long_run(driver, sizes.long_iterations)
         if profile:
             results["profile"] = await _profile(driver, sizes)
     finally:

@@ -87,6 +87,18 @@ ROWS = (
         "replay_events_per_s",
     ),
     Row("loopline replay CLI, wall s", _get("replay", "cli", "wall_s")),
+    Row("long run, bytes on Kafka at step 10", _get("long", "bytes_per_step", "10")),
+    Row("long run, bytes on Kafka at step 100", _get("long", "bytes_per_step", "100")),
+    Row("long run, bytes on Kafka at step 1000", _get("long", "bytes_per_step", "1000")),
+    Row("long run, largest context, bytes", _get("long", "largest_context_bytes")),
+    Row("long run, steps 1-20, mean ms", _get("long", "first_20_steps", "mean_ms")),
+    Row("long run, last 20 steps, mean ms", _get("long", "last_20_steps", "mean_ms")),
+    Row(
+        "long run, last 20 over first 20",
+        _get("long", "late_over_early"),
+        "late_over_early",
+        higher_is_better=False,
+    ),
 )
 
 

@@ -29,6 +29,7 @@ TARGETS = {
     "latency_p99_ms": 10.0,
     "replay_events_per_s": 50_000.0,
     "failover_s": 10.0,
+    "late_over_early": 1.2,
 }
 """The issue's targets on a 2-core machine (≥ for rates, ≤ for times and CPU)."""
 
@@ -71,6 +72,7 @@ SIZE_HELP = {
     "failover_runs": "runs going on when a replica is killed",
     "failover_iterations": "calculator calls of each failover run",
     "floor_latency_runs": "runs, one after another, timed in the floor",
+    "long_iterations": "calculator calls of the long run (bytes and time per step along it)",
 }
 """What each size means, for --help."""
 
@@ -88,6 +90,7 @@ class Sizes:
     failover_runs: int = 16
     failover_iterations: int = 20
     floor_latency_runs: int = 5
+    long_iterations: int = 1000
 
     def quick(self) -> Sizes:
         """A few seconds of each part: enough to see that the harness works."""
@@ -102,4 +105,5 @@ class Sizes:
             failover_runs=4,
             failover_iterations=12,
             floor_latency_runs=2,
+            long_iterations=30,
         )

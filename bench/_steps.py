@@ -89,7 +89,7 @@ class StepLog:
     async def start(self) -> None:
         """Assign every partition at its current end, then follow in the background."""
         topics = [self.settings.topic_prefix + t for t in (*STEP_TOPICS, RESULTS.name)]
-        counts = await _partition_counts(self.settings.bootstrap, topics)
+        counts = await partition_counts(self.settings.bootstrap, topics)
         assignment = [TopicPartition(t, p) for t in topics for p in range(counts[t])]
         await self._consumer.start()
         self._consumer.assign(assignment)
@@ -177,7 +177,7 @@ def check_counted(log: StepLog, run_ids: Sequence[str], iterations: int) -> list
     return wrong
 
 
-async def _partition_counts(bootstrap: str, topics: Sequence[str]) -> dict[str, int]:
+async def partition_counts(bootstrap: str, topics: Sequence[str]) -> dict[str, int]:
     admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
     await admin.start()
     try:
