@@ -15,7 +15,9 @@ from loopline_bus import partition_for
 from loopline_events import GOALS, RunCompleted
 from loopline_testing import System
 
-RUNS = 8
+from loopline.sdk import Loopline
+
+RUNS = 6
 
 
 async def _landed(system: System, run_ids: set[str]) -> dict[str, int]:
@@ -59,15 +61,21 @@ async def test_goals_from_a_crc32_client_run_and_replay_with_two_replicas(
     misplaced = [r for r, p in landed.items() if partition_for(r.encode(), GOALS.partitions) != p]
     assert misplaced, "kcat put every goal where murmur2 would: the test proves nothing"
 
-    for run_id in misplaced[:3]:
-        replayed = await asyncio.to_thread(system.cli, "replay", run_id, "--json")
-        assert replayed.returncode == 0, replayed.stderr
-        state = json.loads(replayed.stdout)["state"]
-        assert (state["status"], state["answer"]) == ("completed", outcomes[run_id].payload.answer)
-        rerun = await asyncio.to_thread(system.cli, "rerun", run_id)
-        assert rerun.returncode == 0, rerun.stdout + rerun.stderr
-        assert "no divergence" in rerun.stdout
-    forked = await asyncio.to_thread(system.cli, "fork", misplaced[0], "--from", "1", "--wait")
+    async with Loopline(system.kafka, producer="e2e") as client:
+        for run_id in misplaced:  # the SDK finds each
+            replayed = await client.replay(run_id)
+            assert replayed.state is not None
+            assert replayed.state.answer == outcomes[run_id].payload.answer
+    # And the CLI, as a user types it.
+    run_id = misplaced[0]
+    replayed_cli = await asyncio.to_thread(system.cli, "replay", run_id, "--json")
+    assert replayed_cli.returncode == 0, replayed_cli.stderr
+    state = json.loads(replayed_cli.stdout)["state"]
+    assert (state["status"], state["answer"]) == ("completed", outcomes[run_id].payload.answer)
+    rerun = await asyncio.to_thread(system.cli, "rerun", run_id)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "no divergence" in rerun.stdout
+    forked = await asyncio.to_thread(system.cli, "fork", run_id, "--from", "1", "--wait")
     assert forked.returncode == 0, forked.stdout + forked.stderr
 
 

@@ -259,7 +259,10 @@ async def test_a_step_that_never_comes_back_ends_the_run_stalled_within_the_boun
         state = await assert_memory_agrees_with_replay(client, system, run.run_id)
     assert (state.status, state.failure) == (RunStatus.FAILED, FailureReason.STALLED)
     stalled = "loopline_stalled_runs_total"
-    assert await metric(system, "recovery", stalled, action="redriven") == 3
+    # Every re-drive counted once: the context's three, and the goal's if memory was slow to
+    # answer it (a loaded machine) and the watchdog re-drove it first.
+    goals = redriven(await records_of(system.kafka, GOALS.name, run.run_id))
+    assert await metric(system, "recovery", stalled, action="redriven") == 3 + len(goals)
     assert await metric(system, "recovery", stalled, action="failed") == 1
     assert await metric(system, "recovery", "loopline_active_runs") == 0  # it ended
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import socket
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -211,9 +210,7 @@ async def test_a_closed_port_is_a_retryable_connection_failure() -> None:
 async def test_private_addresses_are_refused_before_connecting(
     server: LocalServer, no_connections: list[httpx.Request], url: str, kind: str
 ) -> None:
-    started = time.perf_counter()
     outcome = await get(url.format(port=server.port), DEFAULT)
-    assert time.perf_counter() - started < 0.5
     assert outcome.error is not None
     assert outcome.error.kind is ToolErrorKind.FORBIDDEN
     assert f" {kind} address" in outcome.error.message
