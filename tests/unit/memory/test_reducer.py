@@ -40,7 +40,9 @@ PROFILE = AgentProfile(
     max_steps=3,
     deadline_s=60,
 )
+# Events made by hand, not chained by cause: test_orphans.py tests those checks.
 ENV = Environment(
+    trust_log=True,
     profiles={"default": PROFILE},
     tools={
         "calculator": ToolSpec(name="calculator", parameters={"type": "object"}),
@@ -316,6 +318,6 @@ def test_what_the_run_holds_does_not_depend_on_how_topics_interleave(order: list
     shuffled = state
     for index in order:
         shuffled = apply(shuffled, (decided, *results)[index], ENV).state  # type: ignore[assignment]
-    journal = {"applied", "unannounced"}
+    journal = {"applied", "unannounced", "context_id"}  # the context's id names its cause
     assert shuffled.model_dump(exclude=journal) == in_order.model_dump(exclude=journal)
     assert in_order.step == 2

@@ -170,6 +170,8 @@ class Dispatcher:
                     backoff *= 2
                     continue
                 kind = DeadLetterKind.TRANSIENT if retryable else DeadLetterKind.HANDLER
+                # The error may say better what the message is (an orphan, a refusal).
+                kind = getattr(exc, "dead_letter_kind", kind)
                 log.exception("handler failed on %s of run %s", event.type, event.run_id)
                 return self.dead_letter(
                     record,

@@ -20,7 +20,14 @@ from loopline_events._context import (
     shown_messages,
 )
 from loopline_events._dead_letters import RETRIES_HEADER, DeadLettered, DeadLetterKind
-from loopline_events._envelope import Envelope, MemoryOutput, Payload, TraceContext, utcnow
+from loopline_events._envelope import (
+    Envelope,
+    MemoryOutput,
+    Payload,
+    TraceContext,
+    derived_id,
+    utcnow,
+)
 from loopline_events._forks import ForkRecorded, RunForked
 from loopline_events._runs import (
     Budget,
@@ -121,6 +128,7 @@ __all__ = [
     "compatibility_problems",
     "cut_marker",
     "decode_event",
+    "derived_id",
     "dlq_name",
     "encode_event",
     "extended",

@@ -13,6 +13,7 @@ from loopline_artifacts import ArtifactStore
 from loopline_bus import Outbound
 from loopline_events import (
     OBSERVATIONS,
+    DeadLetterKind,
     Envelope,
     GoalSubmitted,
     ModelDecided,
@@ -55,6 +56,14 @@ def _starts_a_run(event: Envelope[Any]) -> bool:
 
 
 log = logging.getLogger("loopline.memory")
+
+
+class OrphanEventError(Exception):
+    """An event answering nothing its run asked: dead-lettered as an orphan, never folded,
+    and never a reason to fail the run it names (it may be forged)."""
+
+    retryable = False
+    dead_letter_kind = DeadLetterKind.ORPHAN
 
 
 def _follow(cause: Envelope[Any], emission: Emission, state: RunState, index: int) -> Envelope[Any]:
@@ -163,6 +172,8 @@ class MemoryHandler:
                 Outbound(s.topic, decode_event(s.event)) for s in stored.outbox if s.cause == cause
             ]
         step = apply(state, event, self.env)
+        if step.orphan:
+            raise OrphanEventError(f"{event.type} of run {event.run_id}: {step.note}")
         if not step.changed or step.state is None:
             log.info("run %s: %s ignored: %s", event.run_id, event.type, step.note)
             return ()

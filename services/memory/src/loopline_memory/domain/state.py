@@ -59,6 +59,11 @@ class RunState(BaseModel):
     status: RunStatus = RunStatus.RUNNING
     phase: Phase = Phase.DECISION
     step: int = Field(default=0, description="Seq of the last context assembled.")
+    context_id: UUID | None = Field(
+        default=None,
+        description="Id of the context memory issued for the current step: its decision must "
+        "name it as its cause.",
+    )
     messages: tuple[Message, ...] = Field(
         default=(), description="The run's history: every message, in order, never rewritten."
     )
