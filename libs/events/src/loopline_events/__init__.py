@@ -48,6 +48,7 @@ from loopline_events._schemas import (
     write_schemas,
 )
 from loopline_events._steps import (
+    MAX_TOOL_CALLS,
     ArtifactRef,
     ContextAssembled,
     Cut,
@@ -84,6 +85,7 @@ __all__ = [
     "EVENT_TYPES",
     "GOALS",
     "LOOP_TOPICS",
+    "MAX_TOOL_CALLS",
     "OBSERVATIONS",
     "RESULTS",
     "RETRIES_HEADER",

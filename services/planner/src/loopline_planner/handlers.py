@@ -15,6 +15,8 @@ from loopline_events import (
     Message,
     ModelDecided,
     ModelFailed,
+    ToolCall,
+    derived_id,
     request_messages,
     shown_messages,
 )
@@ -34,6 +36,16 @@ from loopline_planner.adapters.models import (
 PRODUCER = "planner"
 
 log = logging.getLogger("loopline.planner")
+
+
+def unguessable(calls: tuple[ToolCall, ...], context: Envelope[Any]) -> tuple[ToolCall, ...]:
+    """The calls with ids no one can guess without the context they answer (a model's own
+    may be as plain as `call_1_0`): a tool result naming one proves it answers this decision.
+    The same on every redelivery of the context."""
+    return tuple(
+        call.model_copy(update={"call_id": f"call_{derived_id(context.event_id, 'call', i).hex}"})
+        for i, call in enumerate(calls)
+    )
 
 
 class PlannerHandler:
@@ -95,7 +107,7 @@ class PlannerHandler:
         decision = ModelDecided(
             agent=context.agent,
             model=model.name,
-            tool_calls=reply.tool_calls,
+            tool_calls=unguessable(reply.tool_calls, event),
             final_answer=reply.final_answer,
             usage=reply.usage,
             latency_ms=(time.perf_counter() - started) * 1000,
