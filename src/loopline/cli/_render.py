@@ -9,6 +9,7 @@ import click
 from loopline_events import (
     ContextAssembled,
     Envelope,
+    GoalRejected,
     GoalSubmitted,
     ModelDecided,
     ModelFailed,
@@ -58,6 +59,8 @@ def describe(event: Envelope[Any]) -> tuple[str, str]:
         return "failed", f"{p.reason.value}: {short(p.message)} ({p.steps} steps)"
     if isinstance(p, RunCancelled):
         return "cancelled", short(p.reason) or "(no reason given)"
+    if isinstance(p, GoalRejected):
+        return "rejected", f"{p.reason.value}: {short(p.message)}"
     return event.type, ""
 
 
@@ -67,7 +70,13 @@ def echo_event(event: Envelope[Any], *, as_json: bool, show_run: bool = False) -
         click.echo(event.model_dump_json())
         return
     label, text = describe(event)
-    colour = {"failed": "red", "tool-err": "yellow", "model-err": "red", "completed": "green"}
+    colour = {
+        "failed": "red",
+        "rejected": "red",
+        "tool-err": "yellow",
+        "model-err": "red",
+        "completed": "green",
+    }
     run = f"{event.run_id[:8]} " if show_run else ""
     step = f"step {event.seq:<3}"
     click.echo(f"{run}{step} {click.style(f'{label:<10}', fg=colour.get(label))} {text}")

@@ -14,10 +14,12 @@ from loopline_events import (
     ContextAssembled,
     Envelope,
     FailureReason,
+    GoalRejected,
     GoalSubmitted,
     ModelDecided,
     ModelFailed,
     Payload,
+    RejectionReason,
     RunCancelled,
     RunCompleted,
     RunFailed,
@@ -321,3 +323,21 @@ def test_what_the_run_holds_does_not_depend_on_how_topics_interleave(order: list
     journal = {"applied", "unannounced", "context_id"}  # the context's id names its cause
     assert shuffled.model_dump(exclude=journal) == in_order.model_dump(exclude=journal)
     assert in_order.step == 2
+
+
+def test_a_second_goal_for_a_taken_run_id_is_rejected_and_the_run_goes_on() -> None:
+    state, goal = start()
+    again = apply(state, goal, ENV)  # the same goal, redelivered: nothing
+    assert (again.changed, again.emissions) == (False, ())
+    other = ev(GoalSubmitted(goal="something else"), 0, goal)
+    step = apply(state, other, ENV)
+    (emission,) = step.emissions
+    assert emission.topic == "agent.results"
+    assert isinstance(emission.payload, GoalRejected)
+    assert emission.payload.reason is RejectionReason.DUPLICATE_RUN_ID
+    assert step.state is not None
+    assert (step.state.goal, step.state.step, step.state.status) == (
+        state.goal,
+        state.step,
+        RunStatus.RUNNING,
+    )

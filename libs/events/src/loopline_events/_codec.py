@@ -15,6 +15,7 @@ from loopline_events._forks import ForkRecorded, RunForked
 from loopline_events._runs import (
     CancelRun,
     FailRun,
+    GoalRejected,
     GoalSubmitted,
     RunCancelled,
     RunCompleted,
@@ -44,6 +45,7 @@ EVENT_TYPES: dict[str, type[Payload]] = {
         RunCompleted,
         RunFailed,
         RunCancelled,
+        GoalRejected,
         DeadLettered,
     )
 }

@@ -15,6 +15,7 @@ from loopline_events import (
     OBSERVATIONS,
     DeadLetterKind,
     Envelope,
+    GoalRejected,
     GoalSubmitted,
     ModelDecided,
     RunForked,
@@ -68,9 +69,12 @@ class OrphanEventError(Exception):
 
 def _follow(cause: Envelope[Any], emission: Emission, state: RunState, index: int) -> Envelope[Any]:
     """The event `cause` makes memory emit: of the run's tenant, whoever sent the cause (a
-    command from recovery about a dead letter does not know the run's tenant)."""
+    command from recovery about a dead letter does not know the run's tenant); a rejection
+    answers its goal's sender, in the goal's tenant."""
     out = cause.follow(emission.payload, producer=PRODUCER, seq=state.step, index=index)
-    return out if out.tenant == state.tenant else out.model_copy(update={"tenant": state.tenant})
+    if out.tenant == state.tenant or isinstance(emission.payload, GoalRejected):
+        return out
+    return out.model_copy(update={"tenant": state.tenant})
 
 
 HOT_RUNS = 20_000

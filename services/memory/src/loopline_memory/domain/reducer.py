@@ -21,11 +21,13 @@ from loopline_events import (
     FailRun,
     FailureReason,
     ForkRecorded,
+    GoalRejected,
     GoalSubmitted,
     MemoryOutput,
     Message,
     ModelDecided,
     ModelFailed,
+    RejectionReason,
     RunCancelled,
     RunCompleted,
     RunFailed,
@@ -123,7 +125,7 @@ def _apply(state: RunState | None, event: Envelope[Any], env: Environment) -> St
     payload = event.payload
     if isinstance(payload, GoalSubmitted | RunForked):
         if state is not None:
-            return Step(state, note="run already exists")
+            return _rejected(state, event)
         if isinstance(payload, RunForked):
             return _fork(event, payload, env)
         return _start(event, payload, env)
@@ -230,6 +232,18 @@ def _append(state: RunState, *messages: Message) -> tuple[RunState, tuple[Reques
     ), tuple(stored)
 
 
+def _rejected(state: RunState, event: Envelope[Any]) -> Step:
+    """A second goal for a run id already taken: answered with a rejection its submitter
+    reads (the run itself goes on untouched); the run's own goal seen again is a duplicate."""
+    if str(event.event_id) == state.goal_event_id:
+        return Step(state, note="duplicate event")
+    rejection = GoalRejected(
+        reason=RejectionReason.DUPLICATE_RUN_ID,
+        message=f"the run id {state.run_id!r} is taken: submit the goal with another one",
+    )
+    return Step(_touch(state, event), (Emission(topic=RESULTS.name, payload=rejection),))
+
+
 def _unknown_agent(state: RunState, env: Environment) -> Step:
     known = ", ".join(sorted(env.profiles)) or "none"
     message = f"unknown agent profile {state.agent!r} (known: {known})"
@@ -319,6 +333,7 @@ def _new_state(event: Envelope[Any], goal: GoalSubmitted, profile: AgentProfile 
         started_at=event.occurred_at,
         updated_at=event.occurred_at,
         applied=(str(event.event_id),),
+        goal_event_id=str(event.event_id),
     )
 
 

@@ -54,6 +54,7 @@ class RunState(BaseModel):
     )
     no_progress_repeats: int = 3
     on_no_progress: Literal["nudge", "fail"] = "nudge"
+    goal_event_id: str = Field(default="", description="Id of the goal (or fork) that started it.")
     started_at: datetime
     updated_at: datetime
     status: RunStatus = RunStatus.RUNNING
