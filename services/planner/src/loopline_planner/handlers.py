@@ -20,6 +20,7 @@ from loopline_events import (
     request_messages,
     shown_messages,
 )
+from loopline_runtime import redact
 
 from loopline_planner.adapters.artifacts import ArtifactTexts
 from loopline_planner.adapters.cache import ResponseCache
@@ -94,10 +95,12 @@ class PlannerHandler:
             model = self.model(context.model)
             reply = await self._reply(event, model, context, history)
         except (ModelError, ValueError) as exc:
-            log.warning("run %s step %d: model failed: %s", event.run_id, event.seq, exc)
+            log.warning(
+                "run %s step %d: model failed: %s", event.run_id, event.seq, redact(str(exc))
+            )
             failed = ModelFailed(
                 model=context.model,
-                error=str(exc),
+                error=redact(str(exc)),
                 retryable=getattr(exc, "retryable", False),
                 attempts=max(
                     1, self.settings.max_attempts if getattr(exc, "retryable", False) else 1
