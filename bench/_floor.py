@@ -184,8 +184,9 @@ async def _one_at_a_time(loop: Loop, results: int, runs: int, iterations: int) -
     return took / (runs * steps_per_run(iterations)) if runs else 0.0
 
 
-async def record_run(iterations: int) -> list[RawRecord]:
-    """One run's records on memory's input topics, as the services write them, in order.
+async def record_run(iterations: int) -> tuple[list[RawRecord], list[RawRecord]]:
+    """One run's records on memory's input topics, as the services write them, in order; and
+    its contexts (which the inputs answer).
 
     Played through the in-process loop without stores: the bytes are what the services would
     publish, produced by their own handlers.
@@ -195,6 +196,7 @@ async def record_run(iterations: int) -> list[RawRecord]:
         await _submit(loop, new_run_ids(1, "template"), iterations)
         await loop.finished(1)
         records = [r for topic in MEMORY_INPUTS for r in loop.bus.records(topic)]
+        contexts = loop.bus.records(CONTEXTS.name)
     finally:
         await loop.close()
-    return sorted(records, key=lambda r: decode_event(r.value).occurred_at)
+    return sorted(records, key=lambda r: decode_event(r.value).occurred_at), contexts

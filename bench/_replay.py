@@ -27,10 +27,11 @@ import uuid
 from collections import defaultdict
 from collections.abc import Sequence
 from typing import Any
+from uuid import UUID
 
 from aiokafka import AIOKafkaProducer
 from loopline_bus import KafkaBus, RawRecord, partition_for, read_history
-from loopline_events import Envelope, topic_spec
+from loopline_events import Envelope, decode_event, derived_id, topic_spec
 from loopline_memory.adapters.environment import load_environment
 from loopline_memory.domain import RunStatus
 from loopline_memory.domain.replay import MEMORY_INPUTS, MEMORY_OUTPUTS, fold
@@ -60,6 +61,27 @@ def _run_ids_on(partition: int, partitions: int, count: int) -> list[str]:
     return found
 
 
+def renamed(events: Sequence[Envelope[Any]]) -> dict[bytes, bytes]:
+    """New ids for a copy of a run's events, derived as the services derive them: an event
+    the services made from another (`derived_id` of its cause) gets its id from its cause's
+    new id, so the copy answers its own events as the original answered its own (memory
+    folds only what answers what the run asked); the others (the goal) get fresh ones."""
+    new: dict[UUID, UUID] = {}
+    for event in sorted(events, key=lambda e: e.occurred_at):
+        cause = event.causation_id
+        if cause is not None and cause in new:
+            for index in range(MAX_OUTPUTS):
+                if derived_id(cause, event.producer, index) == event.event_id:
+                    new[event.event_id] = derived_id(new[cause], event.producer, index)
+                    break
+        new.setdefault(event.event_id, uuid.uuid4())
+    return {str(old).encode(): str(fresh).encode() for old, fresh in new.items()}
+
+
+MAX_OUTPUTS = 64
+"""Most events one event causes (a decision's tool results)."""
+
+
 def _copy(template: RawRecord, run_from: bytes, run_id: str, ids: dict[bytes, bytes]) -> bytes:
     """The template record's value for another run: its run id and fresh event ids."""
     value = template.value.replace(run_from, run_id.encode())
@@ -67,7 +89,10 @@ def _copy(template: RawRecord, run_from: bytes, run_id: str, ids: dict[bytes, by
 
 
 async def build_log(
-    namespace: Namespace, template: Sequence[RawRecord], copies: int
+    namespace: Namespace,
+    template: Sequence[RawRecord],
+    copies: int,
+    contexts: Sequence[RawRecord] = (),
 ) -> tuple[list[str], float]:
     """Publish `copies` copies of the template run; their run ids and the seconds it took."""
     settings = namespace.endpoints.kafka
@@ -87,21 +112,26 @@ async def build_log(
     await producer.start()
     started = time.perf_counter()
     try:
-        await _send_copies(producer, settings.topic_prefix, template, run_ids)
+        events = [decode_event(r.value) for r in (*template, *contexts)]
+        await _send_copies(producer, settings.topic_prefix, template, run_ids, events)
     finally:
         await producer.stop()
     return run_ids, time.perf_counter() - started
 
 
 async def _send_copies(
-    producer: AIOKafkaProducer, prefix: str, template: Sequence[RawRecord], run_ids: list[str]
+    producer: AIOKafkaProducer,
+    prefix: str,
+    template: Sequence[RawRecord],
+    run_ids: list[str],
+    events: Sequence[Envelope[Any]],
 ) -> None:
     run_from = template[0].key or b""
     # Strictly increasing record times keep each run's events in order when topics are merged.
     stamp = int(time.time() * 1000) - len(run_ids) * len(template)
     pending = []
     for run_id in run_ids:
-        ids: dict[bytes, bytes] = {}
+        ids = renamed(events)
         for record in template:
             stamp += 1
             sent = await producer.send(
@@ -195,10 +225,10 @@ async def in_process(namespace: Namespace, run_ids: Sequence[str]) -> dict[str, 
 
 async def replay(namespace: Namespace, events: int, iterations: int) -> dict[str, Any]:
     """Build a log of about `events` events of runs of `iterations` steps; time replays."""
-    template = await record_run(iterations)
+    template, contexts = await record_run(iterations)
     copies = math.ceil(events / len(template))
     say(f"replay: publishing {copies} copies of a {len(template)}-event run")
-    run_ids, took = await build_log(namespace, template, copies)
+    run_ids, took = await build_log(namespace, template, copies, contexts)
     total = copies * len(template)
     say(f"replay: {total} events published in {took:.1f}s; loopline replay ...")
     cli = await cli_replay(namespace, run_ids[len(run_ids) // 2], total)

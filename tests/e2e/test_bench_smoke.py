@@ -27,6 +27,7 @@ SIZES = {
     "replay-iterations": ITERATIONS,
     "failover-runs": 4,
     "failover-iterations": 10,
+    "long-iterations": 20,
     "floor-latency-runs": 1,
 }
 PROCESSES = {"memory", "planner", "tool-executor", "recovery", "kafka", "redis", "postgres"}

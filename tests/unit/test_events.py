@@ -16,11 +16,13 @@ from loopline_events import (
     FailRun,
     FailureReason,
     ForkRecorded,
+    GoalRejected,
     GoalSubmitted,
     Message,
     ModelDecided,
     ModelFailed,
     Payload,
+    RejectionReason,
     RunCancelled,
     RunCompleted,
     RunFailed,
@@ -41,6 +43,7 @@ from pydantic import ValidationError
 EXAMPLES: list[Payload] = [
     GoalSubmitted(goal="What is 2 + 3?", agent="calculator", metadata={"team": "a"}),
     CancelRun(reason="user asked"),
+    GoalRejected(reason=RejectionReason.DUPLICATE_RUN_ID, message="the run id is taken"),
     ContextAssembled(
         agent="default",
         model="demo",
