@@ -10,7 +10,8 @@ import sys
 
 import click
 from loopline_infra import SERVICES, InfraError, Services, default_paths
-from loopline_runtime import ProfileError, Stop, configure_logging, serve_until_signalled
+from loopline_runtime import ConfigurationError, Stop, configure_logging, serve_until_signalled
+from pydantic import ValidationError
 
 MODULES = {
     "memory": "loopline_memory.main",
@@ -36,7 +37,7 @@ def serve(name: str) -> None:
 
     try:
         asyncio.run(main())
-    except ProfileError as exc:  # a configuration to fix, not a crash: no traceback
+    except (ConfigurationError, ValidationError) as exc:  # to fix, not a crash: no traceback
         logging.getLogger(f"loopline.{name}").error("cannot start: %s", exc)
         click.echo(f"error: {name} cannot start: {exc}", err=True)
         sys.exit(2)

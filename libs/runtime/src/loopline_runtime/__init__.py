@@ -1,6 +1,7 @@
 """Runtime pieces shared by every Loopline process: settings, agent profiles, logging,
 PostgreSQL migrations, tracing, health and the service lifecycle (with its HTTP endpoints)."""
 
+from loopline_runtime._errors import ConfigurationError
 from loopline_runtime._health import (
     PROCESS_HEALTH,
     Health,
@@ -58,6 +59,7 @@ __all__ = [
     "PROCESS_HEALTH",
     "READY_FILE_VARIABLE",
     "AgentProfile",
+    "ConfigurationError",
     "Endpoints",
     "Health",
     "HttpSettings",
