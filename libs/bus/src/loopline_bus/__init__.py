@@ -28,7 +28,7 @@ from loopline_bus._records import (
     trace_from_headers,
 )
 from loopline_bus._stream import RUN_TOPICS, EventStream
-from loopline_bus._topic_admin import TopicAdmin, TopicAdminError
+from loopline_bus._topic_admin import TopicAdmin, TopicAdminError, spread
 from loopline_bus._topic_fit import (
     Difference,
     Durability,
@@ -82,6 +82,7 @@ __all__ = [
     "partition_for",
     "read_history",
     "repair_topics",
+    "spread",
     "start_trace",
     "summarise",
     "trace_context",
