@@ -109,6 +109,7 @@ def _as_json(report: TopicsReport) -> dict[str, Any]:
                     {
                         "partitions": report.found[w.topic].partitions,
                         "replication": report.found[w.topic].replication,
+                        "under_replicated": report.found[w.topic].under_replicated,
                         **report.found[w.topic].configs,
                     }
                     if w.topic in report.found
@@ -125,7 +126,16 @@ def _print(report: TopicsReport, *, fixed: bool) -> None:
     click.echo(f"brokers: {', '.join(map(str, report.brokers))}")
     risky = {d.topic for d in report.risky}
     noted = {d.topic for d in report.differences}
-    header = ("topic", "class", "partitions", "replicas", "min ISR", "retention.ms", "state")
+    header = (
+        "topic",
+        "class",
+        "partitions",
+        "replicas",
+        "min ISR",
+        "retention.ms",
+        "out of sync",
+        "state",
+    )
     rows = [header]
     for w in report.wanted:
         f = report.found.get(w.topic)
@@ -146,6 +156,7 @@ def _print(report: TopicsReport, *, fixed: bool) -> None:
                 _pair(f.replication if f else None, w.durability.replication),
                 _pair(f.configs.get("min.insync.replicas") if f else None, w.durability.min_insync),
                 _pair(f.configs.get("retention.ms") if f else None, w.spec.retention_ms),
+                str(f.under_replicated) if f else "-",
                 state,
             )
         )
@@ -159,6 +170,12 @@ def _print(report: TopicsReport, *, fixed: bool) -> None:
         click.echo(f"note  {line}")
     if report.missing:
         click.echo(f"{len(report.missing)} topic(s) missing: the services create them at start.")
+    behind = sum(f.under_replicated for f in report.found.values())
+    if behind:
+        click.echo(
+            f"{behind} partition(s) have a copy out of sync: a broker is down or catching up "
+            "(`loopline infra status` on a local cluster)"
+        )
     if report.risky and not fixed:
         click.echo("Repair: loopline infra topics --fix (same LOOPLINE_KAFKA_* variables)")
     if not report.differences and not report.missing:

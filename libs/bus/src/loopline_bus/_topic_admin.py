@@ -162,6 +162,9 @@ class TopicAdmin:
                 partitions=len(metadata[t]["partitions"]),
                 replication=min(len(p["replicas"]) for p in metadata[t]["partitions"]),
                 configs=configs.get(t, {}),
+                under_replicated=sum(
+                    not set(p["isr"]) >= set(p["replicas"]) for p in metadata[t]["partitions"]
+                ),
             )
             for t in present
         }

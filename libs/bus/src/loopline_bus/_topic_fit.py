@@ -112,6 +112,9 @@ class Found:
     """The fewest copies any of its partitions has."""
     configs: Mapping[str, str]
     """The values in force (the topic's own, or the broker's default) of CHECKED_CONFIGS."""
+    under_replicated: int = 0
+    """Partitions with a copy out of sync now (a broker down or catching up): a state of the
+    cluster, not of the topic's settings."""
 
 
 class Repair(StrEnum):

@@ -34,6 +34,8 @@ class Injected:
     until: datetime
     """When the outage ended (the server answered again); the same moment for a kill, whose
     restart is part of what the runs wait for."""
+    ended: datetime | None = None
+    """When the fault's injection returned (its restarts and catching up done)."""
 
     @property
     def outage_s(self) -> float:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
 import json
 import re
@@ -29,6 +30,7 @@ from loopline_events import (
     RunCancelled,
     RunCompleted,
     RunFailed,
+    utcnow,
 )
 
 from loopline_testing._system import System, launch_system
@@ -190,7 +192,7 @@ async def _strike(
             say(f"{scenario.name}: only {timeline.decisions} of {due} decisions; striking anyway")
         say(f"{scenario.name}: {fault.name} after {timeline.decisions} decisions")
         done = await fault.inject(target)
-        injected.append((fault, done))
+        injected.append((fault, dataclasses.replace(done, ended=utcnow())))
         recovered = timeline.decisions + max(1, scenario.runs // 2)
     return injected
 
@@ -244,6 +246,10 @@ def account(
                 worst_wait_s=_round(waits.worst),
                 median_wait_s=_round(waits.median),
                 longest_pause_s=_round(waits.longest_pause),
+                target_s=scenario.target_s,
+                in_flight_at_end=(
+                    timeline.in_flight_at(done.ended) if done.ended is not None else None
+                ),
             )
         )
     return report

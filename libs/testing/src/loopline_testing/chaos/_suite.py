@@ -37,6 +37,9 @@ FULL: tuple[Scenario, ...] = (
     Scenario(
         "rolling restart",
         (RollingRestart(),),
+        # Longer runs: three restarts one after another take about half a minute, and runs
+        # should still be under way when the last broker comes back.
+        effects=12,
         brokers=3,
         target_s=BROKER_TARGET_S,
         check_replay=True,
