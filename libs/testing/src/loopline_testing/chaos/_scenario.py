@@ -73,6 +73,15 @@ class Scenario:
     check_replay: bool = False
     """Whether, once every run has ended, `loopline replay --check` must find each run's
     replayed state equal to memory's."""
+    strike_at: tuple[float, ...] = ()
+    """The share of the runs' decisions made when each fault strikes; none given: evenly
+    spaced (one fault: half-way)."""
+
+    def share_at(self, fault: int) -> float:
+        """The share of the decisions after which fault number `fault` strikes."""
+        if self.strike_at:
+            return self.strike_at[fault]
+        return (fault + 1) / (len(self.faults) + 1)
 
     def goal(self) -> str:
         return f"Record {self.effects} side effects"
@@ -186,13 +195,17 @@ async def _strike(
     injected = []
     recovered = 0
     for i, fault in enumerate(scenario.faults):
-        due = max(steps * (i + 1) // (len(scenario.faults) + 1), recovered)
+        due = max(int(steps * scenario.share_at(i)), recovered)
         reached = functools.partial(_decided, timeline, due)
         if not await timeline.wait_until(reached, scenario.progress_wait_s):
             say(f"{scenario.name}: only {timeline.decisions} of {due} decisions; striking anyway")
         say(f"{scenario.name}: {fault.name} after {timeline.decisions} decisions")
         done = await fault.inject(target)
         injected.append((fault, dataclasses.replace(done, ended=utcnow())))
+        say(
+            f"{scenario.name}: {fault.name} over after {timeline.decisions} decisions, "
+            f"{len(timeline.results)} runs ended"
+        )
         recovered = timeline.decisions + max(1, scenario.runs // 2)
     return injected
 

@@ -37,9 +37,10 @@ FULL: tuple[Scenario, ...] = (
     Scenario(
         "rolling restart",
         (RollingRestart(),),
-        # Longer runs: three restarts one after another take about half a minute, and runs
-        # should still be under way when the last broker comes back.
-        effects=12,
+        # Longer runs, struck early: three restarts one after another take over half a minute,
+        # and runs should still be under way when the last broker comes back.
+        effects=40,
+        strike_at=(0.1,),
         brokers=3,
         target_s=BROKER_TARGET_S,
         check_replay=True,
