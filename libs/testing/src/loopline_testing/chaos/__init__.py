@@ -30,12 +30,13 @@ from loopline_testing.chaos._report import (
     render_table,
 )
 from loopline_testing.chaos._scenario import Scenario, check_replays, run_scenario
-from loopline_testing.chaos._suite import FULL, QUICK, run_suite, scaled
+from loopline_testing.chaos._suite import FULL, QUICK, QUICK_CLUSTER, run_suite, scaled
 
 __all__ = [
     "BROKER_TARGET_S",
     "FULL",
     "QUICK",
+    "QUICK_CLUSTER",
     "WAIT_TARGET_S",
     "Fault",
     "FaultReport",

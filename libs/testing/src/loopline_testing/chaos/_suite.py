@@ -69,6 +69,17 @@ QUICK: tuple[Scenario, ...] = (
 )
 """The smaller run of `make test`: 20 runs of seven steps, the faults in turn."""
 
+QUICK_CLUSTER = Scenario(
+    "active controller killed",
+    (KillBroker("active controller", down_s=5.0),),
+    runs=20,
+    effects=6,
+    brokers=3,
+    target_s=BROKER_TARGET_S,
+)
+"""`make test`'s broker fault: the active controller of three brokers (the harder case: its
+broker goes with it) SIGKILLed under 20 runs of seven steps."""
+
 
 def scaled(scenarios: Sequence[Scenario], runs: int | None, effects: int | None) -> list[Scenario]:
     """`scenarios` with another number of runs or of effects per run."""
