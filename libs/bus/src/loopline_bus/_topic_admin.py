@@ -11,9 +11,8 @@ process and connection, where the alternative was a JVM per request
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections import Counter
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from types import TracebackType
 from typing import Any, ClassVar, Self
 
@@ -29,12 +28,11 @@ from aiokafka.protocol.types import Array, Boolean, Int8, Int16, Int32, Schema, 
 
 from loopline_bus._topic_fit import CHECKED_CONFIGS, Found
 
-log = logging.getLogger("loopline.bus")
-
 SET = 0
 """IncrementalAlterConfigs' operation that sets a value."""
 TOPIC_ALREADY_EXISTS = 36
 REQUEST_TIMEOUT_MS = 30_000
+CONFIG_TIMEOUT_S = 30.0
 
 
 class IncrementalAlterConfigsResponse_v0(Response):  # type: ignore[misc]  # noqa: N801
@@ -146,16 +144,7 @@ class TopicAdmin:
         present = [t for t in topics if t in metadata and not metadata[t]["error_code"]]
         if not present:
             return {}
-        wanted = dict.fromkeys(CHECKED_CONFIGS)
-        responses = await self._admin.describe_configs(
-            [ConfigResource(ConfigResourceType.TOPIC, t, wanted) for t in present]
-        )
-        configs: dict[str, dict[str, str]] = {}
-        for response in responses:
-            for resource in response.to_object()["resources"]:
-                configs[resource["resource_name"]] = {
-                    e["config_names"]: e["config_value"] for e in resource["config_entries"]
-                }
+        configs = await self.configs(dict.fromkeys(present, CHECKED_CONFIGS))
         return {
             t: Found(
                 topic=t,
@@ -211,13 +200,50 @@ class TopicAdmin:
         ]
         if errors:
             raise TopicAdminError("the cluster refused configurations:\n  " + "\n  ".join(errors))
+        await self._wait_configs(topics)
+
+    async def _wait_configs(self, topics: Mapping[str, Mapping[str, str]]) -> None:
+        """Wait until the brokers answer with the new values: a change reaches them through the
+        metadata log, a moment after the controller accepted it."""
+        async with asyncio.timeout(CONFIG_TIMEOUT_S):
+            while True:
+                current = await self.configs({t: list(c) for t, c in topics.items()})
+                if all(
+                    current.get(t, {}).get(k) == v for t, c in topics.items() for k, v in c.items()
+                ):
+                    return
+                await asyncio.sleep(0.1)
+
+    async def configs(self, names: Mapping[str, Sequence[str]]) -> dict[str, dict[str, str]]:
+        """The values in force of these configurations of these topics."""
+        responses = await self._admin.describe_configs(
+            [
+                ConfigResource(ConfigResourceType.TOPIC, t, dict.fromkeys(keys))
+                for t, keys in names.items()
+            ]
+        )
+        found: dict[str, dict[str, str]] = {}
+        for response in responses:
+            for resource in response.to_object()["resources"]:
+                found[resource["resource_name"]] = {
+                    e["config_names"]: e["config_value"] for e in resource["config_entries"]
+                }
+        return found
 
     async def grow(self, topics: Mapping[str, int]) -> None:
-        """Give topics more partitions (Kafka cannot take any away)."""
-        if topics:
-            await self._admin.create_partitions(
-                {t: NewPartitions(total_count=n) for t, n in topics.items()}
-            )
+        """Give topics more partitions (Kafka cannot take any away); return once the brokers
+        show them."""
+        if not topics:
+            return
+        await self._admin.create_partitions(
+            {t: NewPartitions(total_count=n) for t, n in topics.items()}
+        )
+        async with asyncio.timeout(CONFIG_TIMEOUT_S):
+            while True:
+                current = await self.assignment(list(topics))
+                if all(len(current.get(t, {})) >= n for t, n in topics.items()):
+                    return
+                await asyncio.sleep(0.1)
 
     async def reassign(self, moves: Mapping[str, Mapping[int, Sequence[int]]]) -> None:
         """Ask the controller to move partitions onto these replicas (it copies in the
@@ -252,14 +278,22 @@ class TopicAdmin:
             t["name"]: [p["partition_index"] for p in t["partitions"]] for t in response["topics"]
         }
 
-    async def wait_reassigned(self, topics: Iterable[str], timeout_s: float) -> None:
-        """Wait until no partition of `topics` is being moved and all their replicas are in
-        sync."""
-        names = set(topics)
+    async def wait_reassigned(
+        self, moves: Mapping[str, Mapping[int, Sequence[int]]], timeout_s: float
+    ) -> None:
+        """Wait until the partitions of `moves` have their new replicas, all in sync, and the
+        controller moves none of them any more."""
+        names = sorted(moves)
         async with asyncio.timeout(timeout_s):
             while True:
-                moving = names & set(await self.reassigning())
-                if not moving and await self.in_sync(sorted(names)):
+                moving = set(names) & set(await self.reassigning())
+                current = await self.assignment(names)
+                placed = all(
+                    set(current.get(t, {}).get(p, ())) == set(replicas)
+                    for t, parts in moves.items()
+                    for p, replicas in parts.items()
+                )
+                if not moving and placed and await self.in_sync(names):
                     return
                 await asyncio.sleep(0.5)
 
