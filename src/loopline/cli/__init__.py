@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import click
-from loopline_runtime import ConfigurationError
+from loopline_runtime import ConfigurationError, settings_problem
 
 from loopline import __version__
 from loopline.cli._dlq import dlq
@@ -26,6 +26,12 @@ class _Commands(click.Group):
             return super().invoke(ctx)
         except ConfigurationError as exc:
             click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_CONFIGURATION)
+        except Exception as exc:
+            problem = settings_problem(exc)
+            if problem is None:
+                raise
+            click.echo(f"error: {problem}", err=True)
             ctx.exit(EXIT_CONFIGURATION)
 
 

@@ -1,7 +1,7 @@
 """Runtime pieces shared by every Loopline process: settings, agent profiles, logging,
 PostgreSQL migrations, tracing, health and the service lifecycle (with its HTTP endpoints)."""
 
-from loopline_runtime._errors import ConfigurationError
+from loopline_runtime._errors import ConfigurationError, settings_problem
 from loopline_runtime._health import (
     PROCESS_HEALTH,
     Health,
@@ -85,6 +85,7 @@ __all__ = [
     "register_probe",
     "schema_name",
     "serve_until_signalled",
+    "settings_problem",
     "stop_task",
     "unregister_probe",
     "write_ready_file",
