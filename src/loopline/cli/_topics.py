@@ -122,47 +122,24 @@ def _as_json(report: TopicsReport) -> dict[str, Any]:
     }
 
 
+HEADER = (
+    "topic",
+    "class",
+    "partitions",
+    "replicas",
+    "min ISR",
+    "retention.ms",
+    "out of sync",
+    "state",
+)
+
+
 def _print(report: TopicsReport, *, fixed: bool) -> None:
     click.echo(f"brokers: {', '.join(map(str, report.brokers))}")
-    risky = {d.topic for d in report.risky}
-    noted = {d.topic for d in report.differences}
-    header = (
-        "topic",
-        "class",
-        "partitions",
-        "replicas",
-        "min ISR",
-        "retention.ms",
-        "out of sync",
-        "state",
-    )
-    rows = [header]
-    for w in report.wanted:
-        f = report.found.get(w.topic)
-        state = (
-            "missing"
-            if f is None
-            else "AT RISK"
-            if w.topic in risky
-            else "differs"
-            if w.topic in noted
-            else "ok"
-        )
-        rows.append(
-            (
-                w.topic,
-                w.spec.kind.value,
-                _pair(f.partitions if f else None, w.spec.partitions),
-                _pair(f.replication if f else None, w.durability.replication),
-                _pair(f.configs.get("min.insync.replicas") if f else None, w.durability.min_insync),
-                _pair(f.configs.get("retention.ms") if f else None, w.spec.retention_ms),
-                str(f.under_replicated) if f else "-",
-                state,
-            )
-        )
-    widths = [max(len(str(r[i])) for r in rows) for i in range(len(header))]
+    rows = [HEADER, *_rows(report)]
+    widths = [max(len(r[i]) for r in rows) for i in range(len(HEADER))]
     for row in rows:
-        click.echo("  ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
+        click.echo("  ".join(c.ljust(w) for c, w in zip(row, widths, strict=True)).rstrip())
     click.echo("(found/wanted where they differ)")
     for line in summarise(report.risky):
         click.echo(f"RISK  {line}")
@@ -180,6 +157,32 @@ def _print(report: TopicsReport, *, fixed: bool) -> None:
         click.echo("Repair: loopline infra topics --fix (same LOOPLINE_KAFKA_* variables)")
     if not report.differences and not report.missing:
         click.echo("Every topic is as Loopline needs it.")
+
+
+def _rows(report: TopicsReport) -> list[tuple[str, ...]]:
+    """One row per topic: found/wanted where they differ, and its state."""
+    risky = {d.topic for d in report.risky}
+    noted = {d.topic for d in report.differences}
+    rows: list[tuple[str, ...]] = []
+    for w in report.wanted:
+        f = report.found.get(w.topic)
+        if f is None:
+            state = "missing"
+        else:
+            state = "AT RISK" if w.topic in risky else "differs" if w.topic in noted else "ok"
+        rows.append(
+            (
+                w.topic,
+                w.spec.kind.value,
+                _pair(f.partitions if f else None, w.spec.partitions),
+                _pair(f.replication if f else None, w.durability.replication),
+                _pair(f.configs.get("min.insync.replicas") if f else None, w.durability.min_insync),
+                _pair(f.configs.get("retention.ms") if f else None, w.spec.retention_ms),
+                str(f.under_replicated) if f else "-",
+                state,
+            )
+        )
+    return rows
 
 
 def _pair(found: object, wanted: object) -> str:
