@@ -10,8 +10,8 @@ from loopline_testing.chaos._faults import (
     FlushRedis,
     KillBroker,
     KillServices,
+    RestartBroker,
     RestartKafka,
-    RollingRestart,
     StopPostgres,
 )
 from loopline_testing.chaos._infra import PrivateInfra
@@ -36,11 +36,12 @@ FULL: tuple[Scenario, ...] = (
     ),
     Scenario(
         "rolling restart",
-        (RollingRestart(),),
-        # Longer runs, struck early: three restarts one after another take over half a minute,
-        # and runs should still be under way when the last broker comes back.
-        effects=40,
-        strike_at=(0.1,),
+        tuple(RestartBroker(step) for step in (1, 2, 3)),
+        # Long runs, the brokers restarted one after another while they go: each restart takes
+        # a JVM start (seconds to tens of seconds on a busy machine) and the runs must still be
+        # under way for the last one.
+        effects=50,
+        strike_at=(0.05, 0.3, 0.55),
         brokers=3,
         target_s=BROKER_TARGET_S,
         check_replay=True,
