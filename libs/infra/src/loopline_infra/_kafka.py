@@ -93,25 +93,28 @@ class Kafka(Component):
     def prepare(self, say: Say) -> None:
         self._fetch_jars(say)
         self.dir.mkdir(parents=True, exist_ok=True)
+        self._properties.write_text(self.render())
+        if not (self._data / "meta.properties").exists():
+            self._format(say)
+
+    def render(self) -> str:
+        """This node's server.properties: the checked-in template with its placeholders
+        filled."""
         shape = SINGLE_NODE if self.brokers == 1 else CLUSTER
         template = Template(
             (self.paths.project / "infra" / "kafka" / "server.properties").read_text()
         )
-        self._properties.write_text(
-            template.substitute(
-                node_id=self.node_id,
-                quorum=",".join(f"127.0.0.1:{controller}" for _, controller in self.nodes),
-                broker_port=self.broker_port,
-                controller_port=self.controller_port,
-                data_dir=self._data,
-                replication=shape["replication"],
-                min_isr=shape["min_isr"],
-                broker_session_ms=shape["session_ms"],
-                broker_heartbeat_ms=shape["heartbeat_ms"],
-            )
+        return template.substitute(
+            node_id=self.node_id,
+            quorum=",".join(f"127.0.0.1:{controller}" for _, controller in self.nodes),
+            broker_port=self.broker_port,
+            controller_port=self.controller_port,
+            data_dir=self._data,
+            replication=shape["replication"],
+            min_isr=shape["min_isr"],
+            broker_session_ms=shape["session_ms"],
+            broker_heartbeat_ms=shape["heartbeat_ms"],
         )
-        if not (self._data / "meta.properties").exists():
-            self._format(say)
 
     def _fetch_jars(self, say: Say) -> None:
         libs = self.paths.kafka_libs

@@ -147,7 +147,7 @@ class Infra:
         """The Kafka node whose node.id is `node_id`."""
         return next(k for k in self.kafka_nodes if k.node_id == node_id)
 
-    def _check_layout(self) -> None:
+    def check_layout(self) -> None:
         """Refuse to start a layout while the other one runs on the same ports."""
         recorded = recorded_brokers(self.paths)
         if recorded == self.brokers:
@@ -164,7 +164,7 @@ class Infra:
         """Start what is not running and wait until everything answers. Idempotent."""
         ensure_programs([r for c in self.components for r in c.requirements], say)
         self.paths.home.mkdir(parents=True, exist_ok=True)
-        self._check_layout()
+        self.check_layout()
         to_wait = []
         for component in self.components:
             if component.pid() is not None:
