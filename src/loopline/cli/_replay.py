@@ -10,13 +10,12 @@ from typing import TextIO
 
 import click
 from loopline_events import RunCompleted
-from loopline_memory import reads
 from loopline_memory.domain import RunState
+from loopline_memory.history import held_states
 from loopline_memory.main import open_rebuilder
 from loopline_memory.rebuild import RebuildReport
 from loopline_runtime import KafkaSettings, load_endpoints
 
-from loopline.cli._db import memory_reads
 from loopline.cli._render import echo_event, short
 from loopline.sdk import Loopline, Replay, StepNotReachedError, replay_run, rerun_run
 
@@ -90,7 +89,7 @@ def _replay_one(settings: KafkaSettings, run_id: str, at_step: int | None) -> Re
 
 def _compare_with_memory(replayed: dict[str, Replay]) -> dict[str, str]:
     """For each run: `same`, `absent from memory`, or which fields of the state differ."""
-    held = asyncio.run(memory_reads(lambda c, s: reads.run_states(c, s, list(replayed))))
+    held = asyncio.run(held_states(load_endpoints(), list(replayed)))
     verdicts = {}
     for run_id, done in replayed.items():
         assert done.state is not None
@@ -98,7 +97,7 @@ def _compare_with_memory(replayed: dict[str, Replay]) -> dict[str, str]:
             verdicts[run_id] = "absent from memory"
             continue
         mine = json.loads(done.state.model_dump_json())
-        theirs = json.loads(RunState.model_validate_json(held[run_id]).model_dump_json())
+        theirs = json.loads(held[run_id].model_dump_json())
         fields = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
         verdicts[run_id] = f"differs in {', '.join(fields)}" if fields else SAME
     return verdicts

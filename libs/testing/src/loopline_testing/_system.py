@@ -78,7 +78,7 @@ context_budget_tokens = 300
 system_prompt = "You record side effects."
 model = "demo"
 tools = ["record_effect"]
-max_steps = 60
+max_steps = 100
 deadline_s = 900
 
 [agents.reader]

@@ -117,20 +117,6 @@ async def timeline(conn: asyncpg.Connection, schema: str, run_id: str) -> list[T
     return [TimelineEntry(**{**dict(r), "payload": json.loads(r["payload"])}) for r in rows]
 
 
-async def run_states(
-    conn: asyncpg.Connection, schema: str, run_ids: Sequence[str]
-) -> dict[str, str]:
-    """The state memory holds of each run it knows of `run_ids`, as the JSON it saved (what a
-    replay of the run's events rebuilds)."""
-    rows = await _fetch(
-        conn,
-        "SELECT run_id, state::text AS state FROM {schema}.runs WHERE run_id = ANY($1::text[])",
-        schema,
-        list(run_ids),
-    )
-    return {r["run_id"]: r["state"] for r in rows}
-
-
 async def _fetch(
     conn: asyncpg.Connection, sql: str, schema: str, *args: Any
 ) -> Sequence[asyncpg.Record]:

@@ -195,7 +195,8 @@ async def _strike(
     injected = []
     recovered = 0
     for i, fault in enumerate(scenario.faults):
-        due = max(int(steps * scenario.share_at(i)), recovered)
+        # Never past the last decision: a fault that outlasted the runs strikes at once.
+        due = min(max(int(steps * scenario.share_at(i)), recovered), steps)
         reached = functools.partial(_decided, timeline, due)
         if not await timeline.wait_until(reached, scenario.progress_wait_s):
             say(f"{scenario.name}: only {timeline.decisions} of {due} decisions; striking anyway")

@@ -40,8 +40,8 @@ FULL: tuple[Scenario, ...] = (
         # Long runs, the brokers restarted one after another while they go: each restart takes
         # a JVM start (seconds to tens of seconds on a busy machine) and the runs must still be
         # under way for the last one.
-        effects=50,
-        strike_at=(0.05, 0.3, 0.55),
+        effects=80,
+        strike_at=(0.02, 0.2, 0.4),
         brokers=3,
         target_s=BROKER_TARGET_S,
         check_replay=True,
