@@ -22,17 +22,23 @@ $(UV):
 	@python3 -m pip install --quiet --user uv || python3 -m pip install --quiet uv
 	@test -x "$(UV)" || { echo "uv is installed but not at $(UV): put it on PATH"; exit 1; }
 
+BROKERS ?=
+
 .PHONY: infra-up
-infra-up: install ## Start Kafka (KRaft), Redis, PostgreSQL and Prometheus on the project's own ports
-	@$(RUN) loopline infra up
+infra-up: install ## Start Kafka (KRaft), Redis, PostgreSQL and Prometheus on the project's own ports (BROKERS=3: a local cluster)
+	@$(RUN) loopline infra up $(if $(BROKERS),--brokers $(BROKERS),)
 
 .PHONY: infra-down
 infra-down: install ## Stop what infra-up started (keeps data; WIPE=1 deletes it)
 	@$(RUN) loopline infra down $(if $(WIPE),--wipe,)
 
 .PHONY: infra-status
-infra-status: install ## Show each component's endpoint and state
+infra-status: install ## Show each component's endpoint and state (each broker of a cluster)
 	@$(RUN) loopline infra status
+
+.PHONY: topics
+topics: install ## Check Loopline's topics against the settings (FIX=1 repairs them)
+	@$(RUN) loopline infra topics $(if $(FIX),--fix,)
 
 DEMO_GOAL ?= Compute 17 + 25, then multiply the result by 3, then subtract 6
 
@@ -91,7 +97,7 @@ failover: install ## Kill one of two replicas of each service mid-run; print the
 	@$(RUN) pytest tests/e2e/test_failover_kill.py -s -q $(PYTEST_ARGS)
 
 .PHONY: chaos
-chaos: install ## Chaos suite on private servers: kills, Kafka/Redis/PostgreSQL faults; prints the table
+chaos: install ## Chaos suite on private servers: kills, Kafka/Redis/PostgreSQL faults, a 3-broker cluster; prints the table
 	@$(RUN) python -m loopline_testing.chaos $(CHAOS_ARGS)
 
 BENCH_ARGS ?=

@@ -12,8 +12,9 @@ from pathlib import Path
 from typing import Any
 
 from loopline_bus import KafkaBus
-from loopline_infra import InfraError
+from loopline_infra import Infra, InfraError
 from loopline_runtime import load_endpoints
+from loopline_testing.chaos import PrivateInfra
 
 from bench import _environment as environment
 from bench._failover import failover
@@ -85,6 +86,16 @@ def _add_choices(parser: argparse.ArgumentParser) -> None:
         help="A variable for the services (repeatable), to measure a setting: "
         "--service-env LOOPLINE_KAFKA_LINGER_MS=0. Recorded with the results.",
     )
+    parser.add_argument(
+        "--cluster",
+        type=int,
+        choices=(0, 3),
+        default=3,
+        metavar="BROKERS",
+        help="Also measure latency and throughput on a private Kafka cluster of 3 brokers "
+        "(replication 3, min.insync.replicas 2), beside the shared one-broker figures; 0: "
+        "do not (default %(default)s).",
+    )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="Where to save.")
 
 
@@ -122,6 +133,8 @@ async def run(args: argparse.Namespace, results: dict[str, Any]) -> None:
     try:
         if parts & {"latency", "throughput", "long"} or args.profile:
             await _live(home, sizes, parts, args.profile, results)
+        if parts & {"latency", "throughput"} and args.cluster:
+            results["cluster"] = await _cluster(home, sizes, parts, args.cluster)
         if "failover" in parts:
             results["failover"] = [await _failover(home, s, sizes) for s in args.failover_services]
         if "replay" in parts:
@@ -132,13 +145,36 @@ async def run(args: argparse.Namespace, results: dict[str, Any]) -> None:
         home.remove()
 
 
+async def _cluster(home: Home, sizes: Sizes, parts: set[str], brokers: int) -> dict[str, Any]:
+    """Latency and throughput again, the services on a private cluster of `brokers` Kafka
+    nodes (every topic with three copies, two in sync for a write) and the shared Redis and
+    PostgreSQL."""
+    say(f"bringing up a private Kafka of {brokers} brokers")
+    results: dict[str, Any] = {"brokers": brokers}
+    async with PrivateInfra(say=say, brokers=brokers, servers=()) as cluster:
+        bootstrap = cluster.infra.bootstrap
+        endpoints = load_endpoints().model_copy(update={"kafka": cluster.endpoints.kafka})
+        results["durability"] = await environment.durability(endpoints)
+        await _live(home, sizes, parts, False, results, kafka=cluster.infra, bootstrap=bootstrap)
+    return results
+
+
 async def _live(
-    home: Home, sizes: Sizes, parts: set[str], profile: bool, results: dict[str, Any]
+    home: Home,
+    sizes: Sizes,
+    parts: set[str],
+    profile: bool,
+    results: dict[str, Any],
+    *,
+    kafka: Infra | None = None,
+    bootstrap: str | None = None,
 ) -> None:
-    """Latency, throughput and the profile, on one system of the four services."""
-    ns = new_namespace()
-    system = System(ns, home)
-    say("starting the four services (one process each)")
+    """Latency, throughput and the profile, on one system of the four services (on the shared
+    Kafka, or on `kafka` at `bootstrap`)."""
+    ns = new_namespace("c" if kafka else "", bootstrap)
+    system = System(ns, home, kafka=kafka)
+    where = f" on {len(kafka.kafka_nodes)} brokers" if kafka else ""
+    say(f"starting the four services (one process each){where}")
     system.up()
     bus = KafkaBus(settings=ns.endpoints.kafka, client_id="bench")
     log = StepLog(ns.endpoints.kafka)
@@ -148,10 +184,13 @@ async def _live(
     try:
         await driver.run(2, 3, "warm-up")
         if "latency" in parts:
-            say(f"latency: {sizes.latency_runs} runs of {sizes.latency_iterations} iterations")
+            say(
+                f"latency{where}: {sizes.latency_runs} runs of {sizes.latency_iterations} "
+                "iterations"
+            )
             results["latency"] = await latency(driver, sizes.latency_runs, sizes.latency_iterations)
         if "throughput" in parts:
-            say(f"throughput: {sizes.throughput_runs} concurrent runs")
+            say(f"throughput{where}: {sizes.throughput_runs} concurrent runs")
             results["throughput"] = await throughput(
                 driver, sizes.throughput_runs, sizes.throughput_iterations
             )

@@ -191,7 +191,8 @@ def durability_line(d: dict[str, Any]) -> str:
     p, b, pg, r = d["producer"], d["broker"], d["postgresql"], d["redis"]
     return (
         f"producer acks={p['acks']}, idempotent={p['idempotent']}, linger {p['linger_ms']} ms; "
-        f"broker: {b['brokers']} node, replication {b.get('default.replication.factor')}, "
+        f"broker: {b['brokers']} node(s), replication {b.get('default.replication.factor')}, "
+        f"min.insync.replicas {b.get('min.insync.replicas')}, "
         f"{b['flush_policy']}; transactions off; PostgreSQL fsync={pg['fsync']} "
         f"synchronous_commit={pg['synchronous_commit']} "
         "(memory commits once per consumed batch, before its outputs are sent); "

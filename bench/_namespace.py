@@ -65,11 +65,14 @@ class Namespace:
             await redis.aclose()
 
 
-def new_namespace(tag: str = "") -> Namespace:
-    """A namespace no one else uses, on the endpoints of the environment."""
+def new_namespace(tag: str = "", bootstrap: str | None = None) -> Namespace:
+    """A namespace no one else uses, on the endpoints of the environment (on the Kafka at
+    `bootstrap` when given)."""
     prefix = f"bench{uuid.uuid4().hex[:8]}{tag}."
     base = load_endpoints()
-    kafka = base.kafka.model_copy(update={"topic_prefix": prefix})
+    kafka = base.kafka.model_copy(
+        update={"topic_prefix": prefix, "bootstrap": bootstrap or base.kafka.bootstrap}
+    )
     return Namespace(prefix, Endpoints(kafka=kafka, redis=base.redis, postgres=base.postgres))
 
 
@@ -92,11 +95,15 @@ class Home:
 
 
 class System:
-    """The four services as separate processes in a namespace (`replicas` of some)."""
+    """The four services as separate processes in a namespace (`replicas` of some), on the
+    shared Kafka or on `kafka` (a private cluster)."""
 
-    def __init__(self, namespace: Namespace, home: Home, folder: str = "system"):
+    def __init__(
+        self, namespace: Namespace, home: Home, folder: str = "system", kafka: Infra | None = None
+    ):
         env = {**namespace.env, AGENTS_FILE_VARIABLE: str(home.agents), **home.service_env}
         self.services = Services(home.path / folder, env)
+        self.kafka = kafka
 
     def up(self, replicas: dict[str, int] | None = None) -> None:
         """Start every service (one of each unless `replicas` says more) and wait for them."""
@@ -119,17 +126,24 @@ class System:
         this driver."""
         return [
             *(Watched(name, pid) for name, pid in self.pids().items()),
-            *infrastructure(),
+            *infrastructure(kafka=self.kafka),
             Watched("bench driver", os.getpid()),
         ]
 
 
-def infrastructure(names: Sequence[str] = ("kafka", "redis", "postgres")) -> list[Watched]:
-    """The shared servers' processes (PostgreSQL with its backends)."""
-    infra = Infra()
+def infrastructure(
+    names: Sequence[str] = ("kafka", "redis", "postgres"), *, kafka: Infra | None = None
+) -> list[Watched]:
+    """The servers' processes (PostgreSQL with its backends): the shared ones, with the Kafka
+    nodes of `kafka` instead of the shared broker when given."""
+    shared = Infra()
+    components = [
+        *((kafka or shared).kafka_nodes if "kafka" in names else []),
+        *(shared.component(n) for n in ("redis", "postgres") if n in names),
+    ]
     found = []
-    for name in names:
-        pid = infra.component(name).pid()
+    for component in components:
+        pid = component.pid()
         if pid is not None:
-            found.append(Watched(name, pid, tree=name == "postgres"))
+            found.append(Watched(component.name, pid, tree=component.name == "postgres"))
     return found

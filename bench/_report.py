@@ -124,13 +124,16 @@ def _verdict(row: Row, value: float | None) -> tuple[str, str]:
 
 
 def table(results: dict[str, Any]) -> str:
-    """The figures against the targets, the floor (with stores / without) and the peers."""
+    """The figures against the targets (on one broker), the same figures on a cluster of
+    three brokers, the floor (with stores / without) and the peers."""
     floors = results.get("floor", {})
-    head = (
+    cluster = results.get("cluster")
+    head: tuple[str, ...] = (
         "figure",
         "measured",
         "target",
         "",
+        *([f"{cluster['brokers']} brokers"] if cluster else []),
         "floor PG+Redis",
         "floor no I/O",
         "DBOS / LangGraph",
@@ -139,17 +142,36 @@ def table(results: dict[str, Any]) -> str:
     for row in ROWS:
         value = row.measured(results)
         target, verdict = _verdict(row, value)
+        on_cluster = row.measured(cluster) if cluster else None
         floor_io = (
             row.floor(floors["with_stores"]) if row.floor and "with_stores" in floors else None
         )
         floor_none = row.floor(floors["no_io"]) if row.floor and "no_io" in floors else None
         lines.append(
-            (row.label, _fmt(value), target, verdict, _fmt(floor_io), _fmt(floor_none), row.peers)
+            (
+                row.label,
+                _fmt(value),
+                target,
+                verdict,
+                *([_fmt(on_cluster) if on_cluster is not None else ""] if cluster else []),
+                _fmt(floor_io),
+                _fmt(floor_none),
+                row.peers,
+            )
         )
     for f in results.get("failover", []):
         target, verdict = _verdict(Row("", lambda _: None, "failover_s", False), f["worst_s"])
         lines.append(
-            (f"failover {f['service']}, s", _fmt(f["worst_s"]), target, verdict, "", "", "")
+            (
+                f"failover {f['service']}, s",
+                _fmt(f["worst_s"]),
+                target,
+                verdict,
+                *([""] if cluster else []),
+                "",
+                "",
+                "",
+            )
         )
     widths = [max(len(line[i]) for line in lines) for i in range(len(head))]
     rendered = ["  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)) for line in lines]
@@ -163,6 +185,7 @@ BUSY_MACHINE_SHARE = 0.2
 
 WINDOWS = (
     ("throughput", ("throughput", "cpu")),
+    ("throughput on the cluster", ("cluster", "throughput", "cpu")),
     ("replay in process", ("replay", "in_process", "cpu")),
     ("floor with stores", ("floor", "with_stores", "cpu")),
     ("floor without I/O", ("floor", "no_io", "cpu")),
@@ -187,12 +210,12 @@ def noise_warnings(results: dict[str, Any]) -> list[str]:
     return warnings
 
 
-def cpu_breakdown(results: dict[str, Any]) -> str:
+def cpu_breakdown(results: dict[str, Any], where: str = "") -> str:
     """CPU per durable step of each process during the throughput window."""
     cpu = results.get("throughput", {}).get("cpu")
     if not cpu:
         return ""
-    lines = ["CPU per durable step during the throughput window (ms):"]
+    lines = [f"CPU per durable step during the throughput window{where} (ms):"]
     for name, ms in sorted(cpu["processes_ms_per_step"].items(), key=lambda kv: -kv[1]):
         lines.append(f"  {name:<16} {ms:7.3f}")
     lines.append(f"  {'all of them':<16} {cpu['ms_per_step']:7.3f}")
@@ -215,6 +238,11 @@ def render(results: dict[str, Any]) -> str:
         f"Redis {v.get('redis')}",
         f"durability: {durability_line(results['durability'])}",
         *(
+            [f"on the cluster: {durability_line(results['cluster']['durability'])}"]
+            if "cluster" in results
+            else []
+        ),
+        *(
             [f"service settings changed for this run: {results['service_env']}"]
             if results.get("service_env")
             else []
@@ -223,6 +251,11 @@ def render(results: dict[str, Any]) -> str:
         table(results),
         "",
         cpu_breakdown(results),
+        *(
+            ["", cpu_breakdown(results["cluster"], f" on {results['cluster']['brokers']} brokers")]
+            if "cluster" in results
+            else []
+        ),
         *noise_warnings(results),
     ]
     return "\n".join(parts).rstrip() + "\n"

@@ -71,6 +71,23 @@ def test_latency_and_throughput_figures(bench_run: Any) -> None:
 
 
 @pytest.mark.timeout(600)
+def test_the_same_figures_on_a_cluster_of_three_brokers(bench_run: Any) -> None:
+    results, printed = bench_run
+    cluster = results["cluster"]
+    assert cluster["brokers"] == 3
+    broker = cluster["durability"]["broker"]
+    assert (broker["brokers"], broker["default.replication.factor"]) == (3, "3")
+    assert broker["min.insync.replicas"] == "2"
+    assert cluster["latency"]["per_step"]["count"] == RUNS * STEPS_PER_RUN
+    assert cluster["throughput"]["durable_steps"] == RUNS * STEPS_PER_RUN
+    nodes = {"kafka-1", "kafka-2", "kafka-3"}
+    assert nodes | (PROCESSES - {"kafka"}) <= cluster["throughput"]["cpu"]["processes_s"].keys()
+    (head,) = [line for line in printed.splitlines() if line.startswith("figure ")]
+    assert "3 brokers" in head
+    assert "on 3 brokers (ms):" in printed
+
+
+@pytest.mark.timeout(600)
 def test_replay_failover_and_floor_figures(bench_run: Any) -> None:
     results, _ = bench_run
     replay = results["replay"]

@@ -68,6 +68,15 @@ async def test_replay_equals_live_state_for_completed_failed_and_cancelled_runs(
         assert state.status.value == "cancelled"
         assert 3 <= state.step < 2000
 
+    # What an operator runs: every state memory holds is the one the run's events rebuild.
+    runs = (done.run_id, failed.run_id, long.run_id)
+    checked = await asyncio.to_thread(system.cli, "replay", "--check", *runs)
+    assert checked.returncode == 0, checked.stdout + checked.stderr
+    assert checked.stdout.splitlines() == [f"{run_id}  same" for run_id in runs]
+    unknown = await asyncio.to_thread(system.cli, "replay", "--check", done.run_id, "no-such-run")
+    assert unknown.returncode == 1
+    assert "the log holds no event of run no-such-run" in unknown.stderr
+
 
 @pytest.fixture
 def server() -> Iterator[OpenAIServer]:

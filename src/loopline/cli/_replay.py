@@ -11,9 +11,10 @@ from typing import TextIO
 import click
 from loopline_events import RunCompleted
 from loopline_memory.domain import RunState
+from loopline_memory.history import held_states
 from loopline_memory.main import open_rebuilder
 from loopline_memory.rebuild import RebuildReport
-from loopline_runtime import load_endpoints
+from loopline_runtime import KafkaSettings, load_endpoints
 
 from loopline.cli._render import echo_event, short
 from loopline.sdk import Loopline, Replay, StepNotReachedError, replay_run, rerun_run
@@ -22,43 +23,84 @@ EXIT_NOT_FOUND = 1
 
 
 @click.command()
-@click.argument("run_id")
+@click.argument("run_ids", metavar="RUN_ID...", nargs=-1, required=True)
 @click.option("--at", "at_step", type=int, default=None, help="Stop where step SEQ began.")
-@click.option("--json", "as_json", is_flag=True, help="Print the state as JSON.")
-def replay(run_id: str, at_step: int | None, as_json: bool) -> None:
-    """Rebuild RUN_ID's state from Kafka through memory's reducer and print it.
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Compare each replayed state with the one memory holds; exit 1 if one differs.",
+)
+@click.option("--json", "as_json", is_flag=True, help="Print each state as a line of JSON.")
+def replay(run_ids: tuple[str, ...], at_step: int | None, check: bool, as_json: bool) -> None:
+    """Rebuild each RUN_ID's state from Kafka through memory's reducer and print it.
 
-    With --at SEQ: what the agent knew when it took step SEQ. Exit 1 if the log holds no such
-    run or step.
+    With --at SEQ (one run): what the agent knew when it took step SEQ. With --check: whether
+    memory's state of each run is the one its events rebuild. Exit 1 if the log holds no such
+    run or step, or a state differs.
     """
+    if at_step is not None and (check or len(run_ids) > 1):
+        raise click.UsageError("--at replays one run, without --check")
+    settings = load_endpoints().kafka
+    replayed: dict[str, Replay] = {}
+    try:
+        if len(run_ids) == 1:
+            replayed[run_ids[0]] = _replay_one(settings, run_ids[0], at_step)
+        else:
+            with click.progressbar(run_ids, label="replaying", file=sys.stderr) as runs:
+                for run_id in runs:
+                    replayed[run_id] = asyncio.run(replay_run(settings, run_id))
+    except (LookupError, StepNotReachedError) as exc:
+        click.echo(f"\nerror: {exc}", err=True)
+        sys.exit(EXIT_NOT_FOUND)
+    verdicts = _compare_with_memory(replayed) if check else {}
+    for run_id, done in replayed.items():
+        assert done.state is not None
+        if as_json:
+            line = {
+                "run_id": run_id,
+                "at_step": at_step,
+                "events_folded": done.folded,
+                "events_ignored": done.ignored,
+                "state": json.loads(done.state.model_dump_json()),
+            }
+            click.echo(json.dumps(line | ({"memory": verdicts[run_id]} if check else {})))
+        elif check:
+            click.echo(f"{run_id}  {verdicts[run_id]}")
+        else:
+            _print_state(done.state, done)
+    if any(v != SAME for v in verdicts.values()):
+        sys.exit(EXIT_DIFFERS)
+
+
+SAME = "same"
+"""A run whose replayed state is the one memory holds."""
+EXIT_DIFFERS = 1
+
+
+def _replay_one(settings: KafkaSettings, run_id: str, at_step: int | None) -> Replay:
     with click.progressbar(length=1, label="reading the log", file=sys.stderr) as bar:
 
         def progress(read: int, total: int) -> None:
             bar.length = max(total, 1)
             bar.update(read - bar.pos)
 
-        try:
-            replayed = asyncio.run(
-                replay_run(load_endpoints().kafka, run_id, at_step=at_step, progress=progress)
-            )
-        except (LookupError, StepNotReachedError) as exc:
-            click.echo(f"\nerror: {exc}", err=True)
-            sys.exit(EXIT_NOT_FOUND)
-    assert replayed.state is not None
-    if as_json:
-        click.echo(
-            json.dumps(
-                {
-                    "run_id": run_id,
-                    "at_step": at_step,
-                    "events_folded": replayed.folded,
-                    "events_ignored": replayed.ignored,
-                    "state": json.loads(replayed.state.model_dump_json()),
-                }
-            )
-        )
-        return
-    _print_state(replayed.state, replayed)
+        return asyncio.run(replay_run(settings, run_id, at_step=at_step, progress=progress))
+
+
+def _compare_with_memory(replayed: dict[str, Replay]) -> dict[str, str]:
+    """For each run: `same`, `absent from memory`, or which fields of the state differ."""
+    held = asyncio.run(held_states(load_endpoints(), list(replayed)))
+    verdicts = {}
+    for run_id, done in replayed.items():
+        assert done.state is not None
+        if run_id not in held:
+            verdicts[run_id] = "absent from memory"
+            continue
+        mine = json.loads(done.state.model_dump_json())
+        theirs = json.loads(held[run_id].model_dump_json())
+        fields = sorted(k for k in mine.keys() | theirs.keys() if mine.get(k) != theirs.get(k))
+        verdicts[run_id] = f"differs in {', '.join(fields)}" if fields else SAME
+    return verdicts
 
 
 def _print_state(state: RunState, replayed: Replay) -> None:

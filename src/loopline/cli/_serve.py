@@ -10,7 +10,13 @@ import sys
 
 import click
 from loopline_infra import SERVICES, InfraError, Services, default_paths
-from loopline_runtime import ProfileError, Stop, configure_logging, serve_until_signalled
+from loopline_runtime import (
+    ConfigurationError,
+    Stop,
+    configure_logging,
+    serve_until_signalled,
+    settings_problem,
+)
 
 MODULES = {
     "memory": "loopline_memory.main",
@@ -36,9 +42,13 @@ def serve(name: str) -> None:
 
     try:
         asyncio.run(main())
-    except ProfileError as exc:  # a configuration to fix, not a crash: no traceback
-        logging.getLogger(f"loopline.{name}").error("cannot start: %s", exc)
-        click.echo(f"error: {name} cannot start: {exc}", err=True)
+    except Exception as exc:
+        # A configuration to fix, not a crash: told in a line, no traceback.
+        problem = str(exc) if isinstance(exc, ConfigurationError) else settings_problem(exc)
+        if problem is None:
+            raise
+        logging.getLogger(f"loopline.{name}").error("cannot start: %s", problem)
+        click.echo(f"error: {name} cannot start: {problem}", err=True)
         sys.exit(2)
 
 

@@ -28,14 +28,31 @@ from loopline_bus._records import (
     trace_from_headers,
 )
 from loopline_bus._stream import RUN_TOPICS, EventStream
+from loopline_bus._topic_admin import TopicAdmin, TopicAdminError, spread
+from loopline_bus._topic_fit import (
+    Difference,
+    Durability,
+    Found,
+    Repair,
+    TopicsUnfitError,
+    Wanted,
+    compare,
+    durability,
+    fix_command,
+    summarise,
+)
+from loopline_bus._topics import TopicsReport, ensure_topics, inspect_topics, repair_topics
 from loopline_bus._tracing import TracingMiddleware, start_trace
 
 __all__ = [
     "RUN_TOPICS",
     "Bus",
     "BusMetrics",
+    "Difference",
+    "Durability",
     "Encoded",
     "EventStream",
+    "Found",
     "Handle",
     "Handler",
     "InMemoryBus",
@@ -47,13 +64,27 @@ __all__ = [
     "Progress",
     "RawRecord",
     "Recorded",
+    "Repair",
     "Subscription",
     "SubscriptionOptions",
+    "TopicAdmin",
+    "TopicAdminError",
+    "TopicsReport",
+    "TopicsUnfitError",
     "TracingMiddleware",
+    "Wanted",
+    "compare",
     "default_middleware",
+    "durability",
+    "ensure_topics",
+    "fix_command",
+    "inspect_topics",
     "partition_for",
     "read_history",
+    "repair_topics",
+    "spread",
     "start_trace",
+    "summarise",
     "trace_context",
     "trace_from_headers",
 ]

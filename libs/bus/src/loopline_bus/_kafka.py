@@ -21,20 +21,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.coordinator.assignors.range import RangePartitionAssignor
-from aiokafka.errors import (
-    CommitFailedError,
-    IllegalStateError,
-    KafkaError,
-    TopicAlreadyExistsError,
-)
+from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from loopline_events import TopicSpec
 from loopline_runtime import KafkaSettings
 
 from loopline_bus._api import Bus, Handler, Subscription, SubscriptionOptions
 from loopline_bus._dispatch import Dispatcher
 from loopline_bus._records import Encoded, Outbound, RawRecord, encode_outbound
+from loopline_bus._topics import ensure_topics
 
 log = logging.getLogger("loopline.bus")
 
@@ -97,23 +92,9 @@ class KafkaBus(Bus):
         return None
 
     async def ensure_topics(self, specs: Sequence[TopicSpec] | None = None) -> None:
-        wanted = {self.topic(s.name): s for s in (specs or self.specs)}
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.settings.bootstrap)
-        await admin.start()
-        try:
-            existing = set(await admin.list_topics())
-            missing = [
-                NewTopic(name, s.partitions, 1, topic_configs=s.config())
-                for name, s in wanted.items()
-                if name not in existing
-            ]
-            if missing:
-                with contextlib.suppress(TopicAlreadyExistsError):
-                    await admin.create_topics(missing)
-                log.info("created %d topic(s)", len(missing))
-                await _wait_for_leaders(admin, [t.name for t in missing])
-        finally:
-            await admin.close()
+        """Create the missing topics with the replication the settings ask, and check the
+        others: raises TopicsUnfitError when one puts data at risk (docs/decisions/0010)."""
+        await ensure_topics(self.settings, {self.topic(s.name): s for s in (specs or self.specs)})
 
     async def send_encoded(self, items: Sequence[Encoded]) -> None:
         """Send already-encoded messages and wait for every acknowledgement."""
@@ -165,19 +146,6 @@ class KafkaBus(Bus):
             middleware=self.middleware,
         )
         return _KafkaSubscription(self, group, tuple(topics), dispatcher, opts)
-
-
-async def _wait_for_leaders(admin: AIOKafkaAdminClient, topics: list[str]) -> None:
-    """Wait until every partition of new topics has a leader, so clients can use them at once."""
-    async with asyncio.timeout(30):
-        while True:
-            described = await admin.describe_topics(topics)
-            if all(
-                d.get("partitions") and all(p["leader"] >= 0 for p in d["partitions"])
-                for d in described
-            ):
-                return
-            await asyncio.sleep(0.05)
 
 
 class _Assigned(ConsumerRebalanceListener):  # type: ignore[misc]

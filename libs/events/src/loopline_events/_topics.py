@@ -3,10 +3,30 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from enum import StrEnum
 
 MIB = 1024 * 1024
 FOREVER = -1
 WEEK_MS = 7 * 24 * 3600 * 1000
+
+
+class TopicClass(StrEnum):
+    """What a topic holds, which decides what losing it would cost and so how it is kept."""
+
+    RUN = "run"
+    """The runs' own record (goals, decisions, tool results, control, results): kept forever;
+    replay, rebuild and memory's recovery read it."""
+    DERIVED = "derived"
+    """Rebuilt from the run topics (contexts): kept a week."""
+    DEAD_LETTER = "dead-letter"
+    """Messages that could not be handled, with their original bytes: kept forever."""
+    RETRY = "retry"
+    """Dead letters waiting for their retry: kept a week."""
+
+    @property
+    def kept_forever(self) -> bool:
+        """Whether a topic of this class must never delete a record."""
+        return self in (TopicClass.RUN, TopicClass.DEAD_LETTER)
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,6 +40,8 @@ class TopicSpec:
     partitions: int = 12
     retention_ms: int = FOREVER
     max_message_bytes: int = MIB
+    kind: TopicClass = TopicClass.RUN
+    """Its class: how long it is kept and how many copies the cluster keeps (settings)."""
 
     @property
     def dlq(self) -> TopicSpec:
@@ -32,13 +54,18 @@ class TopicSpec:
             retention_ms=FOREVER,
             # A dead letter carries the original bytes, base64-encoded, and its error.
             max_message_bytes=2 * self.max_message_bytes,
+            kind=TopicClass.DEAD_LETTER,
         )
 
     def config(self) -> dict[str, str]:
-        """Broker-side topic configuration."""
+        """Broker-side topic configuration (replication aside: it comes from settings)."""
         return {
             "retention.ms": str(self.retention_ms),
+            # A topic kept forever is kept whatever its size; the others by time alone.
+            "retention.bytes": str(FOREVER),
             "max.message.bytes": str(self.max_message_bytes),
+            # Never "compact": every record of a run has the run's key, so compaction would
+            # keep only each run's last event.
             "cleanup.policy": "delete",
         }
 
@@ -59,6 +86,7 @@ CONTEXTS = TopicSpec(
     "What the model sees at each step (derived from the other topics).",
     ("ContextAssembled",),
     retention_ms=WEEK_MS,
+    kind=TopicClass.DERIVED,
 )
 DECISIONS = TopicSpec("agent.decisions", "The model's choices.", ("ModelDecided", "ModelFailed"))
 OBSERVATIONS = TopicSpec(
@@ -82,6 +110,7 @@ RETRY_TOPICS: tuple[TopicSpec, ...] = tuple(
         retention_ms=WEEK_MS,
         # A dead letter: the original bytes base64-encoded, its error and its envelope.
         max_message_bytes=3 * MIB,
+        kind=TopicClass.RETRY,
     )
     for tier in (1, 2, 3)
 )

@@ -1,35 +1,22 @@
-"""The servers `loopline infra` runs: Kafka (KRaft), Redis and PostgreSQL here; Prometheus in
-_prometheus.py."""
+"""The servers `loopline infra` runs: Redis and PostgreSQL here; Kafka (KRaft) in _kafka.py,
+Prometheus in _prometheus.py."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import hashlib
-import logging
 import os
 import pwd
 import shutil
 import socket
 import stat
 import time
-import uuid
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from string import Template
 
-from loopline_infra._packages import (
-    JAVA,
-    KCAT,
-    MAVEN,
-    POSTGRES,
-    REDIS,
-    Requirement,
-    Say,
-    postgres_bin_dir,
-)
-from loopline_infra._paths import KAFKA_VERSION, Paths
+from loopline_infra._packages import POSTGRES, REDIS, Requirement, Say, postgres_bin_dir
+from loopline_infra._paths import Paths
 from loopline_infra._process import InfraError, read_pid, run, spawn, stop_pid, tail
 
 DEFAULT_PROMETHEUS_PORT = 19090
@@ -38,10 +25,20 @@ DEFAULT_PROMETHEUS_PORT = 19090
 @dataclass(frozen=True)
 class Ports:
     kafka: int
+    """The (first) broker's port: what clients bootstrap from."""
     kafka_controller: int
     redis: int
     postgres: int
     prometheus: int = DEFAULT_PROMETHEUS_PORT
+    more_kafka: tuple[tuple[int, int], ...] = ()
+    """Broker and controller ports of the other nodes of a local cluster (node 2, 3, …)."""
+
+    def kafka_nodes(self, brokers: int) -> list[tuple[int, int]]:
+        """Broker and controller ports of each of `brokers` Kafka nodes."""
+        nodes = [(self.kafka, self.kafka_controller), *self.more_kafka]
+        if not 1 <= brokers <= len(nodes):
+            raise InfraError(f"ports are known for 1 to {len(nodes)} Kafka brokers, not {brokers}")
+        return nodes[:brokers]
 
 
 class Component(ABC):
@@ -128,111 +125,6 @@ class Component(ABC):
         raise InfraError(
             f"{self.name} not ready after {timeout:.0f}s ({last!r}); its log:\n{tail(self.log)}"
         )
-
-
-class Kafka(Component):
-    """Apache Kafka in KRaft mode, one node, assembled from Maven Central."""
-
-    name = "kafka"
-    requirements = (JAVA, MAVEN, KCAT)
-
-    @property
-    def ports_used(self) -> tuple[int, ...]:
-        return (self.ports.kafka, self.ports.kafka_controller)
-
-    @property
-    def endpoint(self) -> str:
-        return f"127.0.0.1:{self.ports.kafka}"
-
-    @property
-    def log(self) -> Path:
-        return self.dir / "logs" / "server.log"
-
-    @property
-    def _properties(self) -> Path:
-        return self.dir / "server.properties"
-
-    @property
-    def _data(self) -> Path:
-        return self.dir / "data"
-
-    def prepare(self, say: Say) -> None:
-        libs = self.paths.kafka_libs
-        marker = libs / ".complete"
-        if not marker.exists():
-            say(f"kafka: fetching Apache Kafka {KAFKA_VERSION} from Maven Central into {libs}")
-            pom = self.paths.project / "infra" / "kafka" / "pom.xml"
-            shutil.rmtree(libs, ignore_errors=True)
-            run(
-                ["mvn", "-q", "-B", "-f", str(pom), "package", f"-Dlibs.dir={libs}"],
-                what="mvn (Kafka jars)",
-            )
-            marker.write_text(KAFKA_VERSION + "\n")
-        self.dir.mkdir(parents=True, exist_ok=True)
-        template = Template(
-            (self.paths.project / "infra" / "kafka" / "server.properties").read_text()
-        )
-        self._properties.write_text(
-            template.substitute(
-                broker_port=self.ports.kafka,
-                controller_port=self.ports.kafka_controller,
-                data_dir=self._data,
-            )
-        )
-        if not (self._data / "meta.properties").exists():
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
-            say(f"kafka: formatting storage (cluster {cluster_id})")
-            run(
-                [
-                    *self._java(),
-                    "kafka.tools.StorageTool",
-                    "format",
-                    "--standalone",
-                    "-t",
-                    cluster_id,
-                    "-c",
-                    str(self._properties),
-                ],
-                what="kafka storage format",
-            )
-
-    def _java(self) -> list[str]:
-        return [
-            "java",
-            "-Xms256m",
-            "-Xmx1g",
-            "-XX:+UseG1GC",
-            "-Djava.awt.headless=true",
-            f"-Dkafka.logs.dir={self.dir / 'logs'}",
-            f"-Dlog4j2.configurationFile={self.paths.project / 'infra' / 'kafka' / 'log4j2.yaml'}",
-            "-cp",
-            f"{self.paths.kafka_libs}/*",
-        ]
-
-    def start(self) -> None:
-        (self.dir / "logs").mkdir(parents=True, exist_ok=True)
-        spawn(
-            [*self._java(), "kafka.Kafka", str(self._properties)],
-            log=self.dir / "logs" / "console.log",
-            pid_file=self.pid_file,
-        )
-
-    async def ready(self) -> None:
-        from aiokafka.admin import AIOKafkaAdminClient
-
-        # While the broker boots, aiokafka logs every refused connection; the caller retries.
-        quiet = logging.getLogger("aiokafka")
-        level = quiet.level
-        quiet.setLevel(logging.CRITICAL)
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.endpoint, request_timeout_ms=3000)
-        try:
-            await admin.start()
-            brokers = (await admin.describe_cluster())["brokers"]
-            if not brokers:
-                raise InfraError("no broker in the metadata")
-        finally:
-            await admin.close()
-            quiet.setLevel(level)
 
 
 class Redis(Component):

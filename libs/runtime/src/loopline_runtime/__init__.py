@@ -1,6 +1,7 @@
 """Runtime pieces shared by every Loopline process: settings, agent profiles, logging,
 PostgreSQL migrations, tracing, health and the service lifecycle (with its HTTP endpoints)."""
 
+from loopline_runtime._errors import ConfigurationError, settings_problem
 from loopline_runtime._health import (
     PROCESS_HEALTH,
     Health,
@@ -59,6 +60,7 @@ __all__ = [
     "PROCESS_HEALTH",
     "READY_FILE_VARIABLE",
     "AgentProfile",
+    "ConfigurationError",
     "Endpoints",
     "Health",
     "HttpSettings",
@@ -87,6 +89,7 @@ __all__ = [
     "register_settings",
     "schema_name",
     "serve_until_signalled",
+    "settings_problem",
     "stop_task",
     "unregister_probe",
     "write_ready_file",

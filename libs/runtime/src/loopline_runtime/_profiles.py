@@ -11,6 +11,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from loopline_runtime._errors import ConfigurationError
+
 AGENTS_FILE_VARIABLE = "LOOPLINE_AGENTS_FILE"
 
 
@@ -75,7 +77,7 @@ class AgentProfile(BaseModel):
     )
 
 
-class ProfileError(ValueError):
+class ProfileError(ConfigurationError):
     """An agents file that cannot be read or is invalid."""
 
 

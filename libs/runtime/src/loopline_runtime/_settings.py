@@ -44,6 +44,31 @@ class KafkaSettings(BaseSettings):
         "are sent a consumed batch at a time, and records queue while a request is in flight, so "
         "batching needs no waiting: every millisecond here is a millisecond on every hop.",
     )
+    replication_factor: int | None = Field(
+        default=None,
+        ge=1,
+        description="Copies the cluster keeps of each partition of the topics Loopline creates "
+        "(LOOPLINE_KAFKA_REPLICATION_FACTOR); unset: the cluster's default.replication.factor. "
+        "An existing topic with fewer copies stops the services from starting. Production: 3.",
+    )
+    min_insync_replicas: int | None = Field(
+        default=None,
+        ge=1,
+        description="Copies a write must reach before the broker acknowledges it (the topics' "
+        "min.insync.replicas; LOOPLINE_KAFKA_MIN_INSYNC_REPLICAS); unset: the replication "
+        "factor minus one, at least 1. Production: 2.",
+    )
+    replication_by_class: dict[str, int] = Field(
+        default_factory=dict,
+        description="The replication factor of one topic class (run, derived, dead-letter, "
+        "retry) instead of replication_factor, as JSON: "
+        "LOOPLINE_KAFKA_REPLICATION_BY_CLASS='{\"retry\": 2}'.",
+    )
+    min_insync_by_class: dict[str, int] = Field(
+        default_factory=dict,
+        description="min.insync.replicas of one topic class instead of min_insync_replicas, as "
+        "JSON: LOOPLINE_KAFKA_MIN_INSYNC_BY_CLASS='{\"retry\": 1}'.",
+    )
 
 
 class RedisSettings(BaseSettings):

@@ -78,7 +78,7 @@ context_budget_tokens = 300
 system_prompt = "You record side effects."
 model = "demo"
 tools = ["record_effect"]
-max_steps = 20
+max_steps = 100
 deadline_s = 900
 
 [agents.reader]
@@ -165,14 +165,14 @@ class System:
         """Start again the instances of `names` that are not running; wait until they consume."""
         await asyncio.to_thread(self.services.up, names, replicas=replicas, say=lambda _: None)
 
-    def cli(self, *args: str) -> subprocess.CompletedProcess[str]:
+    def cli(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         """Run `loopline ARGS` against this system, as a user would; blocks (use a thread)."""
         return subprocess.run(
             [sys.executable, "-m", "loopline.cli", *args],
             capture_output=True,
             text=True,
             env={**os.environ, **self.env},
-            timeout=120,
+            timeout=timeout,
             check=False,
         )
 

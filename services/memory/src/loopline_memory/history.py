@@ -10,14 +10,19 @@ from __future__ import annotations
 
 import dataclasses
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
+import redis.asyncio as aioredis
 from loopline_bus import Progress, read_history
 from loopline_events import CONTEXTS, RESULTS, Envelope, MemoryOutput
-from loopline_runtime import KafkaSettings
+from loopline_runtime import Endpoints, KafkaSettings, schema_name
 
 from loopline_memory.adapters.environment import load_environment
+from loopline_memory.adapters.store import RunStore
+from loopline_memory.domain import RunState
 from loopline_memory.domain.reducer import Environment
 from loopline_memory.domain.replay import (
     MEMORY_INPUTS,
@@ -38,6 +43,7 @@ __all__ = [
     "Replay",
     "Rerun",
     "StepNotReachedError",
+    "held_states",
     "replay_run",
     "rerun_run",
 ]
@@ -169,3 +175,26 @@ def _text(item: tuple[int, Any] | None) -> str:
         return "(nothing)"
     seq, payload = item
     return f"step {seq} {type(payload).__name__}: {payload.model_dump_json()}"
+
+
+async def held_states(endpoints: Endpoints, run_ids: Sequence[str]) -> dict[str, RunState]:
+    """The state memory holds of each of `run_ids` it knows, as it loads it after a restart
+    (PostgreSQL): what `replay_run` of the run must rebuild."""
+    namespace = endpoints.kafka.topic_prefix
+    pool = await asyncpg.create_pool(
+        endpoints.postgres.dsn.get_secret_value(), min_size=1, max_size=2
+    )
+    redis = aioredis.from_url(endpoints.redis.url)
+    store = RunStore(pool, redis, schema_name("memory", namespace), namespace)
+    held: dict[str, RunState] = {}
+    try:
+        for run_id in run_ids:
+            stored = await store.load_durable(run_id)
+            if stored is not None:
+                held[run_id] = stored.state
+    except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
+        return {}  # memory never ran in this namespace
+    finally:
+        await redis.aclose()
+        await pool.close()
+    return held

@@ -16,7 +16,7 @@ from pathlib import Path
 from loopline_infra import default_paths
 
 from loopline_testing.chaos._report import render_table
-from loopline_testing.chaos._suite import FULL, QUICK, run_suite, scaled
+from loopline_testing.chaos._suite import FULL, QUICK, QUICK_CLUSTER, run_suite, scaled
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -35,9 +35,10 @@ def main(argv: list[str] | None = None) -> int:
         help="where the services' logs of each scenario are kept (default: %(default)s)",
     )
     args = parser.parse_args(argv)
-    chosen = [s for s in (QUICK if args.quick else FULL) if not args.only or s.name in args.only]
+    quick = (*QUICK, QUICK_CLUSTER)
+    chosen = [s for s in (quick if args.quick else FULL) if not args.only or s.name in args.only]
     if not chosen:
-        parser.error(f"no scenario named {args.only}; see {[s.name for s in FULL + QUICK]}")
+        parser.error(f"no scenario named {args.only}; see {[s.name for s in FULL + quick]}")
 
     # The suite's own clients lose the broker on purpose; their reconnect errors are noise.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)

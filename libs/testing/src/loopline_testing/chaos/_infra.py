@@ -1,4 +1,5 @@
-"""A private Kafka, Redis and PostgreSQL that the chaos suite may restart, flush and stop.
+"""A private Kafka (one broker or three), Redis and PostgreSQL that the chaos suite may
+restart, flush, stop and kill.
 
 The shared servers of a development machine serve every other test: restarting them would
 fail those tests. The chaos suite brings up a set of its own, on free ports and in a home of
@@ -8,8 +9,11 @@ its own, through the same `Infra` code as `loopline infra up`, and wipes it afte
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+import os
 import shutil
+import signal
 import socket
 import tempfile
 import time
@@ -19,13 +23,15 @@ from types import TracebackType
 from typing import Self
 
 import redis.asyncio as aioredis
-from loopline_infra import Infra, Paths, default_paths, default_ports
+from loopline_bus import TopicAdmin
+from loopline_infra import Infra, Kafka, Paths, default_paths, default_ports
 from loopline_runtime import Endpoints, KafkaSettings, PostgresSettings, RedisSettings
 
-NEEDED = ("postgres", "redis", "kafka")
-"""The servers the four services need; nothing else is started."""
+NEEDED = ("postgres", "redis")
+"""Besides Kafka, the servers the four services need; nothing else is started."""
 
 READY_TIMEOUT_S = 120.0
+IN_SYNC_TIMEOUT_S = 180.0
 
 
 def free_ports(count: int) -> list[int]:
@@ -43,33 +49,49 @@ def free_ports(count: int) -> list[int]:
 class PrivateInfra:
     """Kafka, Redis and PostgreSQL of our own; `async with PrivateInfra() as infra:`."""
 
-    def __init__(self, say: Callable[[str], None] | None = None) -> None:
+    def __init__(
+        self,
+        say: Callable[[str], None] | None = None,
+        *,
+        brokers: int = 1,
+        servers: tuple[str, ...] = NEEDED,
+    ) -> None:
         base = default_paths()
         base.home.mkdir(parents=True, exist_ok=True)
         # Under the project's home, not a 0700 temp dir: as root, PostgreSQL runs as its own
         # account and must reach its data folder.
         self.home = Path(tempfile.mkdtemp(prefix="chaos-", dir=base.home))
         self.home.chmod(0o755)
-        kafka, controller, redis, postgres = free_ports(4)
+        redis, postgres, *kafka = free_ports(2 + 2 * brokers)
+        nodes = list(zip(kafka[::2], kafka[1::2], strict=True))
         ports = dataclasses.replace(
             default_ports(),
-            kafka=kafka,
-            kafka_controller=controller,
+            kafka=nodes[0][0],
+            kafka_controller=nodes[0][1],
+            more_kafka=tuple(nodes[1:]),
             redis=redis,
             postgres=postgres,
         )
-        self.infra = Infra(Paths(project=base.project, home=self.home, cache=base.cache), ports)
-        self.infra.components = tuple(c for c in self.infra.components if c.name in NEEDED)
+        paths = Paths(project=base.project, home=self.home, cache=base.cache)
+        self.infra = Infra(paths, ports, brokers=brokers)
+        self.infra.components = tuple(
+            c for c in self.infra.components if c.name in servers or isinstance(c, Kafka)
+        )
+        self.brokers = brokers
         self.say = say or (lambda _: None)
 
     @property
     def endpoints(self) -> Endpoints:
-        """How the services and the suite reach these servers."""
+        """How the services and the suite reach these servers (the shared ones for a server
+        not started here)."""
         env = self.infra.env()
+        shared = Endpoints()
         return Endpoints(
             kafka=KafkaSettings(bootstrap=env["LOOPLINE_KAFKA_BOOTSTRAP"]),
-            redis=RedisSettings(url=env["LOOPLINE_REDIS_URL"]),
-            postgres=PostgresSettings(dsn=env["LOOPLINE_POSTGRES_DSN"]),  # type: ignore[arg-type]
+            redis=RedisSettings(url=env.get("LOOPLINE_REDIS_URL", shared.redis.url)),
+            postgres=PostgresSettings(
+                dsn=env.get("LOOPLINE_POSTGRES_DSN", shared.postgres.dsn.get_secret_value())  # type: ignore[arg-type]
+            ),
         )
 
     async def up(self) -> None:
@@ -98,7 +120,8 @@ class PrivateInfra:
         await asyncio.to_thread(self.down)
 
     async def stop(self, name: str) -> float:
-        """Stop one server (`kafka`, `redis`, `postgres`) cleanly; seconds it took."""
+        """Stop one server (`kafka` or `kafka-N`, `redis`, `postgres`) cleanly; seconds it
+        took."""
         started = time.monotonic()
         await asyncio.to_thread(self.infra.component(name).stop)
         return time.monotonic() - started
@@ -110,6 +133,39 @@ class PrivateInfra:
         await asyncio.to_thread(component.start)
         await component.wait_ready(READY_TIMEOUT_S)
         return time.monotonic() - started
+
+    async def kill(self, name: str, timeout: float = 10.0) -> int:
+        """SIGKILL one server (a crash: nothing flushed, no controlled shutdown) and wait
+        until it is gone; its pid."""
+        component = self.infra.component(name)
+        pid = component.pid()
+        if pid is None:
+            raise RuntimeError(f"{name} is not running")
+        os.kill(pid, signal.SIGKILL)
+        async with asyncio.timeout(timeout):
+            while True:
+                if component.pid() is None:
+                    return pid
+                await asyncio.sleep(0.01)
+
+    async def active_controller(self) -> Kafka:
+        """The Kafka node that is the active controller now."""
+        leader = await self.infra.active_controller()
+        if leader is None:
+            raise RuntimeError("no Kafka node says which is the active controller")
+        return self.infra.kafka_node(leader)
+
+    async def wait_in_sync(self, timeout: float = IN_SYNC_TIMEOUT_S) -> float:
+        """Wait until every partition of every topic has all its replicas in sync again (a
+        restarted broker has caught up); seconds it took."""
+        started = time.monotonic()
+        async with asyncio.timeout(timeout):
+            while True:
+                with contextlib.suppress(Exception):
+                    async with TopicAdmin(self.infra.bootstrap) as admin:
+                        if await admin.in_sync():
+                            return time.monotonic() - started
+                await asyncio.sleep(0.5)
 
     async def flush_redis(self) -> None:
         """Delete every key of every database, as a lost or replaced Redis would."""

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import functools
+import json
 import re
 import shutil
 import tempfile
@@ -28,12 +30,18 @@ from loopline_events import (
     RunCancelled,
     RunCompleted,
     RunFailed,
+    utcnow,
 )
 
 from loopline_testing._system import System, launch_system
 from loopline_testing.chaos._faults import Fault, Injected, Target
 from loopline_testing.chaos._infra import PrivateInfra
-from loopline_testing.chaos._report import FaultReport, ScenarioReport, count_reasons
+from loopline_testing.chaos._report import (
+    WAIT_TARGET_S,
+    FaultReport,
+    ScenarioReport,
+    count_reasons,
+)
 from loopline_testing.chaos._timeline import Timeline
 from loopline_testing.effects import EffectCounts, read_effect_counts
 from loopline_testing.plugin import delete_topics, unique_prefix
@@ -58,6 +66,22 @@ class Scenario:
     progress_wait_s: float = 120.0
     """How long to wait for the runs to reach the point of the next fault (then it strikes
     anyway)."""
+    brokers: int = 1
+    """Kafka brokers it runs on: one, or a cluster of three."""
+    target_s: float = WAIT_TARGET_S
+    """What the waits after each fault should stay under."""
+    check_replay: bool = False
+    """Whether, once every run has ended, `loopline replay --check` must find each run's
+    replayed state equal to memory's."""
+    strike_at: tuple[float, ...] = ()
+    """The share of the runs' decisions made when each fault strikes; none given: evenly
+    spaced (one fault: half-way)."""
+
+    def share_at(self, fault: int) -> float:
+        """The share of the decisions after which fault number `fault` strikes."""
+        if self.strike_at:
+            return self.strike_at[fault]
+        return (fault + 1) / (len(self.faults) + 1)
 
     def goal(self) -> str:
         return f"Record {self.effects} side effects"
@@ -86,7 +110,7 @@ async def run_scenario(
         begun = time.monotonic()
         run_ids = await _submit(system, scenario)
         say(f"{scenario.name}: {len(run_ids)} runs submitted")
-        injected = await _strike(Target(system, infra), scenario, timeline, say)
+        injected = await _strike(Target(system, infra, say), scenario, timeline, say)
         await timeline.wait_until(lambda: timeline.ended(run_ids), scenario.settle_s)
         seconds = time.monotonic() - begun
         counts = await read_effect_counts(
@@ -94,6 +118,13 @@ async def run_scenario(
         )
         report = account(scenario, run_ids, timeline, injected, counts)
         report.seconds = round(seconds, 1)
+        report.brokers = scenario.brokers
+        if scenario.check_replay:
+            ended = [r for r in run_ids if r in timeline.results]
+            say(f"{scenario.name}: loopline replay --check of {len(ended)} runs")
+            report.replayed = len(ended)
+            report.replay_differs = await check_replays(system, ended)
+            report.notes += [f"{r} replayed: {how}" for r, how in report.replay_differs.items()]
         return report
     finally:
         if follower is not None:
@@ -108,6 +139,36 @@ async def run_scenario(
         with contextlib.suppress(Exception):  # a dead broker must not hide the real error
             await delete_topics(infra.endpoints.kafka.bootstrap, namespace)
         shutil.rmtree(home, ignore_errors=True)
+
+
+REPLAY_TRIES = 5
+REPLAY_PAUSE_S = 2.0
+
+
+async def check_replays(system: System, run_ids: Sequence[str]) -> dict[str, str]:
+    """Runs whose state `loopline replay --check` (a user's command) does not find equal to
+    memory's, and how they differ. One that differs is asked again a few times: memory may
+    not yet have folded an event the replay read (a redelivered step landing after the end)."""
+    differs: dict[str, str] = {}
+    pending = list(run_ids)
+    for attempt in range(REPLAY_TRIES):
+        if attempt:
+            await asyncio.sleep(REPLAY_PAUSE_S)
+        done = await asyncio.to_thread(
+            system.cli, "replay", "--check", "--json", *pending, timeout=600
+        )
+        verdicts = {}
+        for line in done.stdout.splitlines():
+            if line.startswith("{"):
+                answer = json.loads(line)
+                verdicts[answer["run_id"]] = answer["memory"]
+        if not verdicts:
+            return dict.fromkeys(pending, f"loopline replay failed: {done.stderr.strip()[-500:]}")
+        differs = {r: verdicts.get(r, "not replayed") for r in pending if verdicts.get(r) != "same"}
+        pending = list(differs)
+        if not pending:
+            break
+    return differs
 
 
 async def _submit(system: System, scenario: Scenario) -> list[str]:
@@ -134,13 +195,18 @@ async def _strike(
     injected = []
     recovered = 0
     for i, fault in enumerate(scenario.faults):
-        due = max(steps * (i + 1) // (len(scenario.faults) + 1), recovered)
+        # Never past the last decision: a fault that outlasted the runs strikes at once.
+        due = min(max(int(steps * scenario.share_at(i)), recovered), steps)
         reached = functools.partial(_decided, timeline, due)
         if not await timeline.wait_until(reached, scenario.progress_wait_s):
             say(f"{scenario.name}: only {timeline.decisions} of {due} decisions; striking anyway")
         say(f"{scenario.name}: {fault.name} after {timeline.decisions} decisions")
         done = await fault.inject(target)
-        injected.append((fault, done))
+        injected.append((fault, dataclasses.replace(done, ended=utcnow())))
+        say(
+            f"{scenario.name}: {fault.name} over after {timeline.decisions} decisions, "
+            f"{len(timeline.results)} runs ended"
+        )
         recovered = timeline.decisions + max(1, scenario.runs // 2)
     return injected
 
@@ -194,6 +260,10 @@ def account(
                 worst_wait_s=_round(waits.worst),
                 median_wait_s=_round(waits.median),
                 longest_pause_s=_round(waits.longest_pause),
+                target_s=scenario.target_s,
+                in_flight_at_end=(
+                    timeline.in_flight_at(done.ended) if done.ended is not None else None
+                ),
             )
         )
     return report

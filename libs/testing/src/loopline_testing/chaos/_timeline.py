@@ -100,13 +100,12 @@ class Timeline:
             if isinstance(e.payload, ToolCallSucceeded) and e.payload.tool == "record_effect"
         }
 
-    def waits_after(
-        self, started: datetime, until: datetime, window_end: datetime | None = None
-    ) -> Waits:
-        """For the runs in flight when a fault began (`started`): how long after the fault
-        ended (`until`; the same moment for a kill) each took its next step, and its longest
-        pause from then to `window_end` (the next fault; None: its end)."""
-        in_flight = [
+    def in_flight_at(self, moment: datetime) -> int:
+        """Runs started before `moment` and not ended at it."""
+        return len(self._in_flight(moment, moment))
+
+    def _in_flight(self, started: datetime, until: datetime) -> list[str]:
+        return [
             run_id
             for run_id, events in self.by_run.items()
             if any(e.occurred_at <= started for e in events)
@@ -114,6 +113,14 @@ class Timeline:
                 isinstance(e.payload, RESULT_TYPES) and e.occurred_at <= until for e in events
             )
         ]
+
+    def waits_after(
+        self, started: datetime, until: datetime, window_end: datetime | None = None
+    ) -> Waits:
+        """For the runs in flight when a fault began (`started`): how long after the fault
+        ended (`until`; the same moment for a kill) each took its next step, and its longest
+        pause from then to `window_end` (the next fault; None: its end)."""
+        in_flight = self._in_flight(started, until)
         seconds, pauses = [], []
         for run_id in in_flight:
             later = sorted(
