@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -21,6 +22,7 @@ from loopline_events import (
     ModelDecided,
     ModelFailed,
     Payload,
+    RedriveDeadLetter,
     RunCancelled,
     RunCompleted,
     RunFailed,
@@ -73,6 +75,7 @@ EXAMPLES: list[Payload] = [
         messages=(Message(role="system", content="be brief"), Message(role="user", content="2+3")),
     ),
     ForkRecorded(child_run_id="run-2", from_step=2),
+    RedriveDeadLetter(dead_letter_id=uuid.UUID(int=7), requested_by="cli"),
 ]
 
 

@@ -27,7 +27,7 @@ from loopline_bus._records import (
     trace_context,
     trace_from_headers,
 )
-from loopline_bus._stream import RUN_TOPICS, EventStream
+from loopline_bus._stream import RUN_TOPICS, EventStream, partition_counts
 from loopline_bus._tracing import TracingMiddleware, start_trace
 
 __all__ = [
@@ -51,6 +51,7 @@ __all__ = [
     "SubscriptionOptions",
     "TracingMiddleware",
     "default_middleware",
+    "partition_counts",
     "partition_for",
     "read_history",
     "start_trace",

@@ -22,6 +22,7 @@ from loopline_events._context import (
 from loopline_events._dead_letters import RETRIES_HEADER, DeadLettered, DeadLetterKind
 from loopline_events._envelope import Envelope, MemoryOutput, Payload, TraceContext, utcnow
 from loopline_events._forks import ForkRecorded, RunForked
+from loopline_events._operations import RedriveDeadLetter
 from loopline_events._runs import (
     Budget,
     CancelRun,
@@ -61,6 +62,7 @@ from loopline_events._topics import (
     GOALS,
     LOOP_TOPICS,
     OBSERVATIONS,
+    OPERATIONS,
     RESULTS,
     RETRY_TOPICS,
     TopicSpec,
@@ -78,6 +80,7 @@ __all__ = [
     "GOALS",
     "LOOP_TOPICS",
     "OBSERVATIONS",
+    "OPERATIONS",
     "RESULTS",
     "RETRIES_HEADER",
     "RETRY_TOPICS",
@@ -103,6 +106,7 @@ __all__ = [
     "ModelDecided",
     "ModelFailed",
     "Payload",
+    "RedriveDeadLetter",
     "RunCancelled",
     "RunCompleted",
     "RunFailed",

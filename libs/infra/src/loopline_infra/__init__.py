@@ -9,11 +9,13 @@ from loopline_infra._manager import ComponentStatus, Infra, default_ports
 from loopline_infra._paths import KAFKA_VERSION, Paths, default_paths
 from loopline_infra._process import InfraError
 from loopline_infra._prometheus import Prometheus, render_prometheus_config
-from loopline_infra._services import SERVICES, Services, ServiceStatus
+from loopline_infra._services import GATEWAY, PROCESSES, SERVICES, Services, ServiceStatus
 
 __all__ = [
     "DEFAULT_PROMETHEUS_PORT",
+    "GATEWAY",
     "KAFKA_VERSION",
+    "PROCESSES",
     "SERVICES",
     "ComponentStatus",
     "Infra",
