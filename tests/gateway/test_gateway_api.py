@@ -3,6 +3,8 @@ every other tenant, operators apart, and bad requests answered with a 4xx and a 
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import pytest
 from loopline_testing import System
 from loopline_testing.gateway import Keys, client, follow
@@ -12,7 +14,7 @@ pytestmark = pytest.mark.e2e
 WRONG_KEY = "llk_0123456789ab_" + "x" * 43
 
 
-async def _completed_run(system: System, key: str, body: dict[str, object]) -> str:
+async def _completed_run(system: System, key: str, body: Mapping[str, object]) -> str:
     async with client(system.gateway_url, key) as http:
         accepted = await http.post("/v1/runs", json=body)
         assert accepted.status_code == 202, accepted.text

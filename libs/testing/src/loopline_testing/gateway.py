@@ -34,12 +34,12 @@ class ServerEvent:
 async def server_events(response: httpx.Response) -> AsyncIterator[ServerEvent]:
     """The messages of an event stream's response, as they come (comments skipped)."""
     event_id: str | None = None
-    event, data = "message", []
+    event, data = "message", list[str]()
     async for line in response.aiter_lines():
         if line == "":
             if data:
                 yield ServerEvent(event_id, event, "\n".join(data))
-            event, data = "message", []
+            event, data = "message", list[str]()
             continue
         if line.startswith(":"):
             continue
