@@ -25,7 +25,7 @@ from loopline_testing.plugin import delete_topics
 from bench._proc import Watched
 from bench._sizes import AGENTS_TOML
 
-SCHEMAS = ("memory", "executor", "recovery", "artifacts")
+SCHEMAS = ("memory", "executor", "recovery", "artifacts", "gateway")
 """The PostgreSQL schemas the services create, each within the namespace."""
 
 
@@ -94,8 +94,19 @@ class Home:
 class System:
     """The four services as separate processes in a namespace (`replicas` of some)."""
 
-    def __init__(self, namespace: Namespace, home: Home, folder: str = "system"):
-        env = {**namespace.env, AGENTS_FILE_VARIABLE: str(home.agents), **home.service_env}
+    def __init__(
+        self,
+        namespace: Namespace,
+        home: Home,
+        folder: str = "system",
+        env: dict[str, str] | None = None,
+    ):
+        env = {
+            **namespace.env,
+            AGENTS_FILE_VARIABLE: str(home.agents),
+            **home.service_env,
+            **(env or {}),
+        }
         self.services = Services(home.path / folder, env)
 
     def up(self, replicas: dict[str, int] | None = None) -> None:

@@ -68,6 +68,9 @@ async def start(
         access_log=False,
         lifespan="off",
         timeout_graceful_shutdown=2,
+        # Longer than clients' and proxies' idle pools keep a connection (uvicorn's 5 s default
+        # races a client reusing one the moment the server closes it).
+        timeout_keep_alive=75,
     )
     server = uvicorn.Server(config)
     serving = asyncio.create_task(server.serve(sockets=[listener]), name="gateway-http")
