@@ -8,6 +8,7 @@ from typing import Any
 from loopline_events import (
     ContextAssembled,
     Envelope,
+    GoalRejected,
     GoalSubmitted,
     ModelDecided,
     ModelFailed,
@@ -57,4 +58,6 @@ def describe(event: Envelope[Any]) -> tuple[str, str]:
         return "failed", f"{p.reason.value}: {short(p.message)} ({p.steps} steps)"
     if isinstance(p, RunCancelled):
         return "cancelled", short(p.reason) or "(no reason given)"
+    if isinstance(p, GoalRejected):
+        return "rejected", f"{p.reason.value}: {short(p.message)}"
     return event.type, ""

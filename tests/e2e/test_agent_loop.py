@@ -183,3 +183,21 @@ async def test_memory_keeps_the_run_durably(system: System) -> None:
     assert row is not None
     assert (row["status"], row["steps"]) == ("completed", 2)
     assert "9" in row["answer"]
+
+
+async def test_a_goal_for_a_taken_run_id_is_rejected_and_submit_says_so(system: System) -> None:
+    run_id = f"taken-{uuid.uuid4().hex[:8]}"
+    first = await asyncio.to_thread(
+        system.cli, "submit", "What is 6 * 7?", "--run-id", run_id, "--wait"
+    )
+    assert first.returncode == 0, first.stdout + first.stderr
+    second = await asyncio.to_thread(
+        system.cli, "submit", "What is 1 + 1?", "--run-id", run_id, "--wait"
+    )
+    assert second.returncode == 1
+    assert "rejected" in second.stdout
+    assert f"the run id {run_id!r} is taken" in second.stdout
+    async with Loopline(system.kafka, producer="e2e") as client:
+        replayed = await client.replay(run_id)
+    assert replayed.state is not None
+    assert replayed.state.goal == "What is 6 * 7?"  # the run is untouched

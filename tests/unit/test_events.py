@@ -17,12 +17,14 @@ from loopline_events import (
     FailRun,
     FailureReason,
     ForkRecorded,
+    GoalRejected,
     GoalSubmitted,
     Message,
     ModelDecided,
     ModelFailed,
     Payload,
     RedriveDeadLetter,
+    RejectionReason,
     RunCancelled,
     RunCompleted,
     RunFailed,
@@ -76,6 +78,7 @@ EXAMPLES: list[Payload] = [
     ),
     ForkRecorded(child_run_id="run-2", from_step=2),
     RedriveDeadLetter(dead_letter_id=uuid.UUID(int=7), requested_by="cli"),
+    GoalRejected(reason=RejectionReason.DUPLICATE_RUN_ID, message="taken"),
 ]
 
 

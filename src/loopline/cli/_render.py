@@ -18,7 +18,13 @@ def echo_event(event: Envelope[Any], *, as_json: bool, show_run: bool = False) -
         click.echo(event.model_dump_json())
         return
     label, text = describe(event)
-    colour = {"failed": "red", "tool-err": "yellow", "model-err": "red", "completed": "green"}
+    colour = {
+        "failed": "red",
+        "rejected": "red",
+        "tool-err": "yellow",
+        "model-err": "red",
+        "completed": "green",
+    }
     run = f"{event.run_id[:8]} " if show_run else ""
     step = f"step {event.seq:<3}"
     click.echo(f"{run}{step} {click.style(f'{label:<10}', fg=colour.get(label))} {text}")

@@ -7,6 +7,7 @@ import uuid
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any
+from uuid import UUID
 
 from loopline_bus import EventStream, KafkaBus, Progress, start_trace
 from loopline_events import (
@@ -15,6 +16,7 @@ from loopline_events import (
     Budget,
     CancelRun,
     Envelope,
+    GoalRejected,
     GoalSubmitted,
     RunCancelled,
     RunCompleted,
@@ -32,14 +34,17 @@ RESULT_TYPES = (RunCompleted, RunFailed, RunCancelled)
 class Run:
     """A submitted run: iterate its steps as they happen, or await its result."""
 
-    def __init__(self, run_id: str, stream: EventStream):
+    def __init__(self, run_id: str, stream: EventStream, goal_id: UUID | None = None):
         self.run_id = run_id
+        self.goal_id = goal_id
+        """The event that started it: a `GoalRejected` naming it is this run's answer."""
         self._stream = stream
         self._result: Envelope[Any] | None = None
 
     @property
     def outcome(self) -> Envelope[Any] | None:
-        """The run's last event (RunCompleted, RunFailed or RunCancelled) once seen."""
+        """The run's last event (RunCompleted, RunFailed, RunCancelled, or GoalRejected when
+        its goal was not taken) once seen."""
         return self._result
 
     async def steps(self) -> AsyncIterator[Envelope[Any]]:
@@ -49,6 +54,12 @@ class Run:
             return
         try:
             async for event in self._stream.events(self.run_id):
+                if isinstance(event.payload, GoalRejected):
+                    if event.causation_id != self.goal_id:
+                        continue  # another goal's answer, for the same run id
+                    yield event
+                    self._result = event
+                    return
                 yield event
                 if isinstance(event.payload, RESULT_TYPES):
                     self._result = event
@@ -57,7 +68,8 @@ class Run:
             await self._stream.stop()
 
     async def result(self, timeout: float | None = None) -> Envelope[Any]:
-        """Wait for the run's end (RunCompleted, RunFailed or RunCancelled)."""
+        """Wait for the run's end (RunCompleted, RunFailed or RunCancelled), or the rejection
+        of its goal (GoalRejected)."""
 
         async def drain() -> Envelope[Any]:
             async for _ in self.steps():
@@ -152,7 +164,7 @@ class Loopline:
         except BaseException:
             await stream.stop()
             raise
-        return Run(run_id, stream)
+        return Run(run_id, stream, event.event_id)
 
     async def replay(
         self, run_id: str, *, at_step: int | None = None, progress: Progress | None = None
@@ -178,7 +190,7 @@ class Loopline:
         stream = EventStream(self.settings)
         await stream.start(child)
         try:
-            await fork_run(
+            started = await fork_run(
                 self._bus,
                 run_id,
                 from_step=from_step,
@@ -191,7 +203,7 @@ class Loopline:
         except BaseException:
             await stream.stop()
             raise
-        return Run(child, stream)
+        return Run(child, stream, started.event_id)
 
     async def cancel(self, run_id: str, *, reason: str = "", tenant: str = "default") -> None:
         """Ask for a run to stop at its next step."""

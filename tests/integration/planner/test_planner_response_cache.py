@@ -81,9 +81,14 @@ async def test_a_context_delivered_twice_over_kafka_calls_the_model_once(
     assert decisions[0].event_id == decisions[1].event_id
     payloads = [d.payload for d in decisions]
     assert all(isinstance(p, ModelDecided) for p in payloads)
-    assert [[(c.call_id, c.tool, c.arguments) for c in p.tool_calls] for p in payloads] == [
-        [("call_a", "calculator", {"expression": "2 + 3"})]
-    ] * 2
+    # The same call, with the same id each time: one no one could guess (not the model's own).
+    calls = [[(c.call_id, c.tool, c.arguments) for c in p.tool_calls] for p in payloads]
+    assert calls[0] == calls[1]
+    ((call_id, tool, arguments),) = calls[0]
+    assert (tool, arguments) == ("calculator", {"expression": "2 + 3"})
+    assert call_id.startswith("call_")
+    assert call_id != "call_a"
+    assert len(call_id) == len("call_") + 32
 
 
 async def test_each_step_of_a_run_is_cached_on_its_own(

@@ -105,7 +105,9 @@ def test_a_stored_output_is_shown_as_far_as_the_budget_allows_with_how_to_read_t
 
 
 def test_a_long_tool_output_is_referenced_not_copied_into_the_state() -> None:
+    # Events made by hand, not chained by cause: test_orphans.py tests those checks.
     env = Environment(
+        trust_log=True,
         profiles={"a": AgentProfile(name="a", system_prompt="s", tools=("http_get",))},
         tools={"http_get": ToolSpec(name="http_get")},
     )
@@ -136,7 +138,7 @@ def test_a_long_tool_output_is_referenced_not_copied_into_the_state() -> None:
 
 def memory_env(**profile: Any) -> Environment:
     fields = {"name": "m", "system_prompt": "s", "tools": ("remember", "recall"), **profile}
-    return Environment(profiles={"m": AgentProfile(**fields)})
+    return Environment(trust_log=True, profiles={"m": AgentProfile(**fields)})
 
 
 def test_a_run_starts_by_recalling_memories_then_puts_them_before_the_goal() -> None:

@@ -21,7 +21,8 @@ from loopline_memory.domain.replay import fold
 from loopline_runtime import AgentProfile
 
 PROFILE = AgentProfile(name="default", system_prompt="Be brief.", tools=("calculator",))
-ENV = Environment(profiles={"default": PROFILE})
+# Events made by hand, not chained by cause: test_orphans.py tests those checks.
+ENV = Environment(trust_log=True, profiles={"default": PROFILE})
 RUN = "run-1"
 
 

@@ -27,7 +27,9 @@ from loopline_memory.domain import Environment, RunState, apply
 from loopline_memory.domain.replay import fold, in_folding_order
 from loopline_runtime import AgentProfile
 
+# Events made by hand, not chained by cause: test_orphans.py tests those checks.
 ENV = Environment(
+    trust_log=True,
     profiles={"a": AgentProfile(name="a", system_prompt="p", tools=("calculator",), max_steps=9)},
     tools={"calculator": ToolSpec(name="calculator")},
 )

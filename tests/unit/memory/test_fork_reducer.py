@@ -18,7 +18,8 @@ PROFILES = {
     "default": AgentProfile(name="default", system_prompt="Be brief.", tools=("calculator",)),
     "terse": AgentProfile(name="terse", system_prompt="One word.", model="openai:x"),
 }
-ENV = Environment(profiles=PROFILES)
+# Events made by hand, not chained by cause: test_orphans.py tests those checks.
+ENV = Environment(trust_log=True, profiles=PROFILES)
 HISTORY = (
     Message(role="system", content="Be brief."),
     Message(role="user", content="2 + 3, then times 4"),

@@ -36,7 +36,9 @@ def env(**profile: Any) -> Environment:
         "max_steps": 50,
         "deadline_s": 600,
     }
+    # Events made by hand, not chained by cause: test_orphans.py tests those checks.
     return Environment(
+        trust_log=True,
         profiles={"a": AgentProfile(**{**fields, **profile})},
         tools={"calculator": ToolSpec(name="calculator")},
     )

@@ -14,10 +14,12 @@ from loopline_events import (
     ContextAssembled,
     Envelope,
     FailureReason,
+    GoalRejected,
     GoalSubmitted,
     ModelDecided,
     ModelFailed,
     Payload,
+    RejectionReason,
     RunCancelled,
     RunCompleted,
     RunFailed,
@@ -40,7 +42,9 @@ PROFILE = AgentProfile(
     max_steps=3,
     deadline_s=60,
 )
+# Events made by hand, not chained by cause: test_orphans.py tests those checks.
 ENV = Environment(
+    trust_log=True,
     profiles={"default": PROFILE},
     tools={
         "calculator": ToolSpec(name="calculator", parameters={"type": "object"}),
@@ -316,6 +320,24 @@ def test_what_the_run_holds_does_not_depend_on_how_topics_interleave(order: list
     shuffled = state
     for index in order:
         shuffled = apply(shuffled, (decided, *results)[index], ENV).state  # type: ignore[assignment]
-    journal = {"applied", "unannounced"}
+    journal = {"applied", "unannounced", "context_id"}  # the context's id names its cause
     assert shuffled.model_dump(exclude=journal) == in_order.model_dump(exclude=journal)
     assert in_order.step == 2
+
+
+def test_a_second_goal_for_a_taken_run_id_is_rejected_and_the_run_goes_on() -> None:
+    state, goal = start()
+    again = apply(state, goal, ENV)  # the same goal, redelivered: nothing
+    assert (again.changed, again.emissions) == (False, ())
+    other = ev(GoalSubmitted(goal="something else"), 0, goal)
+    step = apply(state, other, ENV)
+    (emission,) = step.emissions
+    assert emission.topic == "agent.results"
+    assert isinstance(emission.payload, GoalRejected)
+    assert emission.payload.reason is RejectionReason.DUPLICATE_RUN_ID
+    assert step.state is not None
+    assert (step.state.goal, step.state.step, step.state.status) == (
+        state.goal,
+        state.step,
+        RunStatus.RUNNING,
+    )

@@ -104,3 +104,18 @@ def test_a_garbled_retry_header_counts_as_none() -> None:
         update={"original_headers": [(RETRIES_HEADER, b"many")]}
     )
     assert retries_of(garbled) == 0
+
+
+def test_an_orphan_is_parked_and_never_fails_the_run_it_names() -> None:
+    letter = DeadLettered(
+        source_topic="agent.observations",
+        partition=0,
+        offset=1,
+        consumer_group="memory",
+        kind=DeadLetterKind.ORPHAN,
+        error="OrphanEventError: ToolCallSucceeded of run r: result of call_1_0: answers x",
+        original_value=b"e30=",
+    )
+    verdict = judge(letter, "r", NOW, RetryPolicy())
+    assert verdict.category is Category.ORPHAN
+    assert (verdict.retry_topic, verdict.fail_reason) == (None, None)

@@ -41,9 +41,9 @@ class NoActions:
         raise AssertionError("nothing is overdue here")
 
 
-def context(partition: int) -> tuple[int, Seen]:
-    where = Location("agent.contexts", partition, 0)
-    return partition, Seen(Kind.CONTEXT, f"run-{partition}", 1, "e", where)
+def goal(partition: int) -> tuple[int, Seen]:
+    where = Location("agent.goals", partition, 0)
+    return partition, Seen(Kind.GOAL, f"run-{partition}", 0, "e", where, occurred_at=1.0)
 
 
 async def test_watches_not_loaded_at_assignment_are_loaded_with_the_first_batch() -> None:
@@ -53,8 +53,8 @@ async def test_watches_not_loaded_at_assignment_are_loaded_with_the_first_batch(
     await watchdog.assigned({0, 1})  # logged, not raised: the rebalance goes on
     assert watchdog.runs == {}
     with pytest.raises(ConnectionError):
-        await watchdog.observe([context(0)])  # the batch fails: read again, not committed
+        await watchdog.observe([goal(0)])  # the batch fails: read again, not committed
     table.down = False
-    await watchdog.observe([context(0)])
+    await watchdog.observe([goal(0)])
     assert set(watchdog.runs[0]) == {"run-0"}
     assert set(table.stored[0]) == {"run-0"}

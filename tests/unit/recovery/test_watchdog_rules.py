@@ -106,9 +106,11 @@ def test_a_result_ends_the_watch_and_a_command_alone_starts_none() -> None:
     assert observe(None, seen(Kind.RESULT), TIMING, T0) is None
 
 
-def test_a_run_first_seen_mid_way_is_watched_without_a_deadline() -> None:
-    watch = watching(seen(Kind.DECISION, seq=4, offset=11))
-    assert (watch.seq, watch.deadline_at, watch.pending) == (4, None, Location("agent.x", 2, 11))
+def test_only_a_goal_starts_a_watch() -> None:
+    """A decision, a context or a tool result of a run never started is no run to watch: a
+    flood of forged ones must not become thousands of watches and re-drives."""
+    for kind in (Kind.CONTEXT, Kind.DECISION, Kind.OBSERVATION, Kind.CONTROL):
+        assert observe(None, seen(kind, seq=4, offset=11), TIMING, T0) is None
 
 
 def test_an_overdue_step_is_re_driven_with_backoff_then_the_run_fails_stalled() -> None:
@@ -188,5 +190,5 @@ def test_a_watch_survives_its_stored_form() -> None:
     watch = watching(goal(), seen(Kind.CONTEXT), seen(Kind.OBSERVATION, event_id="o1"))
     watch = after(watch, Fail(FailureReason.STALLED, "x", 1, True), T0 + 10, POLICY)
     assert decode(watch.run_id, encode(watch)) == watch
-    bare = watching(seen(Kind.OBSERVATION, seq=3, event_id="o9"))
+    bare = watching(goal(deadline_s=None))
     assert decode(bare.run_id, encode(bare).encode()) == bare

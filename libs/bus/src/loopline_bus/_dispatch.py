@@ -28,6 +28,7 @@ from loopline_events import (
     dlq_name,
     encode_event,
 )
+from loopline_runtime import redact
 
 from loopline_bus._api import Handler, SubscriptionOptions
 from loopline_bus._middleware import Handle, Middleware
@@ -170,6 +171,8 @@ class Dispatcher:
                     backoff *= 2
                     continue
                 kind = DeadLetterKind.TRANSIENT if retryable else DeadLetterKind.HANDLER
+                # The error may say better what the message is (an orphan, a refusal).
+                kind = getattr(exc, "dead_letter_kind", kind)
                 log.exception("handler failed on %s of run %s", event.type, event.run_id)
                 return self.dead_letter(
                     record,
@@ -252,7 +255,7 @@ class Dispatcher:
             offset=record.offset,
             consumer_group=self.group,
             kind=kind,
-            error=error[:4000],
+            error=redact(error)[:4000],
             # Base64Bytes fields validate base64 text: hand them the originals encoded.
             original_key=base64.b64encode(record.key) if record.key is not None else None,
             original_value=base64.b64encode(kept),

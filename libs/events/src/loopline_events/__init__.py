@@ -20,7 +20,14 @@ from loopline_events._context import (
     shown_messages,
 )
 from loopline_events._dead_letters import RETRIES_HEADER, DeadLettered, DeadLetterKind
-from loopline_events._envelope import Envelope, MemoryOutput, Payload, TraceContext, utcnow
+from loopline_events._envelope import (
+    Envelope,
+    MemoryOutput,
+    Payload,
+    TraceContext,
+    derived_id,
+    utcnow,
+)
 from loopline_events._forks import ForkRecorded, RunForked
 from loopline_events._operations import RedriveDeadLetter
 from loopline_events._runs import (
@@ -28,7 +35,9 @@ from loopline_events._runs import (
     CancelRun,
     FailRun,
     FailureReason,
+    GoalRejected,
     GoalSubmitted,
+    RejectionReason,
     RunCancelled,
     RunCompleted,
     RunFailed,
@@ -42,6 +51,7 @@ from loopline_events._schemas import (
     write_schemas,
 )
 from loopline_events._steps import (
+    MAX_TOOL_CALLS,
     ArtifactRef,
     ContextAssembled,
     Cut,
@@ -79,6 +89,7 @@ __all__ = [
     "EVENT_TYPES",
     "GOALS",
     "LOOP_TOPICS",
+    "MAX_TOOL_CALLS",
     "OBSERVATIONS",
     "OPERATIONS",
     "RESULTS",
@@ -98,6 +109,7 @@ __all__ = [
     "FailRun",
     "FailureReason",
     "ForkRecorded",
+    "GoalRejected",
     "GoalSubmitted",
     "HistoryGapError",
     "IncompatibleSchemaError",
@@ -107,6 +119,7 @@ __all__ = [
     "ModelFailed",
     "Payload",
     "RedriveDeadLetter",
+    "RejectionReason",
     "RunCancelled",
     "RunCompleted",
     "RunFailed",
@@ -125,6 +138,7 @@ __all__ = [
     "compatibility_problems",
     "cut_marker",
     "decode_event",
+    "derived_id",
     "dlq_name",
     "encode_event",
     "extended",

@@ -16,6 +16,7 @@ from loopline_events._operations import RedriveDeadLetter
 from loopline_events._runs import (
     CancelRun,
     FailRun,
+    GoalRejected,
     GoalSubmitted,
     RunCancelled,
     RunCompleted,
@@ -45,6 +46,7 @@ EVENT_TYPES: dict[str, type[Payload]] = {
         RunCompleted,
         RunFailed,
         RunCancelled,
+        GoalRejected,
         DeadLettered,
         RedriveDeadLetter,
     )

@@ -22,6 +22,8 @@ class DeadLetterKind(StrEnum):
     OVERSIZED = "oversized"
     HANDLER = "handler"
     TRANSIENT = "transient"
+    ORPHAN = "orphan"
+    """An event of a run that answers nothing the run asked (a forged or misrouted one)."""
 
 
 class DeadLettered(Payload):

@@ -25,6 +25,13 @@ class Payload(BaseModel):
     """The current schema version; older versions are upcast on read."""
 
 
+def derived_id(cause: UUID, producer: str, index: int = 0) -> UUID:
+    """The id of the `index`-th event `producer` emits in answer to event `cause`: the same
+    every time the cause is handled, so a repeat is recognised (and a consumer can tell which
+    event answers which)."""
+    return uuid5(cause, f"{producer}/{index}")
+
+
 class MemoryOutput(Payload):
     """Base of the events memory alone writes about a run (its contexts and its end).
 
@@ -126,7 +133,7 @@ class Envelope(BaseModel, Generic[P]):
             tenant=self.tenant,
             causation_id=self.event_id,
             trace=self.trace,
-            event_id=uuid5(self.event_id, f"{producer}/{index}"),
+            event_id=derived_id(self.event_id, producer, index),
         )
 
     @property

@@ -60,6 +60,23 @@ class RunCompleted(MemoryOutput):
     )
 
 
+class RejectionReason(StrEnum):
+    """Why a goal was not taken."""
+
+    DUPLICATE_RUN_ID = "duplicate_run_id"
+    """Another goal started a run with this id already."""
+
+
+class GoalRejected(Payload):
+    """A goal (or fork) was not taken, and why (on agent.results, keyed by its run id); its
+    `causation_id` names the goal, so its submitter knows the answer is its own."""
+
+    TYPE = "GoalRejected"
+
+    reason: RejectionReason = Field(description="Why.")
+    message: str = Field(default="", description="A sentence for a human.")
+
+
 class FailureReason(StrEnum):
     """Why a run failed; one word a dashboard can group by."""
 

@@ -164,6 +164,10 @@ def upcast_context_v1_to_v2(payload: dict[str, Any]) -> dict[str, Any]:
     return {**rest, "base": 0, "appended": payload.get("messages", [])}
 
 
+MAX_TOOL_CALLS = 64
+"""Most tool calls one decision may make: more is no model's plan but a flood."""
+
+
 class ModelDecided(Payload):
     """The model decided: call tools, or give the final answer."""
 
@@ -171,7 +175,11 @@ class ModelDecided(Payload):
 
     agent: str = Field(default="default", description="Agent profile of the run.")
     model: str = Field(description="Model that decided.")
-    tool_calls: tuple[ToolCall, ...] = Field(default=(), description="Tools to call now.")
+    tool_calls: tuple[ToolCall, ...] = Field(
+        default=(),
+        max_length=MAX_TOOL_CALLS,
+        description=f"Tools to call now (at most {MAX_TOOL_CALLS} at once).",
+    )
     final_answer: str | None = Field(default=None, description="The answer, when done.")
     usage: TokenUsage = Field(default_factory=TokenUsage, description="Tokens of this call.")
     latency_ms: float = Field(default=0.0, ge=0, description="How long the model took.")

@@ -65,7 +65,9 @@ OBSERVATIONS = TopicSpec(
     "agent.observations", "Outcomes of tool calls.", ("ToolCallSucceeded", "ToolCallFailed")
 )
 RESULTS = TopicSpec(
-    "agent.results", "How runs ended.", ("RunCompleted", "RunFailed", "RunCancelled")
+    "agent.results",
+    "How runs ended, and goals not taken.",
+    ("RunCompleted", "RunFailed", "RunCancelled", "GoalRejected"),
 )
 
 LOOP_TOPICS: tuple[TopicSpec, ...] = (GOALS, CONTROL, CONTEXTS, DECISIONS, OBSERVATIONS, RESULTS)

@@ -34,6 +34,7 @@ from loopline_runtime._profiles import (
     load_profiles,
     parse_profiles,
 )
+from loopline_runtime._secrets import redact, register_secrets, register_settings
 from loopline_runtime._settings import (
     DEFAULT_KAFKA_CONTROLLER_PORT,
     DEFAULT_KAFKA_PORT,
@@ -80,7 +81,10 @@ __all__ = [
     "parse_profiles",
     "postgres_unavailable_is_retryable",
     "read_ready_file",
+    "redact",
     "register_probe",
+    "register_secrets",
+    "register_settings",
     "schema_name",
     "serve_until_signalled",
     "stop_task",

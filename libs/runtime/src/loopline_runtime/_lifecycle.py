@@ -18,6 +18,8 @@ from pathlib import Path
 
 from loopline_runtime._health import PROCESS_HEALTH, Health, Phase
 from loopline_runtime._http import HttpSettings, StatusServer
+from loopline_runtime._loop_lag import watch_loop_lag
+from loopline_runtime._tasks import stop_task
 from loopline_runtime._tracing import configure_tracing
 
 Stop = Callable[[], Awaitable[None]]
@@ -89,6 +91,7 @@ async def serve_until_signalled(
         loop.add_signal_handler(sig, stopping.set)
     shutdown_tracing = configure_tracing(name)
     server = StatusServer(health, loop, http).start()
+    lag = asyncio.create_task(watch_loop_lag(), name="event-loop-lag")
     try:
         stop = await start()
         health.phase = Phase.SERVING
@@ -105,6 +108,7 @@ async def serve_until_signalled(
             await stop()
             log.info("%s stopped", name)
     finally:
+        await stop_task(lag, grace_s=0)
         server.close()
         if shutdown_tracing is not None:
             shutdown_tracing()

@@ -6,6 +6,8 @@ import logging
 import os
 import sys
 
+from loopline_runtime._secrets import RedactingFilter
+
 
 def configure_logging(service: str, level: str | None = None) -> None:
     """Log `service` records at `level` (default: LOOPLINE_LOG_LEVEL or INFO) to stderr."""
@@ -14,6 +16,7 @@ def configure_logging(service: str, level: str | None = None) -> None:
     handler.setFormatter(
         logging.Formatter(f"%(asctime)s %(levelname)s {service} %(name)s: %(message)s")
     )
+    handler.addFilter(RedactingFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(chosen)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from loopline_runtime._secrets import register_settings
+
 DEFAULT_KAFKA_PORT = 19092
 DEFAULT_KAFKA_CONTROLLER_PORT = 19093
 DEFAULT_REDIS_PORT = 16379
@@ -77,5 +79,8 @@ class Endpoints(BaseSettings):
 
 
 def load_endpoints() -> Endpoints:
-    """Read the endpoints from the environment (never at import time)."""
-    return Endpoints(kafka=KafkaSettings(), redis=RedisSettings(), postgres=PostgresSettings())
+    """Read the endpoints from the environment (never at import time); the secrets they hold
+    are registered, so `redact` keeps them out of logs and events."""
+    endpoints = Endpoints(kafka=KafkaSettings(), redis=RedisSettings(), postgres=PostgresSettings())
+    register_settings(endpoints)
+    return endpoints

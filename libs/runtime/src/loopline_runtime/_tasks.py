@@ -23,9 +23,13 @@ async def stop_task(task: asyncio.Task[Any], *, grace_s: float = 5.0) -> None:
 
     Its own exception, if any, is logged, not raised: a stop must finish.
     """
-    await asyncio.wait([task], timeout=grace_s)
+    if grace_s > 0:
+        await asyncio.wait([task], timeout=grace_s)
+        if not task.done():
+            log.warning(
+                "task %s did not stop within %.1f s; cancelling it", task.get_name(), grace_s
+            )
     while not task.done():
-        log.warning("task %s did not stop within %.1f s; cancelling it", task.get_name(), grace_s)
         task.cancel()
         await asyncio.wait([task], timeout=CANCEL_EVERY_S)
     if not task.cancelled() and task.exception() is not None:

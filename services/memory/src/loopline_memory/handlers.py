@@ -13,7 +13,9 @@ from loopline_artifacts import ArtifactStore
 from loopline_bus import Outbound
 from loopline_events import (
     OBSERVATIONS,
+    DeadLetterKind,
     Envelope,
+    GoalRejected,
     GoalSubmitted,
     ModelDecided,
     RunForked,
@@ -57,11 +59,22 @@ def _starts_a_run(event: Envelope[Any]) -> bool:
 log = logging.getLogger("loopline.memory")
 
 
+class OrphanEventError(Exception):
+    """An event answering nothing its run asked: dead-lettered as an orphan, never folded,
+    and never a reason to fail the run it names (it may be forged)."""
+
+    retryable = False
+    dead_letter_kind = DeadLetterKind.ORPHAN
+
+
 def _follow(cause: Envelope[Any], emission: Emission, state: RunState, index: int) -> Envelope[Any]:
     """The event `cause` makes memory emit: of the run's tenant, whoever sent the cause (a
-    command from recovery about a dead letter does not know the run's tenant)."""
+    command from recovery about a dead letter does not know the run's tenant); a rejection
+    answers its goal's sender, in the goal's tenant."""
     out = cause.follow(emission.payload, producer=PRODUCER, seq=state.step, index=index)
-    return out if out.tenant == state.tenant else out.model_copy(update={"tenant": state.tenant})
+    if out.tenant == state.tenant or isinstance(emission.payload, GoalRejected):
+        return out
+    return out.model_copy(update={"tenant": state.tenant})
 
 
 HOT_RUNS = 20_000
@@ -163,6 +176,8 @@ class MemoryHandler:
                 Outbound(s.topic, decode_event(s.event)) for s in stored.outbox if s.cause == cause
             ]
         step = apply(state, event, self.env)
+        if step.orphan:
+            raise OrphanEventError(f"{event.type} of run {event.run_id}: {step.note}")
         if not step.changed or step.state is None:
             log.info("run %s: %s ignored: %s", event.run_id, event.type, step.note)
             return ()

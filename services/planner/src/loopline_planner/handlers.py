@@ -15,9 +15,12 @@ from loopline_events import (
     Message,
     ModelDecided,
     ModelFailed,
+    ToolCall,
+    derived_id,
     request_messages,
     shown_messages,
 )
+from loopline_runtime import redact
 
 from loopline_planner.adapters.artifacts import ArtifactTexts
 from loopline_planner.adapters.cache import ResponseCache
@@ -34,6 +37,16 @@ from loopline_planner.adapters.models import (
 PRODUCER = "planner"
 
 log = logging.getLogger("loopline.planner")
+
+
+def unguessable(calls: tuple[ToolCall, ...], context: Envelope[Any]) -> tuple[ToolCall, ...]:
+    """The calls with ids no one can guess without the context they answer (a model's own
+    may be as plain as `call_1_0`): a tool result naming one proves it answers this decision.
+    The same on every redelivery of the context."""
+    return tuple(
+        call.model_copy(update={"call_id": f"call_{derived_id(context.event_id, 'call', i).hex}"})
+        for i, call in enumerate(calls)
+    )
 
 
 class PlannerHandler:
@@ -82,10 +95,12 @@ class PlannerHandler:
             model = self.model(context.model)
             reply = await self._reply(event, model, context, history)
         except (ModelError, ValueError) as exc:
-            log.warning("run %s step %d: model failed: %s", event.run_id, event.seq, exc)
+            log.warning(
+                "run %s step %d: model failed: %s", event.run_id, event.seq, redact(str(exc))
+            )
             failed = ModelFailed(
                 model=context.model,
-                error=str(exc),
+                error=redact(str(exc)),
                 retryable=getattr(exc, "retryable", False),
                 attempts=max(
                     1, self.settings.max_attempts if getattr(exc, "retryable", False) else 1
@@ -95,7 +110,7 @@ class PlannerHandler:
         decision = ModelDecided(
             agent=context.agent,
             model=model.name,
-            tool_calls=reply.tool_calls,
+            tool_calls=unguessable(reply.tool_calls, event),
             final_answer=reply.final_answer,
             usage=reply.usage,
             latency_ms=(time.perf_counter() - started) * 1000,

@@ -7,7 +7,7 @@ import redis.asyncio as aioredis
 from loopline_artifacts import open_artifacts
 from loopline_bus import KafkaBus, SubscriptionOptions, read_history
 from loopline_events import CONTEXTS, ContextAssembled
-from loopline_runtime import Stop, load_endpoints
+from loopline_runtime import Stop, load_endpoints, register_settings
 
 from loopline_planner.adapters.artifacts import ArtifactTexts
 from loopline_planner.adapters.cache import ResponseCache
@@ -31,8 +31,10 @@ async def start() -> Stop:
         recorded = await read_history(endpoints.kafka, [CONTEXTS.name], run_id)
         return [r.event.payload for r in recorded if isinstance(r.event.payload, ContextAssembled)]
 
+    settings = ModelSettings()
+    register_settings(settings)  # a key echoed in an error never reaches a log or an event
     handler = PlannerHandler(
-        ModelSettings(),
+        settings,
         build_model,
         cache,
         conversations=Conversations(redis, namespace, from_log),

@@ -19,7 +19,7 @@ from loopline_events import (
     ToolError,
     ToolErrorKind,
 )
-from loopline_runtime import AgentProfile
+from loopline_runtime import AgentProfile, redact
 from loopline_tools import SERVED_BY_MEMORY, Effect, Tool, ToolContext, ToolRegistry, run_tool
 
 from loopline_tool_executor.adapters.ledger import ToolLedger
@@ -161,8 +161,10 @@ class ExecutorHandler:
             tool, call.arguments, context, arguments_error=call.arguments_error
         )
         if outcome.error is not None:
+            # A tool's error may quote what it was given or met: a secret stops here.
+            error = outcome.error.model_copy(update={"message": redact(outcome.error.message)})
             return ToolCallFailed(
-                call_id=call.call_id, tool=call.tool, error=outcome.error, attempts=outcome.attempts
+                call_id=call.call_id, tool=call.tool, error=error, attempts=outcome.attempts
             )
         return await self._claim_checked(
             ToolCallSucceeded(

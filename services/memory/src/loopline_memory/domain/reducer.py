@@ -21,11 +21,13 @@ from loopline_events import (
     FailRun,
     FailureReason,
     ForkRecorded,
+    GoalRejected,
     GoalSubmitted,
     MemoryOutput,
     Message,
     ModelDecided,
     ModelFailed,
+    RejectionReason,
     RunCancelled,
     RunCompleted,
     RunFailed,
@@ -33,6 +35,7 @@ from loopline_events import (
     ToolCallFailed,
     ToolCallSucceeded,
     ToolSpec,
+    derived_id,
 )
 from loopline_runtime import AgentProfile
 
@@ -54,6 +57,9 @@ class Environment:
 
     profiles: Mapping[str, AgentProfile]
     tools: Mapping[str, ToolSpec] = field(default_factory=dict)
+    trust_log: bool = False
+    """Fold events without checking what they answer (a re-run folds a recorded run's events
+    under new ids, which memory checked when it folded them)."""
 
 
 @dataclass(frozen=True)
@@ -66,6 +72,9 @@ class Step:
     """Why the event changed nothing, when it did not (for logs)."""
     requests: tuple[Request, ...] = ()
     """Work for the handler: searches and writes of long-term memory."""
+    orphan: bool = False
+    """The event answers nothing the run asked (`note` says why): the handler refuses it,
+    and it is dead-lettered as an orphan rather than folded."""
 
     @property
     def changed(self) -> bool:
@@ -92,6 +101,11 @@ def _journal(step: Step, event: Envelope[Any]) -> Step:
     that emits one hands it the list (see `MemoryOutput`) and starts a new one."""
     if not step.changed or step.state is None:
         return step
+    for index, emission in enumerate(step.emissions):
+        if isinstance(emission.payload, ContextAssembled):  # what its answer must name
+            context_id = derived_id(event.event_id, PRODUCER, index)
+            step = replace(step, state=step.state.model_copy(update={"context_id": context_id}))
+    assert step.state is not None
     folded = (*step.state.unannounced, event.event_id)
     if not any(isinstance(e.payload, MemoryOutput) for e in step.emissions):
         return replace(step, state=step.state.model_copy(update={"unannounced": folded}))
@@ -111,7 +125,7 @@ def _apply(state: RunState | None, event: Envelope[Any], env: Environment) -> St
     payload = event.payload
     if isinstance(payload, GoalSubmitted | RunForked):
         if state is not None:
-            return Step(state, note="run already exists")
+            return _rejected(state, event)
         if isinstance(payload, RunForked):
             return _fork(event, payload, env)
         return _start(event, payload, env)
@@ -130,6 +144,10 @@ def _apply(state: RunState | None, event: Envelope[Any], env: Environment) -> St
         return _fail(state, event, FailureReason.DEADLINE, "the run passed its deadline")
     if isinstance(payload, CancelRun):
         return _cancel(state, event, payload)
+    if isinstance(payload, ModelDecided | ModelFailed):
+        orphan = _answers_another_context(state, event, env)
+        if orphan is not None:
+            return orphan
     if isinstance(payload, ModelDecided):
         if state.phase is Phase.SUMMARY and event.seq == state.step:
             return _summarised(state, event, payload, env)
@@ -146,6 +164,44 @@ def _apply(state: RunState | None, event: Envelope[Any], env: Environment) -> St
 APPLIED_KEPT = 64
 """Ids of the latest events a state remembers: enough to recognise any redelivered one (an
 older event is stale by its step, whatever its id)."""
+
+
+PRODUCER = "memory"
+"""Who memory's events name as their producer (the handler's `_follow` derives their ids so)."""
+PLANNER = "planner"
+
+
+def _answers_another_context(
+    state: RunState, event: Envelope[Any], env: Environment
+) -> Step | None:
+    """A decision of this run's current step answers the context memory issued for it, and
+    nothing else does: one that names another cause is an orphan (forged, or misrouted)."""
+    if env.trust_log or event.seq != state.step or state.context_id is None:
+        return None  # a stale step is ignored as such
+    if event.causation_id == state.context_id:
+        return None
+    return Step(
+        state,
+        note=f"{event.type} for step {event.seq} answers {event.causation_id}, not the "
+        f"context memory issued ({state.context_id})",
+        orphan=True,
+    )
+
+
+def _orphan_result(
+    state: RunState, event: Envelope[Any], outcome: ToolCallSucceeded | ToolCallFailed
+) -> Step | None:
+    """A tool result answers the decision of the current step, for one of its calls."""
+    if event.seq != state.step or state.context_id is None:
+        return None  # a stale step's result: ignored as such
+    decision = derived_id(state.context_id, PLANNER, 0)
+    if event.causation_id != decision:
+        why = f"answers {event.causation_id}, not the step's decision ({decision})"
+    elif state.phase is Phase.OBSERVATIONS and outcome.call_id not in state.calls:
+        why = "names a call the decision did not make"
+    else:
+        return None
+    return Step(state, note=f"result of {outcome.call_id}: {why}", orphan=True)
 
 
 def _touch(state: RunState, event: Envelope[Any], **changes: Any) -> RunState:
@@ -174,6 +230,18 @@ def _append(state: RunState, *messages: Message) -> tuple[RunState, tuple[Reques
             "history_tokens": state.history_tokens + sum(counts),
         }
     ), tuple(stored)
+
+
+def _rejected(state: RunState, event: Envelope[Any]) -> Step:
+    """A second goal for a run id already taken: answered with a rejection its submitter
+    reads (the run itself goes on untouched); the run's own goal seen again is a duplicate."""
+    if str(event.event_id) == state.goal_event_id:
+        return Step(state, note="duplicate event")
+    rejection = GoalRejected(
+        reason=RejectionReason.DUPLICATE_RUN_ID,
+        message=f"the run id {state.run_id!r} is taken: submit the goal with another one",
+    )
+    return Step(_touch(state, event), (Emission(topic=RESULTS.name, payload=rejection),))
 
 
 def _unknown_agent(state: RunState, env: Environment) -> Step:
@@ -265,6 +333,7 @@ def _new_state(event: Envelope[Any], goal: GoalSubmitted, profile: AgentProfile 
         started_at=event.occurred_at,
         updated_at=event.occurred_at,
         applied=(str(event.event_id),),
+        goal_event_id=str(event.event_id),
     )
 
 
@@ -420,6 +489,10 @@ def _observed(
         if isinstance(outcome, ToolCallSucceeded) and outcome.call_id == served.START_RECALL_CALL:
             return _recalled(state, event, outcome, env)
         return Step(state, note=f"result of a call not pending ({outcome.call_id})")
+    if not env.trust_log:
+        orphan = _orphan_result(state, event, outcome)
+        if orphan is not None:
+            return orphan
     known = {m.tool_call_id for m in state.received}
     awaiting = state.phase is Phase.DECISION or outcome.call_id in state.pending_calls
     if event.seq != state.step or outcome.call_id in known or not awaiting:

@@ -54,11 +54,17 @@ class RunState(BaseModel):
     )
     no_progress_repeats: int = 3
     on_no_progress: Literal["nudge", "fail"] = "nudge"
+    goal_event_id: str = Field(default="", description="Id of the goal (or fork) that started it.")
     started_at: datetime
     updated_at: datetime
     status: RunStatus = RunStatus.RUNNING
     phase: Phase = Phase.DECISION
     step: int = Field(default=0, description="Seq of the last context assembled.")
+    context_id: UUID | None = Field(
+        default=None,
+        description="Id of the context memory issued for the current step: its decision must "
+        "name it as its cause.",
+    )
     messages: tuple[Message, ...] = Field(
         default=(), description="The run's history: every message, in order, never rewritten."
     )

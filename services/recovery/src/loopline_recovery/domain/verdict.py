@@ -34,6 +34,9 @@ class Category(StrEnum):
     once a service that knows it is deployed."""
     BUDGET = "budget"
     """The run's (or the tenant's) budget refused the work: parked, retrying cannot help."""
+    ORPHAN = "orphan"
+    """An event answering nothing its run asked (forged or misrouted): parked, and never a
+    reason to fail the run it names."""
 
 
 SCHEMA_KINDS = {DeadLetterKind.SCHEMA, DeadLetterKind.UNKNOWN_TYPE, DeadLetterKind.UNKNOWN_VERSION}
@@ -77,6 +80,8 @@ def classify(letter: DeadLettered) -> Category:
     """Transient, poison, schema or budget, by the dead letter's kind and error."""
     if letter.kind is DeadLetterKind.TRANSIENT:
         return Category.TRANSIENT
+    if letter.kind is DeadLetterKind.ORPHAN:
+        return Category.ORPHAN
     if letter.kind in SCHEMA_KINDS:
         return Category.SCHEMA
     if letter.error.split(":", 1)[0].endswith(BUDGET_ERRORS):
@@ -109,6 +114,8 @@ def judge(letter: DeadLettered, run_id: str, now: datetime, policy: RetryPolicy)
             not_before=now + timedelta(seconds=policy.delays_s[tier]),
         )
     described = _describe(letter, category, retries)
+    if category is Category.ORPHAN:
+        return Verdict(category, retries, message=described)
     if letter.source_topic not in RING_TOPICS or run_id in ("", "-"):
         return Verdict(category, retries, message=described)
     return Verdict(category, retries, fail_reason=_reason(category, letter), message=described)

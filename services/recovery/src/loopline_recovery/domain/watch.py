@@ -161,11 +161,9 @@ def observe(
     if seen.kind is Kind.RESULT:
         return None
     if watch is None:
-        if seen.kind is Kind.CONTROL:
-            return None  # a command to a run not (or no longer) active
-        return _start(seen, timing, now)
-    if seen.kind is Kind.GOAL and watch.deadline_at is None:
-        watch = _adopt(watch, seen, timing)
+        # Only a goal starts a watch: any other record of a run never started (or ended) is
+        # no run to watch, and a flood of forged ones must not become thousands of watches.
+        return _start(seen, timing, now) if seen.kind is Kind.GOAL else None
     if not _moves_on(watch, seen):
         return watch
     same_step = seen.seq == watch.seq
@@ -203,20 +201,6 @@ def _deadline(seen: Seen, timing: Timing) -> float | None:
     asked, allowed = seen.deadline_s, timing.deadline_s
     budget = min(asked, allowed) if asked and allowed else asked or allowed  # a goal only lowers
     return seen.occurred_at + budget if seen.occurred_at is not None and budget else None
-
-
-def _adopt(watch: Watch, goal: Seen, timing: Timing) -> Watch:
-    """A run first seen mid-way (its goal read after a later record) takes its goal's
-    profile timing and deadline when the goal shows up."""
-    due = watch.due_at
-    if watch.tries == 0 and watch.failing is None:
-        due = watch.progress_at + timing.step_timeout_s
-    return replace(
-        watch,
-        step_timeout_s=timing.step_timeout_s,
-        deadline_at=_deadline(goal, timing),
-        due_at=due,
-    )
 
 
 def _start(seen: Seen, timing: Timing, now: float) -> Watch:

@@ -20,9 +20,11 @@ _THEN = re.compile(r"[,;]?\s*\bthen\b\s*", re.IGNORECASE)
 _OPERATIONS: tuple[tuple[re.Pattern[str], str], ...] = (
     (re.compile(rf"\b(?:add|plus)\s+{_NUMBER}", re.IGNORECASE), "+"),
     (re.compile(rf"\b(?:subtract|minus)\s+{_NUMBER}", re.IGNORECASE), "-"),
-    (re.compile(rf"\bmultipl(?:y|ied)\b.*?\bby\s+{_NUMBER}", re.IGNORECASE), "*"),
+    # A bounded gap ("multiply the result by 3"): an unbounded one scans to the end of the
+    # text from every "multiply", and a hostile goal repeats the word ten thousand times.
+    (re.compile(rf"\bmultipl(?:y|ied)\b.{{0,80}}?\bby\s+{_NUMBER}", re.IGNORECASE), "*"),
     (re.compile(rf"\btimes\s+{_NUMBER}", re.IGNORECASE), "*"),
-    (re.compile(rf"\bdivided?\b.*?\bby\s+{_NUMBER}", re.IGNORECASE), "/"),
+    (re.compile(rf"\bdivided?\b.{{0,80}}?\bby\s+{_NUMBER}", re.IGNORECASE), "/"),
 )
 """Chain steps the demo understands, each with the operator it means."""
 

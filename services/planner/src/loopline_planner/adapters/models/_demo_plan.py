@@ -48,6 +48,8 @@ class Plan:
     answer: str | None = None
 
 
+GOAL_READ_CHARS = 4_000
+"""How much of a goal the demo model reads."""
 SUMMARY_ASKED = "[loopline] The conversation above is too long"
 """How memory's request for a summary begins (a profile that compacts by summary)."""
 
@@ -56,7 +58,9 @@ def plan(messages: Sequence[Message]) -> Plan:
     """The demo model's next decision for the conversation `messages`."""
     if messages and messages[-1].content.startswith(SUMMARY_ASKED):
         return _summary(messages[:-1])
-    goal = next((m.content for m in messages if m.role == "user"), "")
+    # The demo reads a goal's first few thousand characters, as a small model's window would:
+    # its cost stays bounded whatever a goal holds.
+    goal = next((m.content for m in messages if m.role == "user"), "")[:GOAL_READ_CHARS]
     rounds = read_rounds(messages)
     failed = _failure_answer(rounds)
     if failed is not None:
