@@ -42,8 +42,10 @@ topics: install ## Check Loopline's topics against the settings (FIX=1 repairs t
 
 DEMO_GOAL ?= Compute 17 + 25, then multiply the result by 3, then subtract 6
 
+GATEWAY_URL ?= http://127.0.0.1:$(or $(LOOPLINE_GATEWAY_PORT),18080)/
+
 .PHONY: demo
-demo: infra-up ## Start everything, submit a goal and watch its steps live
+demo: infra-up ## Start everything, submit a goal and watch its steps live; print the page's URL
 	@$(RUN) loopline services up
 	@echo
 	@echo "\$$ loopline submit \"$(DEMO_GOAL)\" --wait"
@@ -51,10 +53,14 @@ demo: infra-up ## Start everything, submit a goal and watch its steps live
 	@echo
 	@echo "Loopline is running. Try: uv run loopline submit \"What is (100 - 58) / 2?\" --wait"
 	@echo "  uv run loopline runs | uv run loopline tail | uv run loopline show RUN_ID"
+	@echo
+	@echo "The run inspector: $(GATEWAY_URL)  (API: $(GATEWAY_URL)docs)"
+	@echo "Sign in with this operator key of tenant 'default' (shown once; more: uv run loopline keys create --tenant T):"
+	@$(RUN) loopline keys create --tenant default --role operator --name demo | tail -1
 	@echo "Stop everything with: make down"
 
 .PHONY: services-up
-services-up: install ## Start the four services in the background
+services-up: install ## Start the four services and the gateway in the background
 	@$(RUN) loopline services up
 
 .PHONY: down
@@ -84,8 +90,14 @@ typecheck: install ## mypy strict over libraries, services, CLI and tests
 # file on one worker (its namespaces keep it apart from the others).
 PYTEST_WORKERS ?= 4
 
+.PHONY: browser
+browser: ## Install Debian's chromium (the page's tests drive it headless) when missing
+	@command -v chromium >/dev/null || { \
+	  echo "installing chromium (apt) for the browser tests"; \
+	  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium >/dev/null; }
+
 .PHONY: test
-test: lint typecheck ## Lint, type-check, then every test against the real infrastructure
+test: lint typecheck browser ## Lint, type-check, then every test against the real infrastructure
 	@$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 .PHONY: test-unit

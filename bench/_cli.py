@@ -19,6 +19,7 @@ from loopline_testing.chaos import PrivateInfra
 from bench import _environment as environment
 from bench._failover import failover
 from bench._floor import floor
+from bench._gateway import gateway
 from bench._live import BenchError, Driver, latency, throughput
 from bench._long import long_run
 from bench._namespace import Home, System, new_namespace
@@ -29,7 +30,7 @@ from bench._report import RESULTS_DIR, render, save
 from bench._sizes import SIZE_HELP, Sizes
 from bench._steps import StepLog
 
-PARTS = ("latency", "throughput", "long", "replay", "failover", "floor")
+PARTS = ("latency", "throughput", "long", "replay", "failover", "floor", "gateway")
 FAILOVER = ("planner", "tool-executor", "memory")
 """Services whose failover is measured (recovery's work waits for no step)."""
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -141,6 +142,8 @@ async def run(args: argparse.Namespace, results: dict[str, Any]) -> None:
             results["replay"] = await _replay(sizes)
         if "floor" in parts:
             results["floor"] = await _floors(sizes)
+        if "gateway" in parts:
+            results["gateway"] = await _gateway(home, sizes)
     finally:
         home.remove()
 
@@ -246,6 +249,14 @@ async def _floors(sizes: Sizes) -> dict[str, Any]:
         with_stores = await floor(ns, *args, *one_by_one)
         say("floor: the loop in this process, no stores, no Kafka")
         return {"with_stores": with_stores, "no_io": await floor(None, *args, *one_by_one)}
+    finally:
+        await ns.cleanup()
+
+
+async def _gateway(home: Home, sizes: Sizes) -> dict[str, Any]:
+    ns = new_namespace("g")
+    try:
+        return await gateway(ns, home, sizes.gateway_runs, sizes.gateway_iterations)
     finally:
         await ns.cleanup()
 

@@ -25,7 +25,7 @@ from loopline_testing.plugin import delete_topics
 from bench._proc import Watched
 from bench._sizes import AGENTS_TOML
 
-SCHEMAS = ("memory", "executor", "recovery", "artifacts")
+SCHEMAS = ("memory", "executor", "recovery", "artifacts", "gateway")
 """The PostgreSQL schemas the services create, each within the namespace."""
 
 
@@ -99,9 +99,19 @@ class System:
     shared Kafka or on `kafka` (a private cluster)."""
 
     def __init__(
-        self, namespace: Namespace, home: Home, folder: str = "system", kafka: Infra | None = None
+        self,
+        namespace: Namespace,
+        home: Home,
+        folder: str = "system",
+        kafka: Infra | None = None,
+        env: dict[str, str] | None = None,
     ):
-        env = {**namespace.env, AGENTS_FILE_VARIABLE: str(home.agents), **home.service_env}
+        env = {
+            **namespace.env,
+            AGENTS_FILE_VARIABLE: str(home.agents),
+            **home.service_env,
+            **(env or {}),
+        }
         self.services = Services(home.path / folder, env)
         self.kafka = kafka
 

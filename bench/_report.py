@@ -93,6 +93,11 @@ ROWS = (
     Row("long run, largest context, bytes", _get("long", "largest_context_bytes")),
     Row("long run, steps 1-20, mean ms", _get("long", "first_20_steps", "mean_ms")),
     Row("long run, last 20 steps, mean ms", _get("long", "last_20_steps", "mean_ms")),
+    Row("gateway, SSE clients that saw their run's end", _get("gateway", "runs_completed")),
+    Row(
+        "gateway CPU per streamed event, µs",
+        _get("gateway", "gateway_us_per_event"),
+    ),
     Row(
         "long run, last 20 over first 20",
         _get("long", "late_over_early"),

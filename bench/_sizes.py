@@ -73,6 +73,8 @@ SIZE_HELP = {
     "failover_iterations": "calculator calls of each failover run",
     "floor_latency_runs": "runs, one after another, timed in the floor",
     "long_iterations": "calculator calls of the long run (bytes and time per step along it)",
+    "gateway_runs": "runs submitted through the gateway, each followed by its own SSE client",
+    "gateway_iterations": "calculator calls of each gateway run",
 }
 """What each size means, for --help."""
 
@@ -91,6 +93,8 @@ class Sizes:
     failover_iterations: int = 20
     floor_latency_runs: int = 5
     long_iterations: int = 1000
+    gateway_runs: int = 200
+    gateway_iterations: int = 3
 
     def quick(self) -> Sizes:
         """A few seconds of each part: enough to see that the harness works."""
@@ -106,4 +110,6 @@ class Sizes:
             failover_iterations=12,
             floor_latency_runs=2,
             long_iterations=30,
+            gateway_runs=10,
+            gateway_iterations=2,
         )

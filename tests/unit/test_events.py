@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from typing import Any
 
 import pytest
@@ -22,6 +23,7 @@ from loopline_events import (
     ModelDecided,
     ModelFailed,
     Payload,
+    RedriveDeadLetter,
     RejectionReason,
     RunCancelled,
     RunCompleted,
@@ -76,6 +78,8 @@ EXAMPLES: list[Payload] = [
         messages=(Message(role="system", content="be brief"), Message(role="user", content="2+3")),
     ),
     ForkRecorded(child_run_id="run-2", from_step=2),
+    RedriveDeadLetter(dead_letter_id=uuid.UUID(int=7), requested_by="cli"),
+    GoalRejected(reason=RejectionReason.DUPLICATE_RUN_ID, message="taken"),
 ]
 
 

@@ -10,6 +10,7 @@ from loopline_runtime import ConfigurationError, settings_problem
 from loopline import __version__
 from loopline.cli._dlq import dlq
 from loopline.cli._infra import infra
+from loopline.cli._keys import keys
 from loopline.cli._replay import fork, rebuild, replay, rerun
 from loopline.cli._runs import cancel, runs, show, submit, tail
 from loopline.cli._serve import serve, services
@@ -55,6 +56,7 @@ for command in (
     fork,
     rebuild,
     dlq,
+    keys,
     serve,
     services,
     infra,

@@ -1,26 +1,24 @@
-"""`loopline dlq ls|show|redrive`: the dead letters recovery accounted for, and re-driving
-the parked ones to their source topics."""
+"""`loopline dlq ls|show|redrive`: the dead letters recovery accounted for, and asking
+recovery to re-drive the parked ones to their source topics (recovery's dead-letter API)."""
 
 from __future__ import annotations
 
 import asyncio
-import base64
+import dataclasses
 import json
 import sys
-from typing import Any
+import time
 
-import asyncpg
 import click
 from loopline_bus import KafkaBus
-from loopline_events import RETRIES_HEADER
+from loopline_recovery import dead_letters
 from loopline_runtime import load_endpoints
 
-from loopline.cli._db import query
+from loopline.cli._db import recovery_reads
 from loopline.cli._render import short
 
-
-async def _query(sql: str, *args: Any) -> list[asyncpg.Record]:
-    return await query("recovery", sql, *args)
+REDRIVE_WAIT_S = 30.0
+"""How long `redrive` waits for recovery to report the letters redriven."""
 
 
 @click.group()
@@ -30,103 +28,86 @@ def dlq() -> None:
 
 @dlq.command("ls")
 @click.option("--run", "run_id", default=None, help="Only this run's dead letters.")
-@click.option("--limit", type=int, default=50, show_default=True)
+@click.option(
+    "--status", type=click.Choice(dead_letters.STATUSES), default=None, help="Only these."
+)
+@click.option("--limit", type=click.IntRange(1, 10_000), default=50, show_default=True)
 @click.option("--json", "as_json", is_flag=True)
-def ls(run_id: str | None, limit: int, as_json: bool) -> None:
+def ls(run_id: str | None, status: str | None, limit: int, as_json: bool) -> None:
     """The latest dead letters, newest first."""
     rows = asyncio.run(
-        _query(
-            "SELECT event_id, run_id, source_topic, consumer_group, kind, category, error, status, "
-            "occurred_at FROM {schema}.dead_letters WHERE ($1::text IS NULL OR run_id = $1) "
-            "ORDER BY occurred_at DESC LIMIT $2",
-            run_id,
-            limit,
+        recovery_reads(
+            lambda c, s: dead_letters.list_dead_letters(
+                c, s, run_id=run_id, status=status, limit=limit
+            )
         )
     )
     if as_json:
-        click.echo(json.dumps([dict(r) for r in rows], default=str, indent=2))
+        click.echo(json.dumps([dataclasses.asdict(r) for r in rows], default=str, indent=2))
         return
     if not rows:
         click.echo("no dead letters")
     for r in rows:
         click.echo(
-            f"{str(r['event_id'])[:8]} {r['source_topic']:<22} {r['category'] or r['kind']:<10} "
-            f"{r['status']:<9} "
-            f"run {short(r['run_id'], 36):<36} {short(r['error'], 70)}"
+            f"{str(r.event_id)[:8]} {r.source_topic:<22} {r.category or r.kind:<10} "
+            f"{r.status:<9} run {short(r.run_id, 36):<36} {short(r.error, 70)}"
         )
 
 
 @dlq.command("show")
 @click.argument("event_id")
 def show(event_id: str) -> None:
-    """One dead letter in full, its original bytes included (base64)."""
-    rows = asyncio.run(
-        _query("SELECT * FROM {schema}.dead_letters WHERE event_id::text LIKE $1 || '%'", event_id)
-    )
-    if len(rows) != 1:
-        click.echo(f"{len(rows)} dead letters match {event_id!r}", err=True)
+    """One dead letter in full, its original bytes included (base64). Exit 1 unless EVENT_ID
+    (or a prefix of it) names exactly one."""
+    found = asyncio.run(recovery_reads(lambda c, s: dead_letters.find(c, s, event_id)))
+    if len(found) != 1:
+        click.echo(f"{len(found)} dead letters match {event_id!r}", err=True)
         sys.exit(1)
-    click.echo(json.dumps(dict(rows[0]), default=_jsonable, indent=2))
+    click.echo(json.dumps(found[0].as_json(), indent=2))
 
 
 @dlq.command("redrive")
 @click.argument("event_id", required=False)
 @click.option("--run", "run_id", default=None, help="Every parked dead letter of this run.")
 def redrive(event_id: str | None, run_id: str | None) -> None:
-    """Re-publish parked dead letters, original bytes, key and headers, to their source topics.
+    """Ask recovery to re-publish parked dead letters, original bytes, key and headers, to
+    their source topics, and wait until it has.
 
     Use it once the cause is fixed (a service that knows the schema is deployed, a bug fixed).
-    Each gets a fresh retry budget and is marked `redriven`.
+    Each gets a fresh retry budget and is marked `redriven`. Exit 1 when none was parked, 3
+    when recovery did not carry the redrive out within 30 s (is it running?).
     """
     if (event_id is None) == (run_id is None):
         click.echo("give one EVENT_ID (or a prefix of it), or --run RUN_ID", err=True)
         sys.exit(2)
-    count = asyncio.run(_redrive(event_id, run_id))
-    click.echo(f"{count} dead letter(s) redriven")
-    if count == 0:
+    asked, done = asyncio.run(_redrive(event_id, run_id))
+    click.echo(f"{done} dead letter(s) redriven")
+    if asked == 0:
         sys.exit(1)
+    if done < asked:
+        click.echo(f"{asked - done} not redriven yet: is recovery running?", err=True)
+        sys.exit(3)
 
 
-async def _redrive(event_id: str | None, run_id: str | None) -> int:
-    rows = await _query(
-        "SELECT event_id, source_topic, original_key, original_value, original_headers "
-        "FROM {schema}.dead_letters WHERE status = 'parked' AND "
-        "(($1::text IS NOT NULL AND event_id::text LIKE $1 || '%') OR run_id = $2) "
-        "ORDER BY source_offset",
-        event_id,
-        run_id,
+async def _redrive(event_id: str | None, run_id: str | None) -> tuple[int, int]:
+    """How many parked letters were asked for, and how many recovery then redrove."""
+    letters = await recovery_reads(
+        lambda c, s: dead_letters.parked(c, s, id_or_prefix=event_id, run_id=run_id)
     )
-    if not rows:
-        return 0
+    if not letters:
+        return 0, 0
     bus = KafkaBus(settings=load_endpoints().kafka, client_id="loopline-dlq")
     await bus.start()
     try:
-        for row in rows:
-            await bus.publish_raw(
-                row["source_topic"],
-                row["original_value"],
-                key=row["original_key"],
-                headers=_fresh_headers(row["original_headers"]),
-            )
-            # Marked after the broker acknowledged: a crash between re-drives it again at worst.
-            await _query(
-                "UPDATE {schema}.dead_letters SET status = 'redriven', redriven_at = now() "
-                "WHERE event_id = $1",
-                row["event_id"],
-            )
+        await dead_letters.request_redrive(bus, letters, requested_by="cli")
     finally:
         await bus.stop()
-    return len(rows)
-
-
-def _fresh_headers(stored: str | list[list[str]]) -> list[tuple[str, bytes]]:
-    """The original headers (stored base64 in JSON), without the retry count: a redrive
-    starts a new budget of retries."""
-    pairs = json.loads(stored) if isinstance(stored, str) else stored
-    return [(k, base64.b64decode(v)) for k, v in pairs if k != RETRIES_HEADER]
-
-
-def _jsonable(value: Any) -> str:
-    if isinstance(value, bytes):
-        return base64.b64encode(value).decode()
-    return str(value)
+    wanted = [d.event_id for d in letters]
+    deadline = time.monotonic() + REDRIVE_WAIT_S
+    while True:
+        # PostgreSQL cannot be awaited: recovery's ledger is polled until it says so.
+        now = await recovery_reads(lambda c, s: dead_letters.statuses(c, s, wanted))
+        done = sum(1 for status in now.values() if status == "redriven")
+        if done == len(wanted) or time.monotonic() > deadline:
+            return len(wanted), done
+        await asyncio.sleep(0.2)

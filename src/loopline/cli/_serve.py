@@ -9,7 +9,7 @@ import logging
 import sys
 
 import click
-from loopline_infra import SERVICES, InfraError, Services, default_paths
+from loopline_infra import PROCESSES, InfraError, Services, default_paths
 from loopline_runtime import (
     ConfigurationError,
     Stop,
@@ -23,13 +23,14 @@ MODULES = {
     "planner": "loopline_planner.main",
     "tool-executor": "loopline_tool_executor.main",
     "recovery": "loopline_recovery.main",
+    "gateway": "loopline.gateway.main",
 }
 
 
 @click.command()
-@click.argument("name", type=click.Choice(SERVICES))
+@click.argument("name", type=click.Choice(PROCESSES))
 def serve(name: str) -> None:
-    """Run one service in the foreground until SIGTERM or Ctrl-C."""
+    """Run one service (or the gateway) in the foreground until SIGTERM or Ctrl-C."""
     configure_logging(name)
     start = importlib.import_module(MODULES[name]).start
 
@@ -44,7 +45,9 @@ def serve(name: str) -> None:
         asyncio.run(main())
     except Exception as exc:
         # A configuration to fix, not a crash: told in a line, no traceback.
-        problem = str(exc) if isinstance(exc, ConfigurationError) else settings_problem(exc)
+        problem = (
+            str(exc) if isinstance(exc, ConfigurationError | OSError) else settings_problem(exc)
+        )
         if problem is None:
             raise
         logging.getLogger(f"loopline.{name}").error("cannot start: %s", problem)
@@ -54,7 +57,8 @@ def serve(name: str) -> None:
 
 @click.group()
 def services() -> None:
-    """Run the four services in the background (logs and pids in .loopline/services)."""
+    """Run the four services and the gateway in the background (logs and pids in
+    .loopline/services)."""
 
 
 def _services() -> Services:
@@ -62,9 +66,12 @@ def _services() -> Services:
 
 
 @services.command("up")
-@click.option("--replicas", type=int, default=1, show_default=True, help="Instances of each.")
+@click.option(
+    "--replicas", type=int, default=1, show_default=True, help="Instances of each service."
+)
 def services_up(replicas: int) -> None:
-    """Start the services that are not running and wait until each consumes."""
+    """Start the services that are not running and wait until each consumes; then the gateway
+    (one instance, on LOOPLINE_GATEWAY_PORT, 18080 by default), whose page URL is printed."""
     try:
         _services().up(replicas=replicas, say=click.echo)
     except InfraError as exc:
@@ -92,6 +99,7 @@ def services_status(as_json: bool) -> None:
                 "pid": s.pid,
                 "url": s.url,
                 "metrics": f"{s.url}/metrics" if s.url else None,
+                "api": s.api_url,
                 "log": str(s.log),
             }
             for s in statuses
@@ -99,5 +107,8 @@ def services_status(as_json: bool) -> None:
         click.echo(json.dumps(rows, indent=2))
     else:
         for s in statuses:
-            click.echo(f"{s.name:<16} {s.state:<8} {s.pid or '':<8} {s.url or '-':<24} {s.log}")
+            page = f"  page {s.api_url}/" if s.api_url else ""
+            click.echo(
+                f"{s.name:<16} {s.state:<8} {s.pid or '':<8} {s.url or '-':<24} {s.log}{page}"
+            )
     sys.exit(0 if statuses and all(s.state == "running" for s in statuses) else 1)

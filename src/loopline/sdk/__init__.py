@@ -17,7 +17,7 @@ from loopline_memory.history import (
     rerun_run,
 )
 
-from loopline.sdk._client import Loopline, Run
+from loopline.sdk._client import Loopline, Run, cancel_event, goal_event
 from loopline.sdk._fork import fork_run
 
 __all__ = [
@@ -28,7 +28,9 @@ __all__ = [
     "Rerun",
     "Run",
     "StepNotReachedError",
+    "cancel_event",
     "fork_run",
+    "goal_event",
     "replay_run",
     "rerun_run",
 ]

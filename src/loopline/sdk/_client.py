@@ -80,6 +80,41 @@ class Run:
         return await asyncio.wait_for(drain(), timeout)
 
 
+def goal_event(
+    goal: str,
+    *,
+    run_id: str,
+    agent: str = "default",
+    tenant: str = "default",
+    budget: Budget | None = None,
+    metadata: Mapping[str, str] | None = None,
+    producer: str = "sdk",
+    event_id: uuid.UUID | None = None,
+) -> Envelope[GoalSubmitted]:
+    """The event that starts a run: publish it to agent.goals, keyed by `run_id`."""
+    payload = GoalSubmitted(
+        goal=goal, agent=agent, budget=budget or Budget(), metadata=dict(metadata or {})
+    )
+    # The run's trace starts here: every event of the run carries it (as a span of the
+    # application's own trace when it configured OpenTelemetry).
+    return Envelope.of(
+        payload,
+        run_id=run_id,
+        tenant=tenant,
+        producer=producer,
+        trace=start_trace("submit goal"),
+        event_id=event_id,
+    )
+
+
+def cancel_event(
+    run_id: str, *, reason: str = "", tenant: str = "default", producer: str = "sdk"
+) -> Envelope[CancelRun]:
+    """The command asking a run to stop: publish it to agent.control, keyed by `run_id`."""
+    command = CancelRun(reason=reason, requested_by=producer)
+    return Envelope.of(command, run_id=run_id, tenant=tenant, producer=producer)
+
+
 class Loopline:
     """A client of a Loopline system: `async with Loopline() as client: ...`."""
 
@@ -113,19 +148,16 @@ class Loopline:
     ) -> Run:
         """Submit a goal; the returned run sees every event from this moment on."""
         run_id = run_id or str(uuid.uuid4())
-        payload = GoalSubmitted(
-            goal=goal, agent=agent, budget=budget or Budget(), metadata=dict(metadata or {})
-        )
         stream = EventStream(self.settings)
         await stream.start(run_id)
-        # The run's trace starts here: every event of the run carries it (as a span of the
-        # application's own trace when it configured OpenTelemetry).
-        event = Envelope.of(
-            payload,
-            run_id=run_id,
+        event = goal_event(
+            goal,
+            agent=agent,
             tenant=tenant,
+            run_id=run_id,
+            budget=budget,
+            metadata=metadata,
             producer=self._producer,
-            trace=start_trace("submit goal"),
         )
         try:
             await self._bus.publish(GOALS.name, event)
@@ -175,8 +207,7 @@ class Loopline:
 
     async def cancel(self, run_id: str, *, reason: str = "", tenant: str = "default") -> None:
         """Ask for a run to stop at its next step."""
-        command = CancelRun(reason=reason, requested_by=self._producer)
         await self._bus.publish(
             CONTROL.name,
-            Envelope.of(command, run_id=run_id, tenant=tenant, producer=self._producer),
+            cancel_event(run_id, reason=reason, tenant=tenant, producer=self._producer),
         )

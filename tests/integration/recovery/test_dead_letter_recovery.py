@@ -201,7 +201,10 @@ async def test_a_poison_message_is_parked_and_an_operator_can_redrive_it(
 
     listed = json.loads(_cli(kafka_bus, loopline_endpoints, "ls", "--run", "run-poison", "--json"))
     assert [(r["category"], r["status"]) for r in listed] == [("poison", "parked")]
-    redriven = _cli(kafka_bus, loopline_endpoints, "redrive", "--run", "run-poison")
+    # In a thread: recovery runs in this process's loop, and carries the redrive out.
+    redriven = await asyncio.to_thread(
+        _cli, kafka_bus, loopline_endpoints, "redrive", "--run", "run-poison"
+    )
     assert "1 dead letter(s) redriven" in redriven
     # The same bytes, key and headers went back to agent.contexts and failed again.
     letters = await _rows_eventually(loopline_endpoints, kafka_bus.prefix, "run-poison", 2)

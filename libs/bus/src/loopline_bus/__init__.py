@@ -27,7 +27,7 @@ from loopline_bus._records import (
     trace_context,
     trace_from_headers,
 )
-from loopline_bus._stream import RUN_TOPICS, EventStream
+from loopline_bus._stream import RUN_TOPICS, EventStream, partition_counts
 from loopline_bus._topic_admin import TopicAdmin, TopicAdminError, spread
 from loopline_bus._topic_fit import (
     Difference,
@@ -79,6 +79,7 @@ __all__ = [
     "ensure_topics",
     "fix_command",
     "inspect_topics",
+    "partition_counts",
     "partition_for",
     "read_history",
     "repair_topics",

@@ -29,6 +29,7 @@ from loopline_events._envelope import (
     utcnow,
 )
 from loopline_events._forks import ForkRecorded, RunForked
+from loopline_events._operations import RedriveDeadLetter
 from loopline_events._runs import (
     Budget,
     CancelRun,
@@ -71,6 +72,7 @@ from loopline_events._topics import (
     GOALS,
     LOOP_TOPICS,
     OBSERVATIONS,
+    OPERATIONS,
     RESULTS,
     RETRY_TOPICS,
     TopicClass,
@@ -90,6 +92,7 @@ __all__ = [
     "LOOP_TOPICS",
     "MAX_TOOL_CALLS",
     "OBSERVATIONS",
+    "OPERATIONS",
     "RESULTS",
     "RETRIES_HEADER",
     "RETRY_TOPICS",
@@ -116,6 +119,7 @@ __all__ = [
     "ModelDecided",
     "ModelFailed",
     "Payload",
+    "RedriveDeadLetter",
     "RejectionReason",
     "RunCancelled",
     "RunCompleted",

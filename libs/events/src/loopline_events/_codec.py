@@ -12,6 +12,7 @@ from pydantic_core import from_json
 from loopline_events._dead_letters import DeadLettered
 from loopline_events._envelope import Envelope, Payload
 from loopline_events._forks import ForkRecorded, RunForked
+from loopline_events._operations import RedriveDeadLetter
 from loopline_events._runs import (
     CancelRun,
     FailRun,
@@ -47,6 +48,7 @@ EVENT_TYPES: dict[str, type[Payload]] = {
         RunCancelled,
         GoalRejected,
         DeadLettered,
+        RedriveDeadLetter,
     )
 }
 """Every event type Loopline knows, by its wire name."""

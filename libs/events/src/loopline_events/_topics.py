@@ -101,6 +101,16 @@ RESULTS = TopicSpec(
 LOOP_TOPICS: tuple[TopicSpec, ...] = (GOALS, CONTROL, CONTEXTS, DECISIONS, OBSERVATIONS, RESULTS)
 """The topics of the agent loop."""
 
+OPERATIONS = TopicSpec(
+    "agent.operations",
+    "Operators' commands to a service about its own records (redrive a dead letter), keyed "
+    "by the run concerned; the service that owns the records carries them out.",
+    ("RedriveDeadLetter",),
+    partitions=3,
+)
+"""Commands about the services' records rather than a run's course. A command that cannot be
+handled lands on its `.dlq`, which no one consumes: it is logged, and asked again."""
+
 RETRY_TOPICS: tuple[TopicSpec, ...] = tuple(
     TopicSpec(
         f"agent.retry.{tier}",
@@ -117,13 +127,15 @@ RETRY_TOPICS: tuple[TopicSpec, ...] = tuple(
 """Delay tiers of recovery's retries: every entry of a tier waits as long, so the head of a
 partition is always the first due and a waiting retry blocks nothing due earlier."""
 
-ALL_TOPICS: tuple[TopicSpec, ...] = LOOP_TOPICS + tuple(t.dlq for t in LOOP_TOPICS) + RETRY_TOPICS
-"""Every topic: the loop's, their dead-letter topics and recovery's retry tiers."""
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    LOOP_TOPICS + tuple(t.dlq for t in LOOP_TOPICS) + RETRY_TOPICS + (OPERATIONS, OPERATIONS.dlq)
+)
+"""Every topic: the loop's, their dead-letter topics, recovery's retry tiers and operations."""
 
 
 def topic_of(event_type: str) -> TopicSpec | None:
-    """The loop topic an event type is published to (None for dead letters)."""
-    for spec in LOOP_TOPICS:
+    """The topic an event type is published to (None for dead letters)."""
+    for spec in (*LOOP_TOPICS, OPERATIONS):
         if event_type in spec.events:
             return spec
     return None

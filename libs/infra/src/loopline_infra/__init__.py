@@ -17,12 +17,14 @@ from loopline_infra._paths import KAFKA_VERSION, Paths, default_paths
 from loopline_infra._process import InfraError
 from loopline_infra._prometheus import Prometheus, render_prometheus_config
 from loopline_infra._quorum import Quorum, QuorumError, describe_quorum
-from loopline_infra._services import SERVICES, Services, ServiceStatus
+from loopline_infra._services import GATEWAY, PROCESSES, SERVICES, Services, ServiceStatus
 
 __all__ = [
     "BROKER_CHOICES",
     "DEFAULT_PROMETHEUS_PORT",
+    "GATEWAY",
     "KAFKA_VERSION",
+    "PROCESSES",
     "SERVICES",
     "ComponentStatus",
     "Infra",

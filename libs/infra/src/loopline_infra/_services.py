@@ -1,4 +1,5 @@
-"""The four Loopline services as background processes: `loopline services up|down|status`."""
+"""The Loopline processes in the background: the four services and the gateway
+(`loopline services up|down|status`)."""
 
 from __future__ import annotations
 
@@ -18,6 +19,12 @@ from loopline_infra._process import InfraError, read_pid, spawn, stop_pid, tail
 SERVICES: tuple[str, ...] = ("memory", "planner", "tool-executor", "recovery")
 """Every service, in the order they start."""
 
+GATEWAY = "gateway"
+"""The gateway: HTTP API and page for the users; one instance (it listens on a fixed port)."""
+
+PROCESSES: tuple[str, ...] = (*SERVICES, GATEWAY)
+"""What `services up` starts: the services, then the gateway."""
+
 
 HTTP_HOST = "127.0.0.1"
 """Where the services started here serve HTTP: each on a free port, named in its ready file."""
@@ -32,6 +39,14 @@ class ServiceStatus:
     pid: int | None
     log: Path
     http_port: int | None = None
+    api_port: int | None = None
+
+    @property
+    def api_url(self) -> str | None:
+        """Base URL of the API and page it serves (the gateway), while it runs."""
+        if self.state != "running" or self.api_port is None:
+            return None
+        return f"http://{HTTP_HOST}:{self.api_port}"
 
     @property
     def url(self) -> str | None:
@@ -43,7 +58,7 @@ class ServiceStatus:
 
 def _service_of(instance: str) -> str:
     """`planner-2` → `planner`."""
-    for name in SERVICES:
+    for name in PROCESSES:
         if instance == name or instance.startswith(f"{name}-"):
             return name
     return instance
@@ -70,7 +85,7 @@ class Services:
 
     def up(
         self,
-        names: Sequence[str] = SERVICES,
+        names: Sequence[str] = PROCESSES,
         *,
         replicas: int = 1,
         say: Say = print,
@@ -109,7 +124,9 @@ class Services:
                     raise InfraError(f"{instance} not ready after {timeout:.0f}s:\n{tail(log)}")
                 time.sleep(0.1)
             port = self._write_target(instance, ready)
-            say(f"{instance}: running (pid {read_pid(pid_file)}, http :{port}, log {log})")
+            info = read_ready_file(ready)
+            page = f", page http://{HTTP_HOST}:{info.api_port}/" if info and info.api_port else ""
+            say(f"{instance}: running (pid {read_pid(pid_file)}, http :{port}{page}, log {log})")
         return self.status()
 
     def _target(self, instance: str) -> Path:
@@ -160,8 +177,11 @@ class Services:
             pid_file, log, ready = self._files(instance)
             pid = read_pid(pid_file)
             info = read_ready_file(ready) if pid else None
-            port = info.http_port if info is not None and info.pid == pid else None
-            out.append(ServiceStatus(instance, "running" if pid else "stopped", pid, log, port))
+            mine = info is not None and info.pid == pid
+            port = info.http_port if info is not None and mine else None
+            api = info.api_port if info is not None and mine else None
+            state = "running" if pid else "stopped"
+            out.append(ServiceStatus(instance, state, pid, log, port, api))
         return out
 
     def _known(self) -> list[str]:
@@ -171,6 +191,8 @@ class Services:
 
 
 def _instances(name: str, replicas: int) -> list[str]:
-    if name not in SERVICES:
-        raise InfraError(f"unknown service {name!r}; services: {', '.join(SERVICES)}")
-    return [name] if replicas == 1 else [f"{name}-{i}" for i in range(1, replicas + 1)]
+    if name not in PROCESSES:
+        raise InfraError(f"unknown service {name!r}; services: {', '.join(PROCESSES)}")
+    if name == GATEWAY or replicas == 1:
+        return [name]
+    return [f"{name}-{i}" for i in range(1, replicas + 1)]

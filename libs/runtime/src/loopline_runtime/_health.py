@@ -31,6 +31,8 @@ class Health:
 
     def __init__(self) -> None:
         self.phase = Phase.STARTING
+        self.api_port: int | None = None
+        """Where the process serves an API of its own (the gateway), told in its ready file."""
         # By identity (components need not be hashable), and weakly: a component dropped
         # without being stopped is not kept alive by its health check.
         self._probes: dict[int, weakref.ref[Probe]] = {}

@@ -36,12 +36,17 @@ class ReadyInfo:
 
     pid: int
     http_port: int | None = None
+    api_port: int | None = None
+    """Where it serves an API of its own (the gateway's API and page), if it does."""
 
 
 def write_ready_file(path: Path, info: ReadyInfo) -> None:
     """Write `info` as JSON, atomically: a reader never sees half a file."""
     partial = path.with_name(path.name + ".tmp")
-    partial.write_text(json.dumps({"pid": info.pid, "http_port": info.http_port}) + "\n")
+    data = {"pid": info.pid, "http_port": info.http_port}
+    if info.api_port is not None:
+        data["api_port"] = info.api_port
+    partial.write_text(json.dumps(data) + "\n")
     partial.replace(path)
 
 
@@ -59,8 +64,12 @@ def read_ready_file(path: Path) -> ReadyInfo | None:
         return ReadyInfo(pid=data)
     if not isinstance(data, dict) or not isinstance(data.get("pid"), int):
         return None
-    port = data.get("http_port")
-    return ReadyInfo(pid=data["pid"], http_port=port if isinstance(port, int) else None)
+    port, api = data.get("http_port"), data.get("api_port")
+    return ReadyInfo(
+        pid=data["pid"],
+        http_port=port if isinstance(port, int) else None,
+        api_port=api if isinstance(api, int) else None,
+    )
 
 
 async def serve_until_signalled(
@@ -89,7 +98,8 @@ async def serve_until_signalled(
         log.info("%s ready", name)
         ready_file = os.environ.get(READY_FILE_VARIABLE)
         if ready_file:
-            write_ready_file(Path(ready_file), ReadyInfo(os.getpid(), server.port))
+            info = ReadyInfo(os.getpid(), server.port, api_port=health.api_port)
+            write_ready_file(Path(ready_file), info)
         try:
             await stopping.wait()
         finally:

@@ -1,9 +1,11 @@
-"""A whole Loopline for end-to-end tests: the four services as real processes, in a namespace."""
+"""A whole Loopline for end-to-end tests: the four services (and the gateway, when asked) as real
+processes, in a namespace."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import subprocess
@@ -21,7 +23,7 @@ import pytest
 import redis.asyncio as aioredis
 from loopline_bus import EventStream
 from loopline_events import RESULTS, Envelope, RunCancelled, RunCompleted, RunFailed
-from loopline_infra import Services, default_paths
+from loopline_infra import GATEWAY, SERVICES, Services, default_paths
 from loopline_memory.adapters.store import RunStore
 from loopline_memory.domain import RunState
 from loopline_runtime import Endpoints, KafkaSettings, schema_name
@@ -165,6 +167,21 @@ class System:
         """Start again the instances of `names` that are not running; wait until they consume."""
         await asyncio.to_thread(self.services.up, names, replicas=replicas, say=lambda _: None)
 
+    @property
+    def gateway_url(self) -> str:
+        """Base URL of the gateway's API and page (a system started with `gateway=True`)."""
+        for status in self.services.status():
+            if status.name == GATEWAY and status.api_url is not None:
+                return status.api_url
+        raise LookupError("this system runs no gateway: start it with gateway=True")
+
+    def create_key(self, tenant: str, role: str = "user") -> str:
+        """A new API key of the gateway (`loopline keys create`); blocks (use a thread)."""
+        done = self.cli("keys", "create", "--tenant", tenant, "--role", role, "--json")
+        assert done.returncode == 0, done.stderr
+        key: str = json.loads(done.stdout)["key"]
+        return key
+
     def cli(self, *args: str, timeout: float = 120.0) -> subprocess.CompletedProcess[str]:
         """Run `loopline ARGS` against this system, as a user would; blocks (use a thread)."""
         return subprocess.run(
@@ -246,9 +263,14 @@ def start_system(
     started: list[System] = []
 
     def start(
-        replicas: int = 1, env_extra: dict[str, str] | None = None, agents: str = TEST_AGENTS
+        replicas: int = 1,
+        env_extra: dict[str, str] | None = None,
+        agents: str = TEST_AGENTS,
+        gateway: bool = False,
     ) -> System:
-        system = launch_system(loopline_endpoints, topic_prefix, home, replicas, env_extra, agents)
+        system = launch_system(
+            loopline_endpoints, topic_prefix, home, replicas, env_extra, agents, gateway=gateway
+        )
         started.append(system)
         return system
 
@@ -265,9 +287,12 @@ def launch_system(
     replicas: int = 1,
     env_extra: dict[str, str] | None = None,
     profiles: str = TEST_AGENTS,
+    *,
+    gateway: bool = False,
 ) -> System:
     """Start the four services (`replicas` of each) on `endpoints`, in `namespace`, with the
-    test agent profiles (or `profiles`); their pid files, logs and agents file live in `home`."""
+    test agent profiles (or `profiles`), and the gateway (on a free port) when asked; their pid
+    files, logs and agents file live in `home`."""
     agents = home / "agents.toml"
     agents.write_text(profiles)
     env = {
@@ -277,11 +302,13 @@ def launch_system(
         "LOOPLINE_POSTGRES_DSN": endpoints.postgres.dsn.get_secret_value(),
         "LOOPLINE_AGENTS_FILE": str(agents),
         "LOOPLINE_TOOLS_ALLOW_PRIVATE_NETWORKS": "1",
+        "LOOPLINE_GATEWAY_PORT": "0",
         **(env_extra or {}),
     }
     services = Services(home, env)
+    names = (*SERVICES, GATEWAY) if gateway else SERVICES
     try:
-        services.up(replicas=replicas, say=lambda _: None)
+        services.up(names, replicas=replicas, say=lambda _: None)
     except BaseException:
         services.down(say=lambda _: None)  # what did start must not outlive the failure
         raise
@@ -297,7 +324,11 @@ def system(start_system: Callable[..., System]) -> System:
 
 @contextlib.contextmanager
 def running_system(
-    endpoints: Endpoints, *, replicas: int = 1, env_extra: dict[str, str] | None = None
+    endpoints: Endpoints,
+    *,
+    replicas: int = 1,
+    env_extra: dict[str, str] | None = None,
+    gateway: bool = False,
 ) -> Iterator[System]:
     """The four services in a namespace of their own, for as long as the block runs (a whole
     test module, say); then stopped, and the namespace dropped."""
@@ -306,7 +337,7 @@ def running_system(
     base.home.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="e2e-", dir=base.home))
     try:
-        system = launch_system(endpoints, namespace, home, replicas, env_extra)
+        system = launch_system(endpoints, namespace, home, replicas, env_extra, gateway=gateway)
         try:
             yield system
         finally:
@@ -332,7 +363,7 @@ async def drop_namespace(endpoints: Endpoints, namespace: str) -> None:
     await delete_topics(endpoints.kafka.bootstrap, namespace)
     conn = await asyncpg.connect(endpoints.postgres.dsn.get_secret_value())
     try:
-        for base in ("memory", "recovery", "executor", "artifacts", EFFECTS_SCHEMA):
+        for base in ("memory", "recovery", "executor", "artifacts", "gateway", EFFECTS_SCHEMA):
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema_name(base, namespace)}" CASCADE')
     finally:
         await conn.close()

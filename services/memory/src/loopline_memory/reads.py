@@ -2,19 +2,38 @@
 memory's tables themselves.
 
 Each function takes a connection to PostgreSQL and the namespace's schema, and answers from
-the projections memory keeps (runs, their timelines). A schema memory never created (it has
-not run yet in this namespace) reads as empty.
+the projections memory keeps (runs, their timelines, the usage ledger). A schema memory never
+created (it has not run yet in this namespace) reads as empty.
 """
 
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import asyncpg
+
+from loopline_memory.steps import StepDetail, ToolCallDetail, steps_of
+
+__all__ = [
+    "RunRow",
+    "RunSummary",
+    "StepDetail",
+    "TimelineEntry",
+    "ToolCallDetail",
+    "first_recorded",
+    "list_runs",
+    "steps",
+    "summary",
+    "tenant_of",
+    "timeline",
+]
+
+STATUSES = ("running", "completed", "failed", "cancelled")
 
 
 @dataclass(frozen=True)
@@ -36,12 +55,19 @@ class RunRow:
 
 @dataclass(frozen=True)
 class RunSummary:
-    """A run's header: its row and the limits it runs under."""
+    """A run's header: its row, the limits it runs under, what it spent and how it ended."""
 
     row: RunRow
     limits: dict[str, Any]
     capped: tuple[str, ...]
     """Limits its goal asked beyond its profile's, capped to them."""
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    """What its model calls cost (memory's usage ledger)."""
+    message: str = ""
+    """Why it failed, for a human (empty unless it failed)."""
+    model: str = ""
 
 
 @dataclass(frozen=True)
@@ -53,6 +79,8 @@ class TimelineEntry:
     producer: str
     occurred_at: datetime
     payload: dict[str, Any]
+    event_id: uuid.UUID | None = None
+    topic: str = ""
 
 
 _RUN_COLUMNS = (
@@ -68,29 +96,54 @@ async def list_runs(
     limit: int = 20,
     tenant: str | None = None,
     status: str | None = None,
+    agent: str | None = None,
+    before: datetime | None = None,
 ) -> list[RunRow]:
-    """The latest runs, newest first."""
+    """The latest runs (started before `before`, when given), newest first."""
     rows = await _fetch(
         conn,
         f"SELECT {_RUN_COLUMNS} FROM {{schema}}.runs "
         "WHERE ($1::text IS NULL OR tenant = $1) AND ($2::text IS NULL OR status = $2) "
-        "ORDER BY started_at DESC LIMIT $3",
+        "AND ($3::text IS NULL OR agent = $3) "
+        "AND ($4::timestamptz IS NULL OR started_at < $4) "
+        "ORDER BY started_at DESC, run_id LIMIT $5",
         schema,
         tenant,
         status,
+        agent,
+        before,
         limit,
     )
     return [RunRow(**dict(r)) for r in rows]
 
 
+async def tenant_of(conn: asyncpg.Connection, schema: str, run_id: str) -> str | None:
+    """The run's tenant; None if memory has no such run."""
+    rows = await _fetch(conn, "SELECT tenant FROM {schema}.runs WHERE run_id = $1", schema, run_id)
+    return str(rows[0]["tenant"]) if rows else None
+
+
+async def first_recorded(conn: asyncpg.Connection, schema: str, run_id: str) -> datetime | None:
+    """When the earliest event memory recorded of the run happened; None if it has none."""
+    rows = await _fetch(
+        conn, "SELECT min(occurred_at) AS t FROM {schema}.events WHERE run_id = $1", schema, run_id
+    )
+    value = rows[0]["t"] if rows else None
+    return value if isinstance(value, datetime) else None
+
+
 async def summary(conn: asyncpg.Connection, schema: str, run_id: str) -> RunSummary | None:
-    """A run's row and limits; None if memory has no such run."""
+    """A run's row, limits, usage and outcome; None if memory has no such run."""
     rows = await _fetch(
         conn,
-        f"SELECT {_RUN_COLUMNS}, state->'max_steps' AS max_steps, "
-        "state->'deadline_at' AS deadline_at, state->'max_tokens' AS max_tokens, "
-        "state->'max_cost_usd' AS max_cost_usd, state->'capped' AS capped "
-        "FROM {schema}.runs WHERE run_id = $1",
+        f"SELECT {_RUN_COLUMNS}, prompt_tokens, completion_tokens, "
+        "state->'max_steps' AS max_steps, state->'deadline_at' AS deadline_at, "
+        "state->'max_tokens' AS max_tokens, state->'max_cost_usd' AS max_cost_usd, "
+        "state->'capped' AS capped, state->>'failure_message' AS message, "
+        "state->>'model' AS model, "
+        "(SELECT coalesce(sum(cost_usd), 0) FROM {schema}.usage u WHERE u.run_id = r.run_id) "
+        "AS cost_usd "
+        "FROM {schema}.runs r WHERE run_id = $1",
         schema,
         run_id,
     )
@@ -102,19 +155,42 @@ async def summary(conn: asyncpg.Connection, schema: str, run_id: str) -> RunSumm
         for name in ("max_steps", "deadline_at", "max_tokens", "max_cost_usd")
     }
     capped = found.pop("capped")
-    return RunSummary(RunRow(**found), limits, tuple(json.loads(capped)) if capped else ())
+    capped_limits = tuple(json.loads(capped)) if capped else ()
+    return RunSummary(
+        RunRow(**{k: v for k, v in found.items() if k not in _SUMMARY_EXTRA}),
+        limits,
+        capped_limits,
+        prompt_tokens=int(found["prompt_tokens"]),
+        completion_tokens=int(found["completion_tokens"]),
+        cost_usd=float(found["cost_usd"]),
+        message=found["message"] or "",
+        model=found["model"] or "",
+    )
+
+
+_SUMMARY_EXTRA = frozenset({"prompt_tokens", "completion_tokens", "cost_usd", "message", "model"})
 
 
 async def timeline(conn: asyncpg.Connection, schema: str, run_id: str) -> list[TimelineEntry]:
     """Every event memory recorded of the run, in order."""
     rows = await _fetch(
         conn,
-        "SELECT seq, type, producer, occurred_at, payload FROM {schema}.events "
+        "SELECT seq, type, producer, occurred_at, payload, event_id, topic FROM {schema}.events "
         "WHERE run_id = $1 ORDER BY occurred_at, seq",
         schema,
         run_id,
     )
     return [TimelineEntry(**{**dict(r), "payload": json.loads(r["payload"])}) for r in rows]
+
+
+async def steps(conn: asyncpg.Connection, schema: str, run_id: str) -> list[StepDetail]:
+    """The run step by step: each step's context, decision, tool calls and their outcomes,
+    tokens, cost and durations (from its timeline and the usage ledger)."""
+    entries = await timeline(conn, schema, run_id)
+    costs = await _fetch(
+        conn, "SELECT event_id, cost_usd FROM {schema}.usage WHERE run_id = $1", schema, run_id
+    )
+    return steps_of(entries, {r["event_id"]: float(r["cost_usd"]) for r in costs})
 
 
 async def _fetch(

@@ -16,10 +16,11 @@ from loopline_events import (
     DeadLettered,
     Envelope,
     FailRun,
+    RedriveDeadLetter,
     utcnow,
 )
 
-from loopline_recovery.adapters.ledger import DeadLetterLedger
+from loopline_recovery.adapters.ledger import DeadLetterLedger, RedriveLedger
 from loopline_recovery.domain import RetryPolicy, Verdict, judge
 
 PRODUCER = "recovery"
@@ -122,4 +123,40 @@ class RetryHandler:
             letter.source_topic, letter.original_value, key=letter.original_key, headers=headers
         )
         log.info("retry %d of %s re-published to %s", retries, event.run_id, letter.source_topic)
+        return ()
+
+
+class RedriveHandler:
+    """Carries out operators' redrives: a parked dead letter's original key, bytes and
+    headers go back to its source topic, less the retry count (a redrive starts a new budget
+    of retries), and the letter is marked `redriven`.
+
+    Marked after the broker acknowledged the message: a crash in between re-publishes it once
+    more when the command is redelivered, which the services' idempotence makes harmless. A
+    letter that is not parked (retrying, redriven already, or unknown) is left as it is.
+    """
+
+    def __init__(self, ledger: RedriveLedger, bus: Bus):
+        self.ledger, self.bus = ledger, bus
+
+    async def __call__(self, event: Envelope[Any]) -> Sequence[Outbound]:
+        command = event.payload
+        if not isinstance(command, RedriveDeadLetter):
+            return ()
+        letter = await self.ledger.parked(command.dead_letter_id)
+        if letter is None:
+            log.info("redrive of %s asked: not a parked dead letter", command.dead_letter_id)
+            return ()
+        headers = [(k, v) for k, v in letter.headers if k != RETRIES_HEADER]
+        await self.bus.publish_raw(
+            letter.source_topic, letter.value, key=letter.key, headers=headers
+        )
+        await self.ledger.mark_redriven(command.dead_letter_id)
+        log.warning(
+            "dead letter %s of run %s redriven to %s (asked by %s)",
+            command.dead_letter_id,
+            event.run_id,
+            letter.source_topic,
+            command.requested_by or "an operator",
+        )
         return ()

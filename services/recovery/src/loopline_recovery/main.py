@@ -6,7 +6,7 @@ import asyncio
 
 import redis.asyncio as aioredis
 from loopline_bus import KafkaBus, SubscriptionOptions
-from loopline_events import LOOP_TOPICS, RETRY_TOPICS
+from loopline_events import LOOP_TOPICS, OPERATIONS, RETRY_TOPICS
 from loopline_runtime import (
     Endpoints,
     Stop,
@@ -19,16 +19,17 @@ from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from loopline_recovery.adapters.feed import WatchFeed
-from loopline_recovery.adapters.ledger import DeadLetterLedger
+from loopline_recovery.adapters.ledger import DeadLetterLedger, RedriveLedger
 from loopline_recovery.adapters.migrations import MIGRATIONS
 from loopline_recovery.adapters.redrive import LogRedriver
 from loopline_recovery.adapters.table import WatchTable
 from loopline_recovery.domain import Policy, RetryPolicy
-from loopline_recovery.handlers import RecoveryHandler, RetryHandler
+from loopline_recovery.handlers import RecoveryHandler, RedriveHandler, RetryHandler
 from loopline_recovery.watchdog import Timings, Watchdog, sweep_forever
 
 GROUP = "recovery"
 RETRY_GROUP = "recovery-retry"
+OPERATIONS_GROUP = "recovery-operations"
 WATCHDOG_GROUP = "recovery-watchdog"
 
 
@@ -90,6 +91,8 @@ async def start() -> Stop:
     for tier in RETRY_TOPICS:
         group = f"{RETRY_GROUP}-{tier.name.rsplit('.', 1)[-1]}"
         await bus.subscribe(group, [tier.name], RetryHandler(bus), waiting).start()
+    redrives = RedriveHandler(RedriveLedger(pool, schema), bus)
+    await bus.subscribe(OPERATIONS_GROUP, [OPERATIONS.name], redrives).start()
 
     stop_watchdog = await start_watchdog(endpoints, settings, bus)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import json
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -74,3 +75,48 @@ class DeadLetterLedger:
                 cause,
             )
         return bool(recorded == cause)
+
+
+@dataclass(frozen=True)
+class Parked:
+    """A parked dead letter's original message: what a redrive re-publishes."""
+
+    source_topic: str
+    key: bytes | None
+    value: bytes
+    headers: tuple[tuple[str, bytes], ...]
+
+
+class RedriveLedger:
+    """The ledger as a redrive sees it: a parked letter's message, and marking it redriven."""
+
+    def __init__(self, pool: asyncpg.Pool, schema: str):
+        self.pool, self.schema = pool, schema
+
+    async def parked(self, event_id: UUID) -> Parked | None:
+        """The letter's original message while it is parked; None otherwise."""
+        with postgres_unavailable_is_retryable("the dead-letter ledger"):
+            row = await self.pool.fetchrow(
+                f"""
+                SELECT source_topic, original_key, original_value, original_headers
+                FROM "{self.schema}".dead_letters WHERE event_id = $1 AND status = 'parked'
+                """,
+                event_id,
+            )
+        if row is None:
+            return None
+        stored = row["original_headers"]
+        pairs = json.loads(stored) if isinstance(stored, str) else stored
+        headers = tuple((k, base64.b64decode(v)) for k, v in pairs)
+        return Parked(row["source_topic"], row["original_key"], row["original_value"], headers)
+
+    async def mark_redriven(self, event_id: UUID) -> None:
+        """The letter was re-published."""
+        with postgres_unavailable_is_retryable("the dead-letter ledger"):
+            await self.pool.execute(
+                f"""
+                UPDATE "{self.schema}".dead_letters SET status = 'redriven', redriven_at = now()
+                WHERE event_id = $1 AND status = 'parked'
+                """,
+                event_id,
+            )

@@ -1,0 +1,116 @@
+"""The run inspector in a real browser (Debian's chromium, headless, driven by Playwright):
+submit a goal from the page and watch it complete live, read its timeline, its state at step
+2, fork it after step 1, and redrive a dead letter as an operator."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import tempfile
+import uuid
+from collections.abc import AsyncIterator
+
+import pytest
+from loopline_events import CONTEXTS
+from loopline_testing import System
+from loopline_testing.gateway import Keys
+from playwright.async_api import BrowserContext, Page, async_playwright, expect
+
+pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[BrowserContext]:
+    """Debian's chromium, headless, with an empty profile of its own."""
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is part of the test set-up (.ci/run and make test install it)"
+    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        async with async_playwright() as playwright:
+            context = await playwright.chromium.launch_persistent_context(
+                profile, executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+            )
+            context.set_default_timeout(60_000)
+            try:
+                yield context
+            finally:
+                await context.close()
+
+
+async def sign_in(page: Page, base: str, key: str) -> None:
+    await page.goto(f"{base}/login")
+    await page.fill("#key", key)
+    await page.click("#sign-in")
+    await expect(page.locator("#runs")).to_be_visible()
+
+
+async def test_submit_watch_inspect_and_fork_a_run_from_the_page(
+    gateway_system: System, keys: Keys, browser: BrowserContext
+) -> None:
+    base = gateway_system.gateway_url
+    page = await browser.new_page()
+    await sign_in(page, base, keys.alice)
+    await expect(page.locator("#tenant")).to_have_text("acme")
+
+    await page.fill("#goal", "Compute 17 + 25, then multiply the result by 3")
+    await page.click("#submit")
+    await page.wait_for_url(f"{base}/ui/runs/*")
+    run_id = page.url.rsplit("/", 1)[-1]
+    # Live: the events arrive over the page's event stream, and the header follows them.
+    events = page.locator("#events li")
+    await expect(page.locator('#events li[data-type="RunCompleted"]')).to_have_count(1)
+    await expect(page.locator("#run-status")).to_have_text("completed")
+    await expect(page.locator("#answer")).to_contain_text("126")
+    assert await events.count() >= 6
+    assert await page.locator("#events").get_attribute("data-state") == "ended"
+
+    steps = page.locator("#steps tr.step")
+    await expect(steps).to_have_count(3)
+    await expect(steps.nth(0)).to_contain_text("calculator")
+    await expect(steps.nth(0)).to_contain_text("succeeded")
+    await expect(steps.nth(2)).to_contain_text("answer")
+
+    await page.click('#steps tr[data-step="2"] a.state-link')
+    await expect(page.locator("#state-step")).to_contain_text("2 of")
+    await expect(page.locator("#state-status")).to_have_text("running")
+    await expect(page.locator("#messages")).to_contain_text("42")
+
+    await page.goto(f"{base}/ui/runs/{run_id}")
+    await page.click('#steps button.fork[data-step="1"]')
+    await page.wait_for_url(lambda url: run_id not in url and "/ui/runs/" in url)
+    await expect(page.locator("#run-status")).to_have_text("completed")
+    await expect(page.locator("#answer")).to_contain_text("126")
+    fork_steps = page.locator("#steps tr.step")
+    assert await fork_steps.count() >= 2
+
+    await page.goto(f"{base}/ui/runs/{run_id}/rerun")
+    await expect(page.locator("#verdict")).to_contain_text("no divergence")
+
+
+async def test_an_operator_redrives_a_dead_letter_from_the_page(
+    gateway_system: System, keys: Keys, browser: BrowserContext
+) -> None:
+    run_id = f"poison-{uuid.uuid4().hex[:8]}"
+    await asyncio.to_thread(gateway_system.kcat_produce, CONTEXTS.name, run_id, b"\x00not json")
+    page = await browser.new_page()
+    await sign_in(page, gateway_system.gateway_url, keys.operator)
+    row = page.locator(f'tr.letter:has(a[href="/ui/runs/{run_id}"])')
+    for _ in range(60):  # recovery records it within moments; the page shows what is recorded
+        await page.goto(f"{gateway_system.gateway_url}/ui/dead-letters?status=parked")
+        if await row.count():
+            break
+        await asyncio.sleep(0.5)
+    await expect(row).to_have_attribute("data-status", "parked")
+    await row.locator("button.redrive").click()
+    letter = await row.get_attribute("data-letter")
+    redriven = page.locator(f'tr[data-letter="{letter}"]')
+    await expect(redriven).to_have_attribute("data-status", "redriven")
+    await expect(redriven.locator(".letter-status")).to_have_text("redriven")
