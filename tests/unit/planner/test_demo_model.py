@@ -7,8 +7,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import pytest
-from loopline_events import ContextAssembled, Message, ToolCall, ToolSpec
-from loopline_planner.adapters.models import DemoModel, ModelAdapter, ModelReply
+from loopline_events import Message, ToolCall, ToolSpec
+from loopline_planner.adapters.models import DemoModel, ModelAdapter, ModelReply, ModelRequest
 from loopline_tools import BUILTIN_TOOLS, ToolContext, run_tool
 
 SYSTEM = "You are a careful assistant. Use the tools when they help, then answer briefly."
@@ -42,9 +42,9 @@ def refusing(tool: str) -> Results:
     return results
 
 
-def context(messages: list[Message], offered: tuple[str, ...] = ()) -> ContextAssembled:
+def context(messages: list[Message], offered: tuple[str, ...] = ()) -> ModelRequest:
     specs = tuple(ToolSpec(name=name) for name in offered)
-    return ContextAssembled(agent="default", model="demo", messages=tuple(messages), tools=specs)
+    return ModelRequest(agent="default", model="demo", messages=tuple(messages), tools=specs)
 
 
 @dataclass

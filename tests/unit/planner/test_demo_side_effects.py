@@ -3,8 +3,8 @@ one `record_effect` call per step, each labelled by its number, then the answer.
 
 from __future__ import annotations
 
-from loopline_events import ContextAssembled, Message
-from loopline_planner.adapters.models import DemoModel, ModelReply
+from loopline_events import Message
+from loopline_planner.adapters.models import DemoModel, ModelReply, ModelRequest
 
 
 async def play(goal: str, results: list[str]) -> list[ModelReply]:
@@ -13,7 +13,7 @@ async def play(goal: str, results: list[str]) -> list[ModelReply]:
     replies = []
     for result in [*results, None]:
         reply = await DemoModel().complete(
-            ContextAssembled(agent="effects", model="demo", messages=tuple(messages))
+            ModelRequest(agent="effects", model="demo", messages=tuple(messages))
         )
         replies.append(reply)
         if reply.final_answer is not None or result is None:

@@ -1,4 +1,6 @@
-"""Loopline's event contracts: the envelope, the events of the agent loop, and the topics.
+"""Loopline's event contracts: the envelope, the events of the agent loop, and the topics;
+and the one error base (`LooplineError`: `retryable`, `retry_after`) and backoff (`Backoff`)
+that every layer raises, reads and waits by.
 
 This package depends on pydantic only; every service speaks through these models.
 """
@@ -13,6 +15,14 @@ from loopline_events._codec import (
 )
 from loopline_events._dead_letters import RETRIES_HEADER, DeadLettered, DeadLetterKind
 from loopline_events._envelope import Envelope, Payload, TraceContext, utcnow
+from loopline_events._errors import (
+    Backoff,
+    BudgetExceededError,
+    LooplineError,
+    TransientError,
+    parse_retry_after,
+    retry_after_of,
+)
 from loopline_events._forks import ForkRecorded, RunForked
 from loopline_events._runs import (
     Budget,
@@ -34,13 +44,16 @@ from loopline_events._schemas import (
 )
 from loopline_events._steps import (
     ContextAssembled,
+    DelayReason,
     Message,
+    ModelCallDelayed,
     ModelDecided,
     ModelFailed,
     TokenUsage,
     ToolCall,
     ToolSpec,
 )
+from loopline_events._streaming import ModelTextDelta, StreamedText, TextChunk
 from loopline_events._tools import ToolCallFailed, ToolCallSucceeded, ToolError, ToolErrorKind
 from loopline_events._topics import (
     ALL_TOPICS,
@@ -52,6 +65,7 @@ from loopline_events._topics import (
     OBSERVATIONS,
     RESULTS,
     RETRY_TOPICS,
+    STREAM,
     TopicSpec,
     dlq_name,
     topic_of,
@@ -70,13 +84,17 @@ __all__ = [
     "RESULTS",
     "RETRIES_HEADER",
     "RETRY_TOPICS",
+    "STREAM",
     "UPCASTERS",
+    "Backoff",
     "Budget",
+    "BudgetExceededError",
     "CancelRun",
     "ContextAssembled",
     "DeadLetterKind",
     "DeadLettered",
     "DecodeErrorKind",
+    "DelayReason",
     "Envelope",
     "EventDecodeError",
     "FailRun",
@@ -84,14 +102,19 @@ __all__ = [
     "ForkRecorded",
     "GoalSubmitted",
     "IncompatibleSchemaError",
+    "LooplineError",
     "Message",
+    "ModelCallDelayed",
     "ModelDecided",
     "ModelFailed",
+    "ModelTextDelta",
     "Payload",
     "RunCancelled",
     "RunCompleted",
     "RunFailed",
     "RunForked",
+    "StreamedText",
+    "TextChunk",
     "TokenUsage",
     "ToolCall",
     "ToolCallFailed",
@@ -101,12 +124,15 @@ __all__ = [
     "ToolSpec",
     "TopicSpec",
     "TraceContext",
+    "TransientError",
     "compatibility_problems",
     "decode_event",
     "dlq_name",
     "encode_event",
     "generate_schemas",
+    "parse_retry_after",
     "render",
+    "retry_after_of",
     "schema_file_name",
     "topic_of",
     "topic_spec",

@@ -22,6 +22,8 @@ class DeadLetterKind(StrEnum):
     OVERSIZED = "oversized"
     HANDLER = "handler"
     TRANSIENT = "transient"
+    BUDGET = "budget"
+    """A budget or quota refused the work (a `BudgetExceededError`): retrying cannot help."""
 
 
 class DeadLettered(Payload):

@@ -39,7 +39,7 @@ from loopline_memory.domain import (
     StoreMemory,
     apply,
 )
-from loopline_memory.domain.budgets import price_of
+from loopline_memory.domain.budgets import decision_price
 from loopline_memory.domain.served import recalled
 
 PRODUCER = "memory"
@@ -161,7 +161,9 @@ class MemoryHandler:
         )
         if isinstance(event.payload, ModelDecided):  # folded once: a duplicate returned above
             usage = event.payload.usage
-            record_cost(event.payload.model, price_of(step.state.price).of(usage))
+            record_cost(
+                event.payload.model, decision_price(step.state, event.payload.model).of(usage)
+            )
         return outputs
 
     async def _recall(self, state: RunState, step: Step) -> list[Emission]:

@@ -1,35 +1,64 @@
-"""The planner's use case: a context in, a decision (or a model failure) out."""
+"""The planner's use case: a context in, a decision (or a model failure) out.
+
+A step is asked of its model through the shared limiter (`calls.Caller`), its text streamed
+while the model writes (`streaming.StepText`), falling back to the profile's next model when
+the model stays unavailable. A step whose call must wait longer than a moment for capacity
+does not hold its batch: it is announced (`ModelCallDelayed`), and decided in the background
+(`waiting.Waiting`), which publishes its decision itself.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 from loopline_bus import Outbound
-from loopline_events import DECISIONS, ContextAssembled, Envelope, ModelDecided, ModelFailed
+from loopline_events import (
+    CONTROL,
+    DECISIONS,
+    STREAM,
+    ContextAssembled,
+    Envelope,
+    FailRun,
+    FailureReason,
+    ModelCallDelayed,
+    ModelDecided,
+    ModelFailed,
+    ModelTextDelta,
+    utcnow,
+)
+from loopline_runtime import AgentProfile
 
 from loopline_planner.adapters.cache import ResponseCache
-from loopline_planner.adapters.models import (
-    ModelAdapter,
-    ModelError,
-    ModelReply,
-    ModelSettings,
-    complete_with_retries,
-)
+from loopline_planner.adapters.limiter import Gate, QuotaExceededError, Verdict
+from loopline_planner.adapters.models import ModelAdapter, ModelError, ModelReply, ModelSettings
+from loopline_planner.calls import Caller, Decided
+from loopline_planner.domain.requests import models_for, request_for
+from loopline_planner.streaming import StepText
+from loopline_planner.waiting import Waiting
 
 PRODUCER = "planner"
+REANNOUNCE_S = 1.0
+"""A waiting step is announced again when its expected time moves later by more than this."""
 
 log = logging.getLogger("loopline.planner")
 
+PublishMany = Callable[[Sequence[Outbound]], Awaitable[None]]
+
 
 class PlannerHandler:
-    """Asks the context's model for a decision, with a timeout and retries.
+    """Asks the context's model for a decision, through the limiter, with retries, streaming
+    and fallback.
 
     With a `cache`, a step's reply is recorded and a redelivered context is answered from it:
     the same decision, no second model call. With `write_behind`, the replies of a batch are
-    recorded together by `flush()`, which the bus calls before publishing the batch.
+    recorded together by `flush()`, which the bus calls before publishing the batch. With
+    `publish` (the bus's), text is streamed and waiting steps leave their batch; without it,
+    every step is decided within its batch.
     """
 
     def __init__(
@@ -39,12 +68,19 @@ class PlannerHandler:
         cache: ResponseCache | None = None,
         *,
         write_behind: bool = False,
+        gate: Gate | None = None,
+        profiles: Mapping[str, AgentProfile] | None = None,
+        publish: PublishMany | None = None,
     ):
         self.settings = settings
         self._build = build
         self._models: dict[str, ModelAdapter] = {}
         self.cache = cache
         self.write_behind = write_behind
+        self.profiles = profiles or {}
+        self.publish = publish
+        self.caller = Caller(settings, self.model, gate)
+        self.waiting = Waiting(publish) if publish is not None else None
 
     def model(self, name: str) -> ModelAdapter:
         """The adapter for `name`, built once."""
@@ -56,61 +92,152 @@ class PlannerHandler:
         context = event.payload
         if not isinstance(context, ContextAssembled):
             return ()
-        started = time.perf_counter()
-        try:
-            model = self.model(context.model)
-            reply = await self._reply(event, model, context)
-        except (ModelError, ValueError) as exc:
-            log.warning("run %s step %d: model failed: %s", event.run_id, event.seq, exc)
-            failed = ModelFailed(
-                model=context.model,
-                error=str(exc),
-                retryable=getattr(exc, "retryable", False),
-                attempts=max(
-                    1, self.settings.max_attempts if getattr(exc, "retryable", False) else 1
-                ),
-            )
-            return [Outbound(DECISIONS.name, event.follow(failed, producer=PRODUCER))]
-        decision = ModelDecided(
-            agent=context.agent,
-            model=model.name,
-            tool_calls=reply.tool_calls,
-            final_answer=reply.final_answer,
-            usage=reply.usage,
-            latency_ms=(time.perf_counter() - started) * 1000,
-        )
-        return [Outbound(DECISIONS.name, event.follow(decision, producer=PRODUCER))]
-
-    async def _reply(
-        self, event: Envelope[Any], model: ModelAdapter, context: ContextAssembled
-    ) -> ModelReply:
-        """The step's reply: recorded, or asked of the model and recorded."""
+        if self.waiting is not None and self.waiting.holds(event):
+            return ()  # a repeat of a step decided in the background: it publishes the decision
         if self.cache is not None:
             cached = await self.cache.get(event.run_id, event.seq)
             if cached is not None:
                 log.info("run %s step %d: reply from cache", event.run_id, event.seq)
-                return cached
-        reply, _attempts = await complete_with_retries(
-            model,
-            context,
-            max_attempts=self.settings.max_attempts,
-            timeout_s=self.settings.timeout_s,
-        )
-        if self.cache is not None:
-            if self.write_behind:  # recorded by the batch's flush, before it is published
-                self.cache.stage(event.run_id, event.seq, reply)
-            else:
-                await self.cache.put(event.run_id, event.seq, reply)
-        return reply
+                return [self._decision(event, context, Decided(cached, context.model, 0), 0.0)]
+        step = _Step(self, event, context)
+        if self.waiting is None:
+            return await step.decide()
+        return await self.waiting.run(event, step.decide, step.moved_out)
 
     async def flush(self) -> None:
         """Record the replies of a batch (with `write_behind`, the bus calls it per batch)."""
         if self.cache is not None:
             await self.cache.flush()
 
+    async def hand_back(self) -> None:
+        """Stopping: steps still waiting for capacity are published again to their context
+        topic, unchanged, so the partition's next owner decides them."""
+        if self.waiting is not None:
+            await self.waiting.hand_back()
+
     async def aclose(self) -> None:
         """Close the model adapters and the cache."""
+        if self.waiting is not None:
+            await self.waiting.cancel()
         for model in self._models.values():
             await model.aclose()
         if self.cache is not None:
             await self.cache.aclose()
+
+    def _decision(
+        self, event: Envelope[Any], context: ContextAssembled, decided: Decided, ms: float
+    ) -> Outbound:
+        decision = ModelDecided(
+            agent=context.agent,
+            model=decided.model,
+            tool_calls=decided.reply.tool_calls,
+            final_answer=decided.reply.final_answer,
+            usage=decided.reply.usage,
+            latency_ms=ms,
+            fallback_from=decided.fallback_from,
+        )
+        return Outbound(DECISIONS.name, event.follow(decision, producer=PRODUCER))
+
+    async def _record(self, event: Envelope[Any], reply: ModelReply, *, staged: bool) -> None:
+        if self.cache is None:
+            return
+        if staged and self.write_behind:  # recorded by the batch's flush, before it is published
+            self.cache.stage(event.run_id, event.seq, reply)
+        else:
+            await self.cache.put(event.run_id, event.seq, reply)
+
+
+class _Step:
+    """One step being decided: its calls, its streamed text, its announced waits."""
+
+    def __init__(self, planner: PlannerHandler, event: Envelope[Any], context: ContextAssembled):
+        self.planner, self.event, self.context = planner, event, context
+        self.profile = planner.profiles.get(context.agent)
+        self.text: StepText | None = None
+        if planner.publish is not None:
+            self.text = StepText(event, self._publish_text, flush_s=planner.settings.stream_flush_s)
+        self.detached = False
+        self.moved_out: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Done once the step leaves its batch to wait in the background."""
+        self._waiting_since: float | None = None
+        self._announced: float | None = None
+        self._delays = 0
+
+    async def decide(self) -> list[Outbound]:
+        """The step's outputs: its decision, its model failure, or a quota's `FailRun`."""
+        started = time.perf_counter()
+        request = request_for(self.event, self.context)
+        chain = models_for(self.context.model, self.profile)
+        try:
+            decided = await self.planner.caller.decide(
+                request,
+                chain,
+                pause_over_quota=self.profile is None or self.profile.on_quota == "pause",
+                on_wait=self._on_wait,
+                text_for=self.text.sink if self.text is not None else None,
+            )
+        except QuotaExceededError as exc:
+            log.warning("run %s step %d: %s", self.event.run_id, self.event.seq, exc)
+            return [self._over_quota(str(exc))]
+        except ModelError as exc:
+            log.warning("run %s step %d: model failed: %s", self.event.run_id, self.event.seq, exc)
+            return [self._failed(exc)]
+        if self.text is not None:
+            await self.text.flush()  # the last of the text goes before the decision
+        await self.planner._record(self.event, decided.reply, staged=not self.detached)
+        ms = (time.perf_counter() - started) * 1000
+        return [self.planner._decision(self.event, self.context, decided, ms)]
+
+    async def _on_wait(self, verdict: Verdict) -> None:
+        """The limiter says wait: within a moment, wait here; longer, leave the batch and say
+        that the step waits (again, when the wait grows)."""
+        if self.planner.publish is None:
+            return  # no background here: every wait is waited within the batch
+        now = time.monotonic()
+        if self._waiting_since is None:
+            self._waiting_since = now
+        expected = now + verdict.expected_s
+        inline = self.planner.settings.inline_wait_s
+        if not self.detached and expected - self._waiting_since <= inline:
+            return
+        if self._announced is not None and expected <= self._announced + REANNOUNCE_S:
+            return
+        self._announced = expected
+        assert verdict.reason is not None
+        delayed = ModelCallDelayed(
+            model=self.context.model,
+            reason=verdict.reason,
+            until=utcnow() + timedelta(seconds=verdict.expected_s),
+            message=f"waiting for {verdict.reason.value.replace('_', ' ')}: about "
+            f"{verdict.expected_s:.0f} s",
+        )
+        self._delays += 1
+        out = Outbound(
+            DECISIONS.name, self.event.follow(delayed, producer=PRODUCER, index=self._delays)
+        )
+        await self.planner.publish([out])
+        if not self.detached:
+            self.detached = True
+            self.moved_out.set_result(None)
+
+    async def _publish_text(self, event: Envelope[ModelTextDelta]) -> None:
+        assert self.planner.publish is not None
+        await self.planner.publish([Outbound(STREAM.name, event)])
+
+    def _failed(self, exc: ModelError) -> Outbound:
+        failed = ModelFailed(
+            model=self.context.model,
+            error=str(exc),
+            retryable=exc.retryable,
+            attempts=max(1, self.planner.settings.max_attempts if exc.retryable else 1),
+        )
+        return Outbound(DECISIONS.name, self.event.follow(failed, producer=PRODUCER))
+
+    def _over_quota(self, message: str) -> Outbound:
+        command = FailRun(
+            reason=FailureReason.QUOTA_EXCEEDED,
+            message=message,
+            requested_by=PRODUCER,
+            at_step=self.event.seq,
+        )
+        return Outbound(CONTROL.name, self.event.follow(command, producer=PRODUCER))

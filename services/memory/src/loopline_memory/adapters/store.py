@@ -20,7 +20,7 @@ from loopline_events import ContextAssembled, Envelope, ModelDecided, Payload, t
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from loopline_memory.domain import RunState
-from loopline_memory.domain.budgets import price_of
+from loopline_memory.domain.budgets import decision_price
 
 OUTBOX_SIZE = 8
 """How many recent inputs keep their outputs, to re-emit them if the input is redelivered."""
@@ -138,7 +138,7 @@ class RunStore:
         events = [row for p in pending for row in _timeline_rows(p.consumed, p.emitted)]
         usage = [row for p in pending if (row := _usage_row(p.stored.state, p.consumed))]
         writes = [write for p in pending for write in p.writes]
-        columns = [*_columns(runs, 14), *_columns(events, 8), *_columns(usage, 10)]
+        columns = [*_columns(runs, 14), *_columns(events, 8), *_columns(usage, 12)]
         async with self.pool.acquire() as conn:
             if writes:
                 async with conn.transaction():
@@ -176,10 +176,11 @@ class RunStore:
                 ON CONFLICT DO NOTHING
             ), usage AS (
                 INSERT INTO "{schema}".usage (event_id, run_id, tenant, agent, model, seq,
-                    prompt_tokens, completion_tokens, cost_usd, occurred_at)
+                    prompt_tokens, completion_tokens, cost_usd, occurred_at, cached_tokens,
+                    cache_write_tokens)
                 SELECT * FROM unnest($23::uuid[], $24::text[], $25::text[], $26::text[],
                     $27::text[], $28::int[], $29::bigint[], $30::bigint[], $31::numeric[],
-                    $32::timestamptz[])
+                    $32::timestamptz[], $33::bigint[], $34::bigint[])
                 ON CONFLICT DO NOTHING
             )
             SELECT 1
@@ -206,8 +207,10 @@ def _usage_row(state: RunState, event: Envelope[Any]) -> tuple[Any, ...] | None:
         event.seq,
         usage.prompt_tokens,
         usage.completion_tokens,
-        price_of(state.price).of(usage),
+        decision_price(state, payload.model).of(usage),
         event.occurred_at,
+        usage.cached_tokens,
+        usage.cache_write_tokens,
     )
 
 
