@@ -33,9 +33,9 @@ from loopline_events import (
 )
 from loopline_runtime import AgentProfile
 
-from loopline_planner.adapters.cache import ResponseCache
+from loopline_planner.adapters.cache import Recorded, ResponseCache
 from loopline_planner.adapters.limiter import Gate, QuotaExceededError, Verdict
-from loopline_planner.adapters.models import ModelAdapter, ModelError, ModelReply, ModelSettings
+from loopline_planner.adapters.models import ModelAdapter, ModelError, ModelSettings
 from loopline_planner.calls import Caller, Decided
 from loopline_planner.domain.requests import models_for, request_for
 from loopline_planner.streaming import StepText
@@ -95,10 +95,15 @@ class PlannerHandler:
         if self.waiting is not None and self.waiting.holds(event):
             return ()  # a repeat of a step decided in the background: it publishes the decision
         if self.cache is not None:
+            started = time.perf_counter()
             cached = await self.cache.get(event.run_id, event.seq)
             if cached is not None:
                 log.info("run %s step %d: reply from cache", event.run_id, event.seq)
-                return [self._decision(event, context, Decided(cached, context.model, 0), 0.0)]
+                decided = Decided(
+                    cached.reply, cached.model or context.model, 0, cached.fallback_from
+                )
+                ms = (time.perf_counter() - started) * 1000
+                return [self._decision(event, context, decided, ms)]
         step = _Step(self, event, context)
         if self.waiting is None:
             return await step.decide()
@@ -138,13 +143,14 @@ class PlannerHandler:
         )
         return Outbound(DECISIONS.name, event.follow(decision, producer=PRODUCER))
 
-    async def _record(self, event: Envelope[Any], reply: ModelReply, *, staged: bool) -> None:
+    async def _record(self, event: Envelope[Any], decided: Decided, *, staged: bool) -> None:
         if self.cache is None:
             return
+        recorded = Recorded(decided.reply, decided.model, decided.fallback_from)
         if staged and self.write_behind:  # recorded by the batch's flush, before it is published
-            self.cache.stage(event.run_id, event.seq, reply)
+            self.cache.stage(event.run_id, event.seq, recorded)
         else:
-            await self.cache.put(event.run_id, event.seq, reply)
+            await self.cache.put(event.run_id, event.seq, recorded)
 
 
 class _Step:
@@ -184,7 +190,7 @@ class _Step:
             return [self._failed(exc)]
         if self.text is not None:
             await self.text.flush()  # the last of the text goes before the decision
-        await self.planner._record(self.event, decided.reply, staged=not self.detached)
+        await self.planner._record(self.event, decided, staged=not self.detached)
         ms = (time.perf_counter() - started) * 1000
         return [self.planner._decision(self.event, self.context, decided, ms)]
 

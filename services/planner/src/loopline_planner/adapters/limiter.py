@@ -82,9 +82,17 @@ class _Scope:
 class RedisLimiter:
     """Limits and quotas of `limits`, held in Redis under `namespace`."""
 
-    def __init__(self, redis: aioredis.Redis, limits: Limits, namespace: str = ""):
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        limits: Limits,
+        namespace: str = "",
+        *,
+        grace_s: float = GRACE_S,
+    ):
         self.redis = redis
         self.limits = limits
+        self.grace_s = grace_s
         self.prefix = f"{namespace}planner:limit:"
         self._acquire = redis.register_script(ACQUIRE)
         self._settle = redis.register_script(SETTLE)
@@ -119,7 +127,7 @@ class RedisLimiter:
             ask.tenant,
             ask.tokens,
             int(self.limits.poll_s * 1000),
-            int(GRACE_S * 1000),
+            int(self.grace_s * 1000),
             len(scopes),
             *self._quota_args(ask.tenant),
             next((i + 1 for i, s in enumerate(scopes) if s.name.startswith("tenant:")), 0),
