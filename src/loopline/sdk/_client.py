@@ -8,17 +8,21 @@ from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
 from typing import Any
 
-from loopline_bus import EventStream, KafkaBus, Progress, start_trace
+from loopline_bus import RUN_TOPICS, EventStream, KafkaBus, Progress, start_trace
 from loopline_events import (
     CONTROL,
     GOALS,
+    STREAM,
     Budget,
     CancelRun,
     Envelope,
     GoalSubmitted,
+    ModelTextDelta,
     RunCancelled,
     RunCompleted,
     RunFailed,
+    StreamedText,
+    TextChunk,
 )
 from loopline_memory.domain.replay import Replay
 from loopline_runtime import KafkaSettings
@@ -28,10 +32,13 @@ from loopline.sdk._replay import replay_run
 from loopline.sdk._rerun import Rerun, rerun_run
 
 RESULT_TYPES = (RunCompleted, RunFailed, RunCancelled)
+FOLLOWED_TOPICS = (*RUN_TOPICS, STREAM.name)
+"""What a client follows of a run: its steps and its end, and the text its model writes."""
 
 
 class Run:
-    """A submitted run: iterate its steps as they happen, or await its result."""
+    """A submitted run: iterate its steps, or the text its model writes, as they happen; or
+    await its result."""
 
     def __init__(self, run_id: str, stream: EventStream):
         self.run_id = run_id
@@ -45,11 +52,33 @@ class Run:
 
     async def steps(self) -> AsyncIterator[Envelope[Any]]:
         """Each event of the run as it happens, ending with its result."""
+        async for item in self.follow():
+            if isinstance(item, Envelope):
+                yield item
+
+    async def stream(self) -> AsyncIterator[TextChunk]:
+        """The text the run's model writes, as it writes it, step by step, until the run ends.
+
+        A chunk follows the step's text shown so far; a call the planner retried never shows
+        its text twice (a retry that writes differently comes as a chunk with `rewrite` set).
+        """
+        async for item in self.follow():
+            if isinstance(item, TextChunk):
+                yield item
+
+    async def follow(self) -> AsyncIterator[Envelope[Any] | TextChunk]:
+        """Both, in the order they come: the run's events and its model's text."""
         if self._result is not None:
             yield self._result
             return
+        text = StreamedText()
         try:
             async for event in self._stream.events(self.run_id):
+                if isinstance(event.payload, ModelTextDelta):
+                    chunk = text.add(event)
+                    if chunk is not None:
+                        yield chunk
+                    continue
                 yield event
                 if isinstance(event.payload, RESULT_TYPES):
                     self._result = event
@@ -105,7 +134,7 @@ class Loopline:
         payload = GoalSubmitted(
             goal=goal, agent=agent, budget=budget or Budget(), metadata=dict(metadata or {})
         )
-        stream = EventStream(self.settings)
+        stream = EventStream(self.settings, FOLLOWED_TOPICS)
         await stream.start(run_id)
         # The run's trace starts here: every event of the run carries it (as a span of the
         # application's own trace when it configured OpenTelemetry).
@@ -144,7 +173,7 @@ class Loopline:
     ) -> Run:
         """A new run with `run_id`'s first `from_step` steps, copied; it goes on live."""
         child = str(uuid.uuid4())
-        stream = EventStream(self.settings)
+        stream = EventStream(self.settings, FOLLOWED_TOPICS)
         await stream.start(child)
         try:
             await fork_run(

@@ -79,6 +79,7 @@ class Caller:
         pause_over_quota: bool = True,
         on_wait: OnWait | None = None,
         text_for: TextFor | None = None,
+        give_up_after_s: float | None = None,
     ) -> Decided:
         """The first reply along `chain`: the next model is asked only when the one before
         failed with a retryable error after its retries (it is unavailable); any other
@@ -91,7 +92,11 @@ class Caller:
                 raise ModelError(str(exc), retryable=False) from exc
             try:
                 reply = await self._with_retries(
-                    model, request.to(name), calls, pause_over_quota, on_wait, text_for
+                    model,
+                    request.to(name),
+                    calls,
+                    _Waits(pause_over_quota, on_wait, give_up_after_s),
+                    text_for,
                 )
             except ModelError as exc:
                 if not exc.retryable or position == len(chain) - 1:
@@ -114,8 +119,7 @@ class Caller:
         model: ModelAdapter,
         request: ModelRequest,
         calls: _Calls,
-        pause_over_quota: bool,
-        on_wait: OnWait | None,
+        waits: _Waits,
         text_for: TextFor | None,
     ) -> ModelReply:
         """`model`'s reply; the last error when its retries run out."""
@@ -131,7 +135,10 @@ class Caller:
             )
             if self.gate is not None:
                 await self.gate.admit(
-                    ask, pause_over_quota=pause_over_quota, on_wait=on_wait or _no_wait
+                    ask,
+                    pause_over_quota=waits.pause_over_quota,
+                    on_wait=waits.on_wait or _no_wait,
+                    give_up_after_s=waits.give_up_after_s,
                 )
             try:
                 reply = await self._once(
@@ -167,6 +174,15 @@ class Caller:
                 return await model.complete(request, on_text)
         except TimeoutError:
             raise ModelError(f"timed out after {timeout_s:g}s", retryable=True) from None
+
+
+@dataclass(frozen=True)
+class _Waits:
+    """How a step waits for capacity."""
+
+    pause_over_quota: bool
+    on_wait: OnWait | None
+    give_up_after_s: float | None
 
 
 @dataclass

@@ -34,7 +34,12 @@ from loopline_events import (
 from loopline_runtime import AgentProfile
 
 from loopline_planner.adapters.cache import Recorded, ResponseCache
-from loopline_planner.adapters.limiter import Gate, QuotaExceededError, Verdict
+from loopline_planner.adapters.limiter import (
+    Gate,
+    QuotaExceededError,
+    Verdict,
+    WaitedTooLongError,
+)
 from loopline_planner.adapters.models import ModelAdapter, ModelError, ModelSettings
 from loopline_planner.calls import Caller, Decided
 from loopline_planner.domain.requests import models_for, request_for
@@ -181,7 +186,11 @@ class _Step:
                 pause_over_quota=self.profile is None or self.profile.on_quota == "pause",
                 on_wait=self._on_wait,
                 text_for=self.text.sink if self.text is not None else None,
+                give_up_after_s=self.profile.deadline_s if self.profile is not None else None,
             )
+        except WaitedTooLongError as exc:
+            log.warning("run %s step %d: %s", self.event.run_id, self.event.seq, exc)
+            return [self._failed(ModelError(str(exc), retryable=False))]
         except QuotaExceededError as exc:
             log.warning("run %s step %d: %s", self.event.run_id, self.event.seq, exc)
             return [self._over_quota(str(exc))]

@@ -38,6 +38,10 @@ class QuotaExceededError(BudgetExceededError):
     """The tenant spent a quota and its profile fails runs over quota."""
 
 
+class WaitedTooLongError(BudgetExceededError):
+    """A call waited for capacity longer than its run may live."""
+
+
 @dataclass(frozen=True, slots=True)
 class Ask:
     """One call asking for capacity: `key` names the call (unique per try)."""
@@ -225,9 +229,17 @@ class Gate:
     def __init__(self, limiter: RedisLimiter):
         self.limiter = limiter
 
-    async def admit(self, ask: Ask, *, pause_over_quota: bool, on_wait: OnWait) -> None:
+    async def admit(
+        self,
+        ask: Ask,
+        *,
+        pause_over_quota: bool,
+        on_wait: OnWait,
+        give_up_after_s: float | None = None,
+    ) -> None:
         """Return once the call may go; `QuotaExceededError` when the tenant is over a quota
-        and its runs are not to pause."""
+        and its runs are not to pause; `WaitedTooLongError` past `give_up_after_s` of waiting
+        (a run cannot outlive its deadline: nobody waits for the call any more)."""
         if not self.limiter.applies(ask.model, ask.tenant):
             return
         started: float | None = None
@@ -252,6 +264,11 @@ class Gate:
                     started = time.monotonic()
                     if verdict.reason is DelayReason.QUOTA:
                         metrics.quota_refusal("paused")
+                elif give_up_after_s is not None and time.monotonic() - started > give_up_after_s:
+                    raise WaitedTooLongError(
+                        f"waited {time.monotonic() - started:.0f} s for capacity "
+                        f"({verdict.reason.value}); the run's time is up"
+                    )
                 if verdict.reason is not reason:
                     if reason is not None:
                         metrics.waiting(reason, -1)
