@@ -72,7 +72,11 @@ typecheck: install ## mypy strict over libraries, services, CLI and tests
 
 .PHONY: test
 test: lint typecheck ## Lint, type-check, then every test against the real infrastructure
-	@$(RUN) pytest $(PYTEST_ARGS)
+	@$(RUN) pytest -m "not slow" $(PYTEST_ARGS)
+
+.PHONY: test-limits
+test-limits: install ## The slow rate-limit scenario: 4 planners, 100 runs, a provider at 60/min
+	@$(RUN) pytest -m slow -s $(PYTEST_ARGS)
 
 .PHONY: test-unit
 test-unit: install ## Only the pure unit tests (no infrastructure)

@@ -85,8 +85,9 @@ class ScriptedServer(ABC):
     """A scripted model API on 127.0.0.1 (a free port); a context manager.
 
     `default(request)` answers when the script is empty: an answer object, or None for an
-    HTTP 500. With `requests_per_minute`, the server holds that rate as a provider does: a
-    request beyond it in the last 60 s gets a 429 with `Retry-After`.
+    HTTP 500 (`delay_s` holds each of its answers). With `requests_per_minute`, the server
+    holds that rate as a provider does: a request beyond it in the last 60 s gets a 429 with
+    `Retry-After`.
     """
 
     paths: tuple[str, ...] = ()
@@ -99,8 +100,11 @@ class ScriptedServer(ABC):
         *,
         requests_per_minute: float | None = None,
         chunk_delay_s: float = 0.0,
+        delay_s: float = 0.0,
     ):
         self.default = default
+        self.delay_s = delay_s
+        """Every answer from `default` is held this long (a model takes its time)."""
         self.requests_per_minute = requests_per_minute
         self.chunk_delay_s = chunk_delay_s
         """Between the events of every streamed answer (a scripted reply may set its own)."""
@@ -249,7 +253,7 @@ class ScriptedServer(ABC):
             return Reply(500, body=self.error_body(500, f"default raised {exc!r}"))
         if answer is None:
             return Reply(500, body=self.error_body(500, "no scripted reply"))
-        return Reply(answer=answer)
+        return Reply(answer=answer, delay_s=self.delay_s)
 
     def _over_limit(self, now: float) -> Reply | None:
         if self.requests_per_minute is None:
