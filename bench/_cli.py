@@ -17,7 +17,9 @@ from loopline_runtime import load_endpoints
 
 from bench import _environment as environment
 from bench._failover import failover
+from bench._faust import faust_cpu
 from bench._floor import floor
+from bench._limits import limiter_cpu
 from bench._live import BenchError, Driver, latency, throughput
 from bench._namespace import Home, System, new_namespace
 from bench._profile import Profiler, markdown, summarise
@@ -27,7 +29,7 @@ from bench._report import RESULTS_DIR, render, save
 from bench._sizes import SIZE_HELP, Sizes
 from bench._steps import StepLog
 
-PARTS = ("latency", "throughput", "replay", "failover", "floor")
+PARTS = ("latency", "throughput", "replay", "failover", "floor", "limits")
 FAILOVER = ("planner", "tool-executor", "memory")
 """Services whose failover is measured (recovery's work waits for no step)."""
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -39,7 +41,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m bench",
         description="Measure Loopline with the demo model and the pure calculator tool: "
         "latency, throughput and CPU per durable step (four services as processes on Kafka), "
-        "replay, failover, and the same loop in one process without Kafka. Prints a table "
+        "replay, failover, the same loop in one process without Kafka, and what the shared "
+        "rate limiter and tenant quotas cost per model call (and faust-streaming doing the "
+        "quota windows instead). Prints a table "
         "against the targets and appends the results to bench/results/ as JSON. Needs the "
         "infrastructure (make infra-up).",
     )
@@ -127,6 +131,8 @@ async def run(args: argparse.Namespace, results: dict[str, Any]) -> None:
             results["replay"] = await _replay(sizes)
         if "floor" in parts:
             results["floor"] = await _floors(sizes)
+        if "limits" in parts:
+            results["limits"] = await _limits(sizes)
     finally:
         home.remove()
 
@@ -203,6 +209,16 @@ async def _floors(sizes: Sizes) -> dict[str, Any]:
         with_stores = await floor(ns, *args, *one_by_one)
         say("floor: the loop in this process, no stores, no Kafka")
         return {"with_stores": with_stores, "no_io": await floor(None, *args, *one_by_one)}
+    finally:
+        await ns.cleanup()
+
+
+async def _limits(sizes: Sizes) -> dict[str, Any]:
+    ns = new_namespace("q")
+    try:
+        measured = await limiter_cpu(sizes.limiter_calls)
+        measured["faust"] = await faust_cpu(ns, sizes.faust_warmup, sizes.faust_events)
+        return measured
     finally:
         await ns.cleanup()
 

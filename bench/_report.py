@@ -87,6 +87,28 @@ ROWS = (
         "replay_events_per_s",
     ),
     Row("loopline replay CLI, wall s", _get("replay", "cli", "wall_s")),
+    Row(
+        "limiter CPU per model call, ms",
+        _get("limits", "rates", "ms_per_call"),
+        higher_is_better=False,
+    ),
+    Row(
+        "limiter + quotas CPU per model call, ms",
+        _get("limits", "rates_and_quotas", "ms_per_call"),
+        higher_is_better=False,
+    ),
+    Row(
+        "quota windows in Redis, ms per call",
+        _get("limits", "quotas_ms_per_call"),
+        "quota_ms_per_call",
+        higher_is_better=False,
+    ),
+    Row(
+        "quota windows in faust, ms per call",
+        _get("limits", "faust", "ms_per_call"),
+        "quota_ms_per_call",
+        higher_is_better=False,
+    ),
 )
 
 
