@@ -14,6 +14,7 @@ import math
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import Protocol
 
 import redis.asyncio as aioredis
 from loopline_events import BudgetExceededError, DelayReason, TokenUsage
@@ -215,6 +216,18 @@ class RedisLimiter:
         ]
 
 
+class Limiter(Protocol):
+    """What `Gate` asks: `RedisLimiter`, or a fake in tests."""
+
+    def applies(self, model: str, tenant: str) -> bool: ...
+
+    async def ask(self, ask: Ask) -> Verdict: ...
+
+    async def settle(self, ask: Ask, usage: TokenUsage, cost_usd: float) -> None: ...
+
+    async def hold(self, model: str, seconds: float) -> None: ...
+
+
 OnWait = Callable[[Verdict], Awaitable[None]]
 """Told before each wait: why, for how long, and when the call may go."""
 
@@ -226,7 +239,7 @@ class Gate:
     provider's 429s are retried with backoff, which beats stalling every run on the limiter.
     """
 
-    def __init__(self, limiter: RedisLimiter):
+    def __init__(self, limiter: Limiter):
         self.limiter = limiter
 
     async def admit(
