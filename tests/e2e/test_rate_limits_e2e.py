@@ -19,7 +19,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
 from loopline_events import (
+    CONTEXTS,
     GOALS,
     ContextAssembled,
     Envelope,
@@ -27,6 +29,7 @@ from loopline_events import (
     ModelDecided,
     RunCompleted,
 )
+from loopline_recovery.domain import REDRIVE_HEADER
 from loopline_testing import TEST_AGENTS, System
 from loopline_testing.openai_server import (
     OpenAIServer,
@@ -107,6 +110,40 @@ async def test_four_planners_hold_a_provider_limit_of_60_a_minute_and_every_run_
     assert server.most_in_any(60.0) <= 60
     assert server.refused == 0
     assert took >= 95  # 100 calls at 60 a minute cannot be faster: the limit held
+    # Runs waited up to 100 s with a step timeout of 15 s: announced, none was re-driven.
+    assert await redriven(system) == []
+
+
+async def redriven(system: System) -> list[str]:
+    """Run ids of the contexts the watchdog re-published."""
+    topic = system.kafka.topic_prefix + CONTEXTS.name
+    consumer = AIOKafkaConsumer(bootstrap_servers=system.kafka.bootstrap, enable_auto_commit=False)
+    await consumer.start()
+    found: list[str] = []
+    read = 0
+    try:
+        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
+        if not partitions:
+            await consumer.topics()  # metadata, then again
+            partitions = [
+                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
+            ]
+        consumer.assign(partitions)
+        await consumer.seek_to_beginning(*partitions)
+        ends = await consumer.end_offsets(partitions)
+        while any(await consumer.position(tp) < end for tp, end in ends.items()):
+            batch = await consumer.getmany(timeout_ms=1000)
+            for records in batch.values():
+                read += len(records)
+                found += [
+                    (r.key or b"").decode()
+                    for r in records
+                    if any(name == REDRIVE_HEADER for name, _ in r.headers or ())
+                ]
+    finally:
+        await consumer.stop()
+    assert read >= 100  # every run's context was read
+    return found
 
 
 async def light_step_latencies(system: System, runs: int) -> list[float]:
