@@ -214,13 +214,9 @@ async def _floors(sizes: Sizes) -> dict[str, Any]:
 
 
 async def _limits(sizes: Sizes) -> dict[str, Any]:
-    ns = new_namespace("q")
-    try:
-        measured = await limiter_cpu(sizes.limiter_calls)
-        measured["faust"] = await faust_cpu(ns, sizes.faust_warmup, sizes.faust_events)
-        return measured
-    finally:
-        await ns.cleanup()
+    measured = await limiter_cpu(sizes.limiter_calls)
+    measured["faust"] = await faust_cpu(sizes.faust_warmup, sizes.faust_events)
+    return measured
 
 
 def main(argv: list[str] | None = None) -> None:

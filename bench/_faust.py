@@ -3,8 +3,10 @@
 `bench/faust_quotas.py` runs in an environment of its own, brought by `uv run --no-project
 --with faust-streaming==... --with aiokafka==...` (cached after the first time): faust pins
 versions (click, among others) that the project's lock would otherwise have to follow. This
-module publishes the ModelDecided events it reads (Loopline's own encoding, one per model
-call, ten tenants), runs it, and reads its one line of figures.
+module starts a Kafka broker of its own (the shared one serves other work, whose CPU would
+blur the broker's share), publishes the ModelDecided events the job reads (Loopline's own
+encoding, one per model call, ten tenants), runs the job, and measures the broker's CPU over
+the job's timed window, less what the idle broker burns in as long.
 """
 
 from __future__ import annotations
@@ -14,20 +16,28 @@ import json
 import os
 import shutil
 import sys
+import tempfile
+import time
 import uuid
 from pathlib import Path
 from typing import Any
 
+from aiokafka import AIOKafkaConsumer
 from loopline_bus import KafkaBus, Outbound
 from loopline_events import DECISIONS, Envelope, ModelDecided, TokenUsage
+from loopline_runtime import KafkaSettings
+from loopline_testing.chaos._infra import PrivateInfra
 
-from bench._namespace import Namespace
+from bench._proc import CpuWindow, Watched
 from bench._progress import say
 
 FAUST_ENV = ("faust-streaming==0.15.3", "aiokafka==0.14.0")
 """What the faust worker runs with (the versions decision 0008 tried)."""
 WORKER = Path(__file__).resolve().parent / "faust_quotas.py"
 TENANTS = 10
+WORKER_TIMEOUT_S = 300.0
+IDLE_S = 5.0
+"""How long the idle broker is watched, for its own burn."""
 
 
 def _decisions(count: int) -> list[Outbound]:
@@ -51,18 +61,63 @@ def _decisions(count: int) -> list[Outbound]:
     return out
 
 
-async def faust_cpu(ns: Namespace, warmup: int, measure: int) -> dict[str, Any]:
-    """The faust worker's CPU per model call (one ModelDecided each), after its warm-up."""
-    bus = KafkaBus(settings=ns.endpoints.kafka, client_id="bench-faust")
+async def faust_cpu(warmup: int, measure: int) -> dict[str, Any]:
+    """CPU per model call (one ModelDecided each) of the faust job and of its broker."""
+    infra = PrivateInfra(say=lambda line: None)
+    infra.infra.components = tuple(c for c in infra.infra.components if c.name == "kafka")
+    say("faust: starting a Kafka broker of its own")
+    async with infra:
+        kafka = infra.infra.component("kafka")
+        settings = KafkaSettings(bootstrap=kafka.endpoint, topic_prefix="q.")
+        pid = kafka.pid()
+        assert pid is not None
+        idle = CpuWindow([Watched("kafka", pid)])
+        idle.start()
+        await asyncio.sleep(IDLE_S)
+        idle.stop()
+        idle_rate = idle.seconds["kafka"] / IDLE_S
+        await _publish(settings, warmup + measure)
+        say(f"faust: the quota windows as a faust app ({', '.join(FAUST_ENV)})")
+        figures = await _run_worker(settings, pid, warmup, measure, idle_rate)
+    figures["python"] = sys.version.split()[0]
+    return figures
+
+
+async def _publish(settings: KafkaSettings, count: int) -> None:
+    bus = KafkaBus(settings=settings, client_id="bench-faust")
     await bus.ensure_topics([DECISIONS])
+    await _coordinator_ready(settings)
     await bus.start()
     try:
-        say(f"faust: publishing {warmup + measure} decisions")
-        events = _decisions(warmup + measure)
+        say(f"faust: publishing {count} decisions")
+        events = _decisions(count)
         for start in range(0, len(events), 2000):
             await bus.publish_many(events[start : start + 2000])
     finally:
         await bus.stop()
+
+
+async def _coordinator_ready(settings: KafkaSettings) -> None:
+    """Join a group once, so that a new broker has created its offsets topic and elected a
+    group coordinator before faust's consumer asks for one (it may wait long otherwise)."""
+    consumer = AIOKafkaConsumer(
+        settings.topic_prefix + DECISIONS.name,
+        bootstrap_servers=settings.bootstrap,
+        group_id=f"{settings.topic_prefix}warm",
+        enable_auto_commit=False,
+    )
+    async with asyncio.timeout(120):
+        await consumer.start()
+        try:
+            while not consumer.assignment():  # joined: the coordinator answers
+                await consumer.getmany(timeout_ms=200)
+        finally:
+            await consumer.stop()
+
+
+async def _run_worker(
+    settings: KafkaSettings, broker_pid: int, warmup: int, measure: int, idle_rate: float
+) -> dict[str, Any]:
     uv = os.environ.get("UV") or shutil.which("uv") or "uv"
     command = [uv, "run", "--no-project", "--quiet", "--python", "3.11"]
     for requirement in FAUST_ENV:
@@ -71,11 +126,11 @@ async def faust_cpu(ns: Namespace, warmup: int, measure: int) -> dict[str, Any]:
         "python",
         str(WORKER),
         "--bootstrap",
-        ns.endpoints.kafka.bootstrap,
+        settings.bootstrap,
         "--topic",
-        ns.prefix + DECISIONS.name,
+        settings.topic_prefix + DECISIONS.name,
         "--app-id",
-        f"{ns.prefix}quotas",
+        f"{settings.topic_prefix}quotas",
         "--partitions",
         str(DECISIONS.partitions),
         "--warmup",
@@ -83,18 +138,50 @@ async def faust_cpu(ns: Namespace, warmup: int, measure: int) -> dict[str, Any]:
         "--measure",
         str(measure),
     ]
-    say(f"faust: the quota windows as a faust app ({', '.join(FAUST_ENV)})")
-    process = await asyncio.create_subprocess_exec(
-        *command,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
-    out, err = await asyncio.wait_for(process.communicate(), 600)
-    lines = [line for line in out.decode().splitlines() if line.startswith("{")]
-    if process.returncode != 0 or not lines:
-        tail = err.decode(errors="replace")[-2000:]
-        return {"error": f"the faust worker failed ({process.returncode}): {tail}"}
-    figures: dict[str, Any] = json.loads(lines[-1])
-    figures["python"] = sys.version.split()[0]
+    with tempfile.TemporaryFile() as log:  # faust logs a lot: a pipe left unread would fill
+        process = await asyncio.create_subprocess_exec(
+            *command,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=log,
+            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+        )
+        try:
+            figures, started, broker = await _read(process, broker_pid)
+        except TimeoutError:
+            process.kill()
+            await process.wait()
+            figures = {}
+        if process.returncode != 0 or not figures:
+            log.seek(0)
+            tail = log.read().decode(errors="replace")[-2000:]
+            return {"error": f"the faust worker failed ({process.returncode}): {tail}"}
+    window = time.monotonic() - started
+    broker_s = max(0.0, broker.seconds["kafka"] - idle_rate * window)
+    figures["job_ms_per_call"] = figures.pop("ms_per_call")
+    figures["broker_ms_per_call"] = round(1000.0 * broker_s / measure, 4)
+    figures["broker_idle_s_per_s"] = round(idle_rate, 4)
+    figures["ms_per_call"] = round(figures["job_ms_per_call"] + figures["broker_ms_per_call"], 4)
     return figures
+
+
+async def _read(
+    process: asyncio.subprocess.Process, broker_pid: int
+) -> tuple[dict[str, Any], float, CpuWindow]:
+    """The worker's figures; when its timed window began; the broker's CPU over it."""
+    broker = CpuWindow([Watched("kafka", broker_pid)])
+    figures: dict[str, Any] = {}
+    started = 0.0
+    assert process.stdout is not None
+    async with asyncio.timeout(WORKER_TIMEOUT_S):
+        while line := await process.stdout.readline():
+            if not line.startswith(b"{"):
+                continue
+            data = json.loads(line)
+            if data.get("warm"):
+                broker.start()
+                started = time.monotonic()
+            else:
+                broker.stop()
+                figures = data
+        await process.wait()
+    return figures, started, broker

@@ -104,11 +104,13 @@ ROWS = (
         higher_is_better=False,
     ),
     Row(
-        "quota windows in faust, ms per call",
+        "quota windows in faust (job + broker), ms",
         _get("limits", "faust", "ms_per_call"),
         "quota_ms_per_call",
         higher_is_better=False,
     ),
+    Row("  of which the faust job, ms", _get("limits", "faust", "job_ms_per_call")),
+    Row("  of which its broker, ms", _get("limits", "faust", "broker_ms_per_call")),
 )
 
 

@@ -10,8 +10,9 @@ After `--warmup` events it starts counting its own CPU (`time.process_time`, eve
 and after `--measure` more it prints one JSON line and stops.
 
 What it leaves out makes it a lower bound: reading the windows before each call (the planner
-would ask this worker over HTTP), and the broker's work for the repartition and changelog
-topics.
+would have to ask this worker, or have it copy them where the planner reads). The broker's
+work for the repartition and changelog topics is measured by `bench._faust` on a broker of
+its own.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
             seen["events"] += 1
             if seen["events"] == args.warmup:
                 marks["cpu"], marks["wall"] = time.process_time(), time.monotonic()
+                print(json.dumps({"warm": True}), flush=True)  # the broker's window starts
             if seen["events"] == args.warmup + args.measure:
                 marks["cpu_end"], marks["wall_end"] = time.process_time(), time.monotonic()
                 done.set()
