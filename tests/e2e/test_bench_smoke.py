@@ -28,6 +28,9 @@ SIZES = {
     "failover-runs": 4,
     "failover-iterations": 10,
     "floor-latency-runs": 1,
+    "limiter-calls": 200,
+    "faust-warmup": 100,
+    "faust-events": 200,
 }
 PROCESSES = {"memory", "planner", "tool-executor", "recovery", "kafka", "redis", "postgres"}
 
@@ -86,6 +89,23 @@ def test_replay_failover_and_floor_figures(bench_run: Any) -> None:
         assert floor["durable_steps"] == RUNS * STEPS_PER_RUN
         assert floor["steps_per_s"] > 0
         assert floor["cpu"]["ms_per_step"] > 0
+
+
+@pytest.mark.timeout(600)
+def test_the_limiters_and_the_quotas_cost_per_model_call(bench_run: Any) -> None:
+    results, printed = bench_run
+    limits = results["limits"]
+    for variant in ("rates", "rates_and_quotas"):
+        measured = limits[variant]
+        assert measured["calls"] == SIZES["limiter-calls"]
+        assert measured["client_ms_per_call"] > 0
+        assert measured["ms_per_call"] >= measured["client_ms_per_call"]
+    faust = limits["faust"]
+    assert "error" not in faust, faust.get("error")
+    assert faust["events"] == SIZES["faust-events"]
+    assert faust["job_ms_per_call"] > 0
+    assert faust["ms_per_call"] >= faust["job_ms_per_call"]
+    assert "quota windows in faust (job + broker), ms" in printed
 
 
 @pytest.mark.timeout(600)
