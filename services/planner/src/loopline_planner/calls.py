@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from loopline_events import Backoff
 from loopline_runtime import price_of
@@ -50,6 +51,8 @@ class Decided:
     """Calls made for the step, all models together."""
     fallback_from: str | None = None
     """The step's own model, when a fallback answered."""
+    calling_s: float = field(default=0.0, compare=False)
+    """Time spent in model calls, every try's (not in waits for capacity or backoff)."""
 
 
 class Caller:
@@ -111,7 +114,9 @@ class Caller:
                     chain[position + 1],
                 )
                 continue
-            return Decided(reply, model.name, calls.made, chain[0] if position else None)
+            return Decided(
+                reply, model.name, calls.made, chain[0] if position else None, calls.calling_s
+            )
         raise AssertionError("a chain has at least one model")  # pragma: no cover
 
     async def _with_retries(
@@ -140,13 +145,17 @@ class Caller:
                     on_wait=waits.on_wait or _no_wait,
                     give_up_after_s=waits.give_up_after_s,
                 )
+            started = time.perf_counter()
+            error: ModelError | None = None
             try:
                 reply = await self._once(
                     model, request, text_for(model.name, calls.made) if text_for else None
                 )
             except ModelError as exc:
                 error = exc
-            else:
+            finally:
+                calls.calling_s += time.perf_counter() - started
+            if error is None:
                 if self.gate is not None:
                     await self.gate.settle(ask, reply.usage, price_of(model.name).of(reply.usage))
                 return reply
@@ -189,6 +198,8 @@ class _Waits:
 class _Calls:
     made: int = 0
     """Calls made for the step so far, every model's."""
+    calling_s: float = 0.0
+    """Time spent in them."""
 
 
 async def _no_wait(verdict: object) -> None:

@@ -176,7 +176,6 @@ class _Step:
 
     async def decide(self) -> list[Outbound]:
         """The step's outputs: its decision, its model failure, or a quota's `FailRun`."""
-        started = time.perf_counter()
         request = request_for(self.event, self.context)
         chain = models_for(self.context.model, self.profile)
         try:
@@ -200,8 +199,8 @@ class _Step:
         if self.text is not None:
             await self.text.flush()  # the last of the text goes before the decision
         await self.planner._record(self.event, decided, staged=not self.detached)
-        ms = (time.perf_counter() - started) * 1000
-        return [self.planner._decision(self.event, self.context, decided, ms)]
+        # How long the model took: its calls, not the waits for capacity between them.
+        return [self.planner._decision(self.event, self.context, decided, decided.calling_s * 1000)]
 
     async def _on_wait(self, verdict: Verdict) -> None:
         """The limiter says wait: within a moment, wait here; longer, leave the batch and say
