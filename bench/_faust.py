@@ -28,6 +28,7 @@ from loopline_events import DECISIONS, Envelope, ModelDecided, TokenUsage
 from loopline_runtime import KafkaSettings
 from loopline_testing.chaos._infra import PrivateInfra
 
+from bench._namespace import Namespace
 from bench._proc import CpuWindow, Watched
 from bench._progress import say
 
@@ -61,8 +62,19 @@ def _decisions(count: int) -> list[Outbound]:
     return out
 
 
-async def faust_cpu(warmup: int, measure: int) -> dict[str, Any]:
-    """CPU per model call (one ModelDecided each) of the faust job and of its broker."""
+async def faust_cpu(
+    warmup: int, measure: int, *, shared: Namespace | None = None
+) -> dict[str, Any]:
+    """CPU per model call (one ModelDecided each) of the faust job and of its broker; with
+    `shared`, on the shared broker in that namespace: the job's alone (quicker, for checking
+    the harness: the broker's share cannot be told from other work there)."""
+    if shared is not None:
+        settings = shared.endpoints.kafka
+        await _publish(settings, warmup + measure)
+        say(f"faust: the quota windows as a faust app ({', '.join(FAUST_ENV)}), shared broker")
+        figures = await _run_worker(settings, None, warmup, measure, 0.0)
+        figures["python"] = sys.version.split()[0]
+        return figures
     infra = PrivateInfra(say=lambda line: None)
     infra.infra.components = tuple(c for c in infra.infra.components if c.name == "kafka")
     say("faust: starting a Kafka broker of its own")
@@ -116,7 +128,7 @@ async def _coordinator_ready(settings: KafkaSettings) -> None:
 
 
 async def _run_worker(
-    settings: KafkaSettings, broker_pid: int, warmup: int, measure: int, idle_rate: float
+    settings: KafkaSettings, broker_pid: int | None, warmup: int, measure: int, idle_rate: float
 ) -> dict[str, Any]:
     uv = os.environ.get("UV") or shutil.which("uv") or "uv"
     command = [uv, "run", "--no-project", "--quiet", "--python", "3.11"]
@@ -145,6 +157,7 @@ async def _run_worker(
             stderr=log,
             env={**os.environ, "PYTHONWARNINGS": "ignore"},
         )
+        broker: CpuWindow | None = None
         try:
             figures, started, broker = await _read(process, broker_pid)
         except TimeoutError:
@@ -155,9 +168,11 @@ async def _run_worker(
             log.seek(0)
             tail = log.read().decode(errors="replace")[-2000:]
             return {"error": f"the faust worker failed ({process.returncode}): {tail}"}
+    figures["job_ms_per_call"] = figures.pop("ms_per_call")
+    if broker is None:
+        return figures
     window = time.monotonic() - started
     broker_s = max(0.0, broker.seconds["kafka"] - idle_rate * window)
-    figures["job_ms_per_call"] = figures.pop("ms_per_call")
     figures["broker_ms_per_call"] = round(1000.0 * broker_s / measure, 4)
     figures["broker_idle_s_per_s"] = round(idle_rate, 4)
     figures["ms_per_call"] = round(figures["job_ms_per_call"] + figures["broker_ms_per_call"], 4)
@@ -165,10 +180,10 @@ async def _run_worker(
 
 
 async def _read(
-    process: asyncio.subprocess.Process, broker_pid: int
-) -> tuple[dict[str, Any], float, CpuWindow]:
+    process: asyncio.subprocess.Process, broker_pid: int | None
+) -> tuple[dict[str, Any], float, CpuWindow | None]:
     """The worker's figures; when its timed window began; the broker's CPU over it."""
-    broker = CpuWindow([Watched("kafka", broker_pid)])
+    broker = CpuWindow([Watched("kafka", broker_pid)]) if broker_pid is not None else None
     figures: dict[str, Any] = {}
     started = 0.0
     assert process.stdout is not None
@@ -178,10 +193,12 @@ async def _read(
                 continue
             data = json.loads(line)
             if data.get("warm"):
-                broker.start()
                 started = time.monotonic()
+                if broker is not None:
+                    broker.start()
             else:
-                broker.stop()
+                if broker is not None:
+                    broker.stop()
                 figures = data
         await process.wait()
     return figures, started, broker

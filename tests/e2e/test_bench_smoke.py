@@ -41,7 +41,7 @@ def bench_run(loopline_endpoints: Endpoints, tmp_path_factory: pytest.TempPathFa
     results_dir = tmp_path_factory.mktemp("bench-results")
     argv = [sys.executable, "-m", "bench", "--results-dir", str(results_dir)]
     argv += [f"--{name}={value}" for name, value in SIZES.items()]
-    argv += ["--failover-services", "planner"]
+    argv += ["--failover-services", "planner", "--faust-broker", "shared"]
     env = {
         **os.environ,
         "LOOPLINE_KAFKA_BOOTSTRAP": loopline_endpoints.kafka.bootstrap,
