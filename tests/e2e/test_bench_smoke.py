@@ -104,8 +104,8 @@ def test_the_limiters_and_the_quotas_cost_per_model_call(bench_run: Any) -> None
     assert "error" not in faust, faust.get("error")
     assert faust["events"] == SIZES["faust-events"]
     assert faust["job_ms_per_call"] > 0
-    assert faust["ms_per_call"] >= faust["job_ms_per_call"]
-    assert "quota windows in faust (job + broker), ms" in printed
+    assert "broker_ms_per_call" not in faust  # on the shared broker its share is not told
+    assert "of which the faust job, ms" in printed
 
 
 @pytest.mark.timeout(600)
