@@ -24,7 +24,7 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer
 from loopline_bus import KafkaBus, Outbound
-from loopline_events import DECISIONS, Envelope, ModelDecided, TokenUsage
+from loopline_events import DECISIONS, Envelope, ModelDecided, TokenUsage, TopicSpec
 from loopline_runtime import KafkaSettings
 from loopline_testing.chaos._infra import PrivateInfra
 
@@ -95,9 +95,22 @@ async def faust_cpu(
     return figures
 
 
+APP = "quotas"
+"""The faust app's id, within the namespace."""
+
+
 async def _publish(settings: KafkaSettings, count: int) -> None:
     bus = KafkaBus(settings=settings, client_id="bench-faust")
-    await bus.ensure_topics([DECISIONS])
+    # faust's own topics too: on a new broker its creating them sometimes never completes
+    # (it waits for them in the metadata for ever), which would stop the measurement.
+    internal = [
+        f"{APP}-tokens-changelog",
+        f"{APP}-cost-changelog",
+        f"{DECISIONS.name}-by-tenant-repartition",
+        f"{APP}-{settings.topic_prefix}{DECISIONS.name}-by-tenant-repartition",
+    ]
+    own = [TopicSpec(name, "faust's", partitions=DECISIONS.partitions) for name in internal]
+    await bus.ensure_topics([DECISIONS, *own])
     await _coordinator_ready(settings)
     await bus.start()
     try:
@@ -142,7 +155,7 @@ async def _run_worker(
         "--topic",
         settings.topic_prefix + DECISIONS.name,
         "--app-id",
-        f"{settings.topic_prefix}quotas",
+        f"{settings.topic_prefix}{APP}",
         "--partitions",
         str(DECISIONS.partitions),
         "--warmup",
