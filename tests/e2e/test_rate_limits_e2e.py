@@ -20,6 +20,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
+from aiokafka.admin import AIOKafkaAdminClient
 from loopline_events import (
     CONTEXTS,
     GOALS,
@@ -117,17 +118,18 @@ async def test_four_planners_hold_a_provider_limit_of_60_a_minute_and_every_run_
 async def redriven(system: System) -> list[str]:
     """Run ids of the contexts the watchdog re-published."""
     topic = system.kafka.topic_prefix + CONTEXTS.name
+    admin = AIOKafkaAdminClient(bootstrap_servers=system.kafka.bootstrap)
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+    finally:
+        await admin.close()
+    partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
     consumer = AIOKafkaConsumer(bootstrap_servers=system.kafka.bootstrap, enable_auto_commit=False)
     await consumer.start()
     found: list[str] = []
     read = 0
     try:
-        partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-        if not partitions:
-            await consumer.topics()  # metadata, then again
-            partitions = [
-                TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()
-            ]
         consumer.assign(partitions)
         await consumer.seek_to_beginning(*partitions)
         ends = await consumer.end_offsets(partitions)
