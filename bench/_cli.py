@@ -18,8 +18,10 @@ from loopline_testing.chaos import PrivateInfra
 
 from bench import _environment as environment
 from bench._failover import failover
+from bench._faust import faust_cpu
 from bench._floor import floor
 from bench._gateway import gateway
+from bench._limits import limiter_cpu
 from bench._live import BenchError, Driver, latency, throughput
 from bench._long import long_run
 from bench._namespace import Home, System, new_namespace
@@ -30,7 +32,7 @@ from bench._report import RESULTS_DIR, render, save
 from bench._sizes import SIZE_HELP, Sizes
 from bench._steps import StepLog
 
-PARTS = ("latency", "throughput", "long", "replay", "failover", "floor", "gateway")
+PARTS = ("latency", "throughput", "long", "replay", "failover", "floor", "gateway", "limits")
 FAILOVER = ("planner", "tool-executor", "memory")
 """Services whose failover is measured (recovery's work waits for no step)."""
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -42,7 +44,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         prog="python -m bench",
         description="Measure Loopline with the demo model and the pure calculator tool: "
         "latency, throughput and CPU per durable step (four services as processes on Kafka), "
-        "replay, failover, and the same loop in one process without Kafka. Prints a table "
+        "replay, failover, the same loop in one process without Kafka, and what the shared "
+        "rate limiter and tenant quotas cost per model call (and faust-streaming doing the "
+        "quota windows instead). Prints a table "
         "against the targets and appends the results to bench/results/ as JSON. Needs the "
         "infrastructure (make infra-up).",
     )
@@ -97,6 +101,13 @@ def _add_choices(parser: argparse.ArgumentParser) -> None:
         "(replication 3, min.insync.replicas 2), beside the shared one-broker figures; 0: "
         "do not (default %(default)s).",
     )
+    parser.add_argument(
+        "--faust-broker",
+        choices=("own", "shared"),
+        default="own",
+        help="Where the faust quota job runs: a Kafka broker started for it, whose CPU is "
+        "counted (default), or the shared one, the job's CPU alone (quicker).",
+    )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR, help="Where to save.")
 
 
@@ -144,6 +155,8 @@ async def run(args: argparse.Namespace, results: dict[str, Any]) -> None:
             results["floor"] = await _floors(sizes)
         if "gateway" in parts:
             results["gateway"] = await _gateway(home, sizes)
+        if "limits" in parts:
+            results["limits"] = await _limits(sizes, args.faust_broker)
     finally:
         home.remove()
 
@@ -259,6 +272,19 @@ async def _gateway(home: Home, sizes: Sizes) -> dict[str, Any]:
         return await gateway(ns, home, sizes.gateway_runs, sizes.gateway_iterations)
     finally:
         await ns.cleanup()
+
+
+async def _limits(sizes: Sizes, faust_broker: str) -> dict[str, Any]:
+    measured = await limiter_cpu(sizes.limiter_calls)
+    if faust_broker == "own":
+        measured["faust"] = await faust_cpu(sizes.faust_warmup, sizes.faust_events)
+        return measured
+    ns = new_namespace("q")
+    try:
+        measured["faust"] = await faust_cpu(sizes.faust_warmup, sizes.faust_events, shared=ns)
+    finally:
+        await ns.cleanup()
+    return measured
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -104,6 +104,30 @@ ROWS = (
         "late_over_early",
         higher_is_better=False,
     ),
+    Row(
+        "limiter CPU per model call, ms",
+        _get("limits", "rates", "ms_per_call"),
+        higher_is_better=False,
+    ),
+    Row(
+        "limiter + quotas CPU per model call, ms",
+        _get("limits", "rates_and_quotas", "ms_per_call"),
+        higher_is_better=False,
+    ),
+    Row(
+        "quota windows in Redis, ms per call",
+        _get("limits", "quotas_ms_per_call"),
+        "quota_ms_per_call",
+        higher_is_better=False,
+    ),
+    Row(
+        "quota windows in faust (job + broker), ms",
+        _get("limits", "faust", "ms_per_call"),
+        "quota_ms_per_call",
+        higher_is_better=False,
+    ),
+    Row("  of which the faust job, ms", _get("limits", "faust", "job_ms_per_call")),
+    Row("  of which its broker, ms", _get("limits", "faust", "broker_ms_per_call")),
 )
 
 

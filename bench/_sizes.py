@@ -30,6 +30,7 @@ TARGETS = {
     "replay_events_per_s": 50_000.0,
     "failover_s": 10.0,
     "late_over_early": 1.2,
+    "quota_ms_per_call": 0.3,
 }
 """The issue's targets on a 2-core machine (≥ for rates, ≤ for times and CPU)."""
 
@@ -75,6 +76,9 @@ SIZE_HELP = {
     "long_iterations": "calculator calls of the long run (bytes and time per step along it)",
     "gateway_runs": "runs submitted through the gateway, each followed by its own SSE client",
     "gateway_iterations": "calculator calls of each gateway run",
+    "limiter_calls": "model calls' worth of limiter rounds (ask, settle) timed",
+    "faust_warmup": "decisions the faust quota job reads before it is timed",
+    "faust_events": "decisions (model calls) the faust quota job is timed on",
 }
 """What each size means, for --help."""
 
@@ -95,6 +99,9 @@ class Sizes:
     long_iterations: int = 1000
     gateway_runs: int = 200
     gateway_iterations: int = 3
+    limiter_calls: int = 5000
+    faust_warmup: int = 2000
+    faust_events: int = 5000
 
     def quick(self) -> Sizes:
         """A few seconds of each part: enough to see that the harness works."""
@@ -112,4 +119,7 @@ class Sizes:
             long_iterations=30,
             gateway_runs=10,
             gateway_iterations=2,
+            limiter_calls=300,
+            faust_warmup=200,
+            faust_events=300,
         )

@@ -10,6 +10,7 @@ from loopline_events import (
     Envelope,
     GoalRejected,
     GoalSubmitted,
+    ModelCallDelayed,
     ModelDecided,
     ModelFailed,
     RunCancelled,
@@ -41,13 +42,16 @@ def describe(event: Envelope[Any]) -> tuple[str, str]:
             f"model {p.model}"
         )
     if isinstance(p, ModelDecided):
-        tokens = f"[{p.usage.prompt_tokens}+{p.usage.completion_tokens} tokens]"
+        cached = f", {p.usage.cached_tokens} cached" if p.usage.cached_tokens else ""
+        tokens = f"[{p.usage.prompt_tokens}+{p.usage.completion_tokens} tokens{cached}]"
         if p.final_answer is not None:
-            return "decision", f"answer {short(p.final_answer)!r} {tokens}"
+            return "decision", f"answer {short(p.final_answer)!r} {tokens}{_by(p)}"
         calls = ", ".join(f"{c.tool}({short(json.dumps(c.arguments), 60)})" for c in p.tool_calls)
-        return "decision", f"{calls} {tokens}"
+        return "decision", f"{calls} {tokens}{_by(p)}"
     if isinstance(p, ModelFailed):
         return "model-err", short(p.error)
+    if isinstance(p, ModelCallDelayed):
+        return "waiting", f"{p.model}: {p.reason.value}, until {p.until:%H:%M:%S} UTC"
     if isinstance(p, ToolCallSucceeded):
         return "tool", f"{p.tool} → {short(p.output, 80)!r}"
     if isinstance(p, ToolCallFailed):
@@ -61,3 +65,10 @@ def describe(event: Envelope[Any]) -> tuple[str, str]:
     if isinstance(p, GoalRejected):
         return "rejected", f"{p.reason.value}: {short(p.message)}"
     return event.type, ""
+
+
+def _by(decision: ModelDecided) -> str:
+    """Which model decided, when it was a fallback."""
+    if decision.fallback_from is None:
+        return ""
+    return f" (by {decision.model}: {decision.fallback_from} was unavailable)"

@@ -186,14 +186,19 @@ async def test_a_hostile_call_fails_alone_and_the_model_is_told_why(
 async def test_a_reply_that_is_not_valid_json_fails_the_run_with_the_reason(
     system: System, server: OpenAIServer
 ) -> None:
-    server.reply_raw(200, b'{"choices": [{"message": {"content": "The answer is')
+    # The planner streams: a stream whose chunk is cut in the middle of its JSON.
+    server.reply_raw(
+        200,
+        b'data: {"choices": [{"index": 0, "delta": {"content": "The answer is\n\n',
+        headers={"Content-Type": "text/event-stream"},
+    )
     async with Loopline(system.kafka, producer="bad-input") as client:
         outcome = await (await client.submit("What is 6 * 7?", agent=AGENT)).result(timeout=60)
         server.reply_text("It is 42.")
         after = await (await client.submit("What is 6 * 7?", agent=AGENT)).result(timeout=60)
     assert isinstance(outcome.payload, RunFailed)
     assert outcome.payload.reason is FailureReason.MODEL_ERROR
-    assert "malformed reply from the model API (the body is not JSON)" in outcome.payload.message
+    assert "malformed reply from the model API (JSONDecodeError" in outcome.payload.message
     assert isinstance(after.payload, RunCompleted)
     assert after.payload.answer == "It is 42."
 

@@ -16,6 +16,7 @@ from loopline_events import (
     Envelope,
     GoalSubmitted,
     RunCompleted,
+    TransientError,
     decode_event,
     encode_event,
 )
@@ -147,8 +148,8 @@ async def test_handler_outputs_are_published(bus: Bus) -> None:
     assert (out.run_id, out.seq) == ("run-out", 1)
 
 
-class FlakyError(Exception):
-    retryable = True
+class FlakyError(TransientError):
+    pass
 
 
 async def test_retryable_errors_are_retried_and_fatal_ones_dead_lettered(bus: Bus) -> None:

@@ -29,6 +29,9 @@ SIZES = {
     "failover-iterations": 10,
     "long-iterations": 20,
     "floor-latency-runs": 1,
+    "limiter-calls": 200,
+    "faust-warmup": 100,
+    "faust-events": 200,
 }
 PROCESSES = {"memory", "planner", "tool-executor", "recovery", "kafka", "redis", "postgres"}
 
@@ -39,7 +42,7 @@ def bench_run(loopline_endpoints: Endpoints, tmp_path_factory: pytest.TempPathFa
     results_dir = tmp_path_factory.mktemp("bench-results")
     argv = [sys.executable, "-m", "bench", "--results-dir", str(results_dir)]
     argv += [f"--{name}={value}" for name, value in SIZES.items()]
-    argv += ["--failover-services", "planner"]
+    argv += ["--failover-services", "planner", "--faust-broker", "shared"]
     env = {
         **os.environ,
         "LOOPLINE_KAFKA_BOOTSTRAP": loopline_endpoints.kafka.bootstrap,
@@ -104,6 +107,23 @@ def test_replay_failover_and_floor_figures(bench_run: Any) -> None:
         assert floor["durable_steps"] == RUNS * STEPS_PER_RUN
         assert floor["steps_per_s"] > 0
         assert floor["cpu"]["ms_per_step"] > 0
+
+
+@pytest.mark.timeout(600)
+def test_the_limiters_and_the_quotas_cost_per_model_call(bench_run: Any) -> None:
+    results, printed = bench_run
+    limits = results["limits"]
+    for variant in ("rates", "rates_and_quotas"):
+        measured = limits[variant]
+        assert measured["calls"] == SIZES["limiter-calls"]
+        assert measured["client_ms_per_call"] > 0
+        assert measured["ms_per_call"] >= measured["client_ms_per_call"]
+    faust = limits["faust"]
+    assert "error" not in faust, faust.get("error")
+    assert faust["events"] == SIZES["faust-events"]
+    assert faust["job_ms_per_call"] > 0
+    assert "broker_ms_per_call" not in faust  # on the shared broker its share is not told
+    assert "of which the faust job, ms" in printed
 
 
 @pytest.mark.timeout(600)

@@ -58,4 +58,4 @@ async def test_a_malformed_model_response_fails_the_run_with_a_clear_error(
     assert isinstance(outcome, RunFailed)
     assert outcome.reason is FailureReason.MODEL_ERROR
     assert "malformed reply from the model API" in outcome.message
-    assert "the body is not JSON" in outcome.message
+    assert "no completion chunk" in outcome.message

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import uuid
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from loopline_events import (
+    ALL_TOPICS,
     EVENT_TYPES,
+    LOOP_TOPICS,
+    STREAM,
     UPCASTERS,
     CancelRun,
     ContextAssembled,
     DecodeErrorKind,
+    DelayReason,
     Envelope,
     EventDecodeError,
     FailRun,
@@ -20,8 +25,10 @@ from loopline_events import (
     GoalRejected,
     GoalSubmitted,
     Message,
+    ModelCallDelayed,
     ModelDecided,
     ModelFailed,
+    ModelTextDelta,
     Payload,
     RedriveDeadLetter,
     RejectionReason,
@@ -58,7 +65,22 @@ EXAMPLES: list[Payload] = [
         usage=TokenUsage(prompt_tokens=10, completion_tokens=3),
     ),
     ModelDecided(model="demo", final_answer="5"),
+    ModelDecided(
+        model="anthropic:claude-haiku-4-5",
+        final_answer="5",
+        usage=TokenUsage(
+            prompt_tokens=1200, completion_tokens=3, cached_tokens=1000, cache_write_tokens=150
+        ),
+        fallback_from="anthropic:claude-sonnet-4-5",
+    ),
     ModelFailed(model="demo", error="HTTP 500"),
+    ModelCallDelayed(
+        model="openai:gpt-4o",
+        reason=DelayReason.RATE_LIMIT,
+        until=datetime(2026, 12, 1, 12, 0, 30, tzinfo=UTC),
+        message="waiting for rate limit: about 30 s",
+    ),
+    ModelTextDelta(model="openai:gpt-4o", attempt=2, offset=5, text=" world"),
     ToolCallSucceeded(call_id="c1", tool="calculator", output="5"),
     ToolCallFailed(
         call_id="c1",
@@ -81,6 +103,15 @@ EXAMPLES: list[Payload] = [
     RedriveDeadLetter(dead_letter_id=uuid.UUID(int=7), requested_by="cli"),
     GoalRejected(reason=RejectionReason.DUPLICATE_RUN_ID, message="taken"),
 ]
+
+
+def test_token_usage_adds_every_count_and_knows_the_full_price_part() -> None:
+    a = TokenUsage(prompt_tokens=100, completion_tokens=5, cached_tokens=60, cache_write_tokens=30)
+    total = a + TokenUsage(prompt_tokens=10, completion_tokens=1, cached_tokens=10)
+    assert total == TokenUsage(
+        prompt_tokens=110, completion_tokens=6, cached_tokens=70, cache_write_tokens=30
+    )
+    assert (a.uncached_prompt_tokens, total.uncached_prompt_tokens) == (10, 10)
 
 
 def test_every_event_type_has_an_example() -> None:
@@ -207,4 +238,9 @@ def test_follow_gives_the_same_id_for_the_same_cause_and_index() -> None:
 def test_every_loop_event_has_one_topic() -> None:
     for name in EVENT_TYPES:
         spec = topic_of(name)
-        assert (spec is None) == (name == "DeadLettered"), name
+        assert (spec is None) == (name in ("DeadLettered", "ModelTextDelta")), name
+    # Streamed text is not part of a run's history: its own topic, kept an hour, no DLQ.
+    assert STREAM.events == ("ModelTextDelta",)
+    assert STREAM.retention_ms == 3600 * 1000
+    assert STREAM in ALL_TOPICS
+    assert STREAM not in LOOP_TOPICS

@@ -10,13 +10,13 @@ import sys
 
 import asyncpg
 import click
-from loopline_events import Budget, RunCompleted
+from loopline_events import Budget, ModelTextDelta, RunCompleted, StreamedText, TextChunk
 from loopline_memory import reads
 from loopline_runtime import ProfileError, load_endpoints, load_profiles
 
 from loopline.cli._db import memory_reads
-from loopline.cli._render import echo_event, short
-from loopline.sdk import EventStream, Loopline
+from loopline.cli._render import TextLine, short
+from loopline.sdk import FOLLOWED_TOPICS, EventStream, Loopline
 
 EXIT_FAILED = 1
 EXIT_TIMEOUT = 3
@@ -28,7 +28,9 @@ EXIT_TIMEOUT = 3
 @click.option("--tenant", default="default", show_default=True, help="Owner of the run.")
 @click.option("--run-id", default=None, help="Choose the run id (default: a new UUID).")
 @click.option("--max-steps", type=int, default=None, help="Override the profile's step limit.")
-@click.option("--wait", is_flag=True, help="Stream the steps live and print the answer.")
+@click.option(
+    "--wait", is_flag=True, help="Show the steps and the model's text live; print the answer."
+)
 @click.option("--timeout", type=float, default=300.0, show_default=True, help="With --wait.")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
 def submit(
@@ -73,11 +75,16 @@ async def _submit(
             click.echo(f"run {run.run_id} submitted to agent {agent!r}")
         if not wait:
             return 0
+        line = TextLine()
         try:
             async with asyncio.timeout(timeout):
-                async for event in run.steps():
-                    echo_event(event, as_json=as_json)
+                async for item in run.follow():
+                    if isinstance(item, TextChunk):
+                        line.text(item, as_json=as_json)
+                    else:
+                        line.event(item, as_json=as_json)
         except TimeoutError:
+            line.end()
             click.echo(f"no result after {timeout:.0f}s (the run goes on)", err=True)
             return EXIT_TIMEOUT
     outcome = run.outcome
@@ -94,18 +101,26 @@ async def _submit(
 @click.option("--from-beginning", is_flag=True, help="Start at the oldest retained event.")
 @click.option("--json", "as_json", is_flag=True, help="Print events as JSON lines.")
 def tail(run_id: str | None, from_beginning: bool, as_json: bool) -> None:
-    """Follow the events of every run (or of RUN_ID) as they happen. Ctrl-C stops."""
+    """Follow the events of every run (or of RUN_ID), and the text their models write, as they
+    happen. Ctrl-C stops."""
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(_tail(run_id, from_beginning, as_json))
 
 
 async def _tail(run_id: str | None, from_beginning: bool, as_json: bool) -> None:
-    stream = EventStream(load_endpoints().kafka)
+    stream = EventStream(load_endpoints().kafka, FOLLOWED_TOPICS)
     await stream.start(run_id, from_beginning=from_beginning)
+    text, line = StreamedText(), TextLine(show_run=run_id is None)
     try:
         async for event in stream.events(run_id):
-            echo_event(event, as_json=as_json, show_run=run_id is None)
+            if isinstance(event.payload, ModelTextDelta):
+                chunk = text.add(event)
+                if chunk is not None:
+                    line.text(chunk, as_json=as_json)
+                continue
+            line.event(event, as_json=as_json)
     finally:
+        line.end()
         await stream.stop()
 
 

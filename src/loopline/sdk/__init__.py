@@ -2,12 +2,13 @@
 
 async with Loopline() as client:
     run = await client.submit("Compute 17 + 25, then multiply the result by 3")
-    async for event in run.steps():
+    async for event in run.steps():   # or: async for chunk in run.stream(): print(chunk.text)
         print(event.type)
     print(run.outcome)
 """
 
 from loopline_bus import EventStream
+from loopline_events import TextChunk
 from loopline_memory.history import (
     Divergence,
     Replay,
@@ -17,10 +18,11 @@ from loopline_memory.history import (
     rerun_run,
 )
 
-from loopline.sdk._client import Loopline, Run, cancel_event, goal_event
+from loopline.sdk._client import FOLLOWED_TOPICS, Loopline, Run, cancel_event, goal_event
 from loopline.sdk._fork import fork_run
 
 __all__ = [
+    "FOLLOWED_TOPICS",
     "Divergence",
     "EventStream",
     "Loopline",
@@ -28,6 +30,7 @@ __all__ = [
     "Rerun",
     "Run",
     "StepNotReachedError",
+    "TextChunk",
     "cancel_event",
     "fork_run",
     "goal_event",

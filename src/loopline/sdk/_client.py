@@ -9,18 +9,22 @@ from types import TracebackType
 from typing import Any
 from uuid import UUID
 
-from loopline_bus import EventStream, KafkaBus, Progress, start_trace
+from loopline_bus import RUN_TOPICS, EventStream, KafkaBus, Progress, start_trace
 from loopline_events import (
     CONTROL,
     GOALS,
+    STREAM,
     Budget,
     CancelRun,
     Envelope,
     GoalRejected,
     GoalSubmitted,
+    ModelTextDelta,
     RunCancelled,
     RunCompleted,
     RunFailed,
+    StreamedText,
+    TextChunk,
 )
 from loopline_memory.domain.replay import Replay
 from loopline_memory.history import Rerun, replay_run, rerun_run
@@ -29,10 +33,13 @@ from loopline_runtime import KafkaSettings
 from loopline.sdk._fork import fork_run
 
 RESULT_TYPES = (RunCompleted, RunFailed, RunCancelled)
+FOLLOWED_TOPICS = (*RUN_TOPICS, STREAM.name)
+"""What a client follows of a run: its steps and its end, and the text its model writes."""
 
 
 class Run:
-    """A submitted run: iterate its steps as they happen, or await its result."""
+    """A submitted run: iterate its steps, or the text its model writes, as they happen; or
+    await its result."""
 
     def __init__(self, run_id: str, stream: EventStream, goal_id: UUID | None = None):
         self.run_id = run_id
@@ -49,9 +56,26 @@ class Run:
 
     async def steps(self) -> AsyncIterator[Envelope[Any]]:
         """Each event of the run as it happens, ending with its result."""
+        async for item in self.follow():
+            if isinstance(item, Envelope):
+                yield item
+
+    async def stream(self) -> AsyncIterator[TextChunk]:
+        """The text the run's model writes, as it writes it, step by step, until the run ends.
+
+        A chunk follows the step's text shown so far; a call the planner retried never shows
+        its text twice (a retry that writes differently comes as a chunk with `rewrite` set).
+        """
+        async for item in self.follow():
+            if isinstance(item, TextChunk):
+                yield item
+
+    async def follow(self) -> AsyncIterator[Envelope[Any] | TextChunk]:
+        """Both, in the order they come: the run's events and its model's text."""
         if self._result is not None:
             yield self._result
             return
+        text = StreamedText()
         try:
             async for event in self._stream.events(self.run_id):
                 if isinstance(event.payload, GoalRejected):
@@ -60,6 +84,11 @@ class Run:
                     yield event
                     self._result = event
                     return
+                if isinstance(event.payload, ModelTextDelta):
+                    chunk = text.add(event)
+                    if chunk is not None:
+                        yield chunk
+                    continue
                 yield event
                 if isinstance(event.payload, RESULT_TYPES):
                     self._result = event
@@ -148,7 +177,7 @@ class Loopline:
     ) -> Run:
         """Submit a goal; the returned run sees every event from this moment on."""
         run_id = run_id or str(uuid.uuid4())
-        stream = EventStream(self.settings)
+        stream = EventStream(self.settings, FOLLOWED_TOPICS)
         await stream.start(run_id)
         event = goal_event(
             goal,
@@ -187,7 +216,7 @@ class Loopline:
     ) -> Run:
         """A new run with `run_id`'s first `from_step` steps, copied; it goes on live."""
         child = str(uuid.uuid4())
-        stream = EventStream(self.settings)
+        stream = EventStream(self.settings, FOLLOWED_TOPICS)
         await stream.start(child)
         try:
             started = await fork_run(

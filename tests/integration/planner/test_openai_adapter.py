@@ -1,21 +1,22 @@
-"""`OpenAIChatModel` over real HTTP, against `OpenAIServer`: what it sends, how it reads the
-replies, and which failures are retried."""
+"""`OpenAIChatModel` (the official SDK) over real HTTP, against `OpenAIServer`: what it sends,
+how it reads streamed replies, and which failures are retried."""
 
 from __future__ import annotations
 
-import dataclasses
 import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
+import openai
 import pytest
 from loopline_events import Message, TokenUsage, ToolCall, ToolSpec
 from loopline_planner.adapters.models import (
     ModelError,
     ModelRequest,
+    ModelSettings,
     OpenAIChatModel,
-    complete_with_retries,
 )
+from loopline_planner.calls import Caller
 from loopline_testing.openai_server import OpenAIServer, RecordedRequest, text_completion
 from pydantic import SecretStr
 
@@ -29,9 +30,9 @@ CALCULATOR = ToolSpec(
     },
 )
 FIRST_CALL = ToolCall(call_id="call_1_0", tool="calculator", arguments={"expression": "17 + 25"})
-CONTEXT = ModelRequest(
+REQUEST = ModelRequest(
     agent="openai",
-    model="openai",
+    model="openai:gpt-test",
     messages=(
         Message(role="system", content="Use the tools."),
         Message(role="user", content="Compute 17 + 25, then multiply the result by 3"),
@@ -50,6 +51,12 @@ class Sleeps:
 
     async def __call__(self, seconds: float) -> None:
         self.waits.append(seconds)
+
+
+def caller(model: OpenAIChatModel, attempts: int, timeout_s: float = 5) -> tuple[Caller, Sleeps]:
+    sleep = Sleeps()
+    settings = ModelSettings(max_attempts=attempts, timeout_s=timeout_s)
+    return Caller(settings, lambda _: model, sleep=sleep), sleep
 
 
 @pytest.fixture
@@ -71,27 +78,27 @@ async def test_a_tool_call_reply_becomes_tool_calls(
     server: OpenAIServer, model: OpenAIChatModel
 ) -> None:
     server.reply_tool_calls(
-        [("calculator", {"expression": "42 * 3"}, "call_abc")],
-        usage={"prompt_tokens": 120, "completion_tokens": 18},
+        [("calculator", {"expression": "42 * 3"}, "call_2_0")],
+        usage={"prompt_tokens": 120, "completion_tokens": 9, "cached_tokens": 100},
     )
-    reply = await model.complete(CONTEXT)
+    reply = await model.complete(REQUEST)
     assert reply.tool_calls == (
-        ToolCall(call_id="call_abc", tool="calculator", arguments={"expression": "42 * 3"}),
+        ToolCall(call_id="call_2_0", tool="calculator", arguments={"expression": "42 * 3"}),
     )
     assert reply.final_answer is None
-    assert reply.usage == TokenUsage(prompt_tokens=120, completion_tokens=18)
-    assert model.name == "openai:gpt-test"
+    assert reply.usage == TokenUsage(prompt_tokens=120, completion_tokens=9, cached_tokens=100)
 
 
-async def test_the_request_carries_the_conversation_tools_model_and_key(
+async def test_the_request_streams_the_conversation_tools_model_and_key(
     server: OpenAIServer, model: OpenAIChatModel
 ) -> None:
     server.reply_text("126")
-    await model.complete(CONTEXT)
+    await model.complete(REQUEST)
     (request,) = server.requests
     assert request.path == "/v1/chat/completions"
     assert request.headers["Authorization"] == "Bearer sk-test"
     assert request["model"] == "gpt-test"
+    assert (request["stream"], request["stream_options"]) == (True, {"include_usage": True})
     assert request["messages"] == [
         {"role": "system", "content": "Use the tools."},
         {"role": "user", "content": "Compute 17 + 25, then multiply the result by 3"},
@@ -123,7 +130,7 @@ async def test_the_request_carries_the_conversation_tools_model_and_key(
 
 async def test_without_tools_or_key_neither_is_sent(server: OpenAIServer) -> None:
     server.reply_text("hello")
-    bare = dataclasses.replace(CONTEXT, messages=CONTEXT.messages[:2], tools=())
+    bare = ModelRequest(agent="a", model="openai:local", messages=REQUEST.messages[:2])
     keyless = OpenAIChatModel(base_url=server.base_url, model="local")
     try:
         await keyless.complete(bare)
@@ -135,22 +142,30 @@ async def test_without_tools_or_key_neither_is_sent(server: OpenAIServer) -> Non
     assert "tool_choice" not in request
 
 
-async def test_a_text_reply_is_the_final_answer_with_its_usage(
+async def test_the_text_comes_as_it_is_written_then_as_the_final_answer(
     server: OpenAIServer, model: OpenAIChatModel
 ) -> None:
-    server.reply_text("The answer is 126.", usage={"prompt_tokens": 150, "completion_tokens": 7})
-    reply = await model.complete(CONTEXT)
-    assert reply.final_answer == "The answer is 126."
-    assert reply.tool_calls == ()
+    text = "The answer is 126, which is 42 times 3."
+    server.reply_text(text, usage={"prompt_tokens": 150, "completion_tokens": 7})
+    pieces: list[str] = []
+
+    async def on_text(piece: str) -> None:
+        pieces.append(piece)
+
+    reply = await model.complete(REQUEST, on_text)
+    assert len(pieces) > 1
+    assert "".join(pieces) == text
+    assert reply.final_answer == text
     assert reply.usage == TokenUsage(prompt_tokens=150, completion_tokens=7)
 
 
 async def test_a_reply_without_usage_counts_zero_tokens(
     server: OpenAIServer, model: OpenAIChatModel
 ) -> None:
-    body = {"choices": [{"message": {"role": "assistant", "content": "hi"}}]}
-    server.reply_raw(200, json.dumps(body).encode())
-    reply = await model.complete(CONTEXT)
+    completion = text_completion("hi")
+    del completion["usage"]
+    server.default = lambda _: completion
+    reply = await model.complete(REQUEST)
     assert (reply.final_answer, reply.usage) == ("hi", TokenUsage())
 
 
@@ -159,11 +174,9 @@ async def test_a_rate_limit_then_success_takes_two_attempts_waiting_as_told(
 ) -> None:
     server.reply_status(429, retry_after=1.5)
     server.reply_text("done")
-    sleep = Sleeps()
-    reply, attempts = await complete_with_retries(
-        model, CONTEXT, max_attempts=4, timeout_s=5, sleep=sleep
-    )
-    assert (reply.final_answer, attempts, server.calls) == ("done", 2, 2)
+    c, sleep = caller(model, attempts=4)
+    decided = await c.decide(REQUEST, ("openai:gpt-test",))
+    assert (decided.reply.final_answer, decided.attempts, server.calls) == ("done", 2, 2)
     assert sleep.waits == [1.5]
 
 
@@ -172,17 +185,18 @@ async def test_a_rate_limit_error_is_retryable_and_carries_retry_after(
 ) -> None:
     server.reply_status(429, retry_after=0)
     with pytest.raises(ModelError, match=r"HTTP 429.*Rate limit") as raised:
-        await model.complete(CONTEXT)
-    assert (raised.value.retryable, raised.value.retry_after_s) == (True, 0.0)
+        await model.complete(REQUEST)
+    assert (raised.value.retryable, raised.value.retry_after) == (True, 0.0)
+    assert raised.value.rate_limited
 
 
-async def test_a_retry_after_date_leaves_the_wait_to_backoff(
+async def test_a_retry_after_in_the_past_means_no_wait(
     server: OpenAIServer, model: OpenAIChatModel
 ) -> None:
     server.reply_raw(503, b"busy", headers={"Retry-After": "Wed, 21 Oct 2015 07:28:00 GMT"})
     with pytest.raises(ModelError, match="HTTP 503") as raised:
-        await model.complete(CONTEXT)
-    assert (raised.value.retryable, raised.value.retry_after_s) == (True, None)
+        await model.complete(REQUEST)
+    assert (raised.value.retryable, raised.value.retry_after) == (True, 0.0)
 
 
 @pytest.mark.parametrize(
@@ -194,8 +208,9 @@ async def test_the_status_decides_whether_a_retry_can_help(
 ) -> None:
     server.reply_status(status, message="the reason, from the server")
     with pytest.raises(ModelError, match=f"HTTP {status}.*the reason, from the server") as raised:
-        await model.complete(CONTEXT)
+        await model.complete(REQUEST)
     assert raised.value.retryable is retryable
+    assert raised.value.status == status
 
 
 async def test_server_errors_until_the_last_attempt_raise_a_retryable_error(
@@ -203,38 +218,51 @@ async def test_server_errors_until_the_last_attempt_raise_a_retryable_error(
 ) -> None:
     for _ in range(3):
         server.reply_status(500)
-    sleep = Sleeps()
+    c, sleep = caller(model, attempts=3)
     with pytest.raises(ModelError, match="HTTP 500") as raised:
-        await complete_with_retries(model, CONTEXT, max_attempts=3, timeout_s=5, sleep=sleep)
+        await c.decide(REQUEST, ("openai:gpt-test",))
     assert raised.value.retryable
     assert (server.calls, len(sleep.waits)) == (3, 2)
 
 
 @pytest.mark.parametrize(
-    ("body", "problem"),
-    [
-        (b"<html>Bad gateway</html>", "not JSON"),
-        (b'{"id": "x", "object": "chat.completion"}', "choices"),
-        (b'{"choices": []}', "choices"),
-        (b'{"choices": [{"message": {"tool_calls": "calculator"}}]}', "tool_calls"),
-        (b'{"choices": [{"message": {"content": "hi"}}], "usage": {"prompt_tokens": -1}}', "usage"),
-        (b"[1, 2]", "body"),
-    ],
+    "body",
+    [b"<html>Bad gateway</html>", b'{"id": "x", "object": "chat.completion"}', b"[1, 2]"],
 )
-async def test_a_malformed_reply_is_a_clear_error_that_is_not_retried(
-    server: OpenAIServer, model: OpenAIChatModel, body: bytes, problem: str
+async def test_a_body_that_is_no_stream_is_a_clear_error_that_is_not_retried(
+    server: OpenAIServer, model: OpenAIChatModel, body: bytes
 ) -> None:
     server.reply_raw(200, body)
-    sleep = Sleeps()
-    with pytest.raises(ModelError) as raised:
-        await complete_with_retries(model, CONTEXT, max_attempts=3, timeout_s=5, sleep=sleep)
-    message = str(raised.value)
+    c, _ = caller(model, attempts=3)
+    with pytest.raises(ModelError, match="malformed reply from the model API") as raised:
+        await c.decide(REQUEST, ("openai:gpt-test",))
     assert not raised.value.retryable
-    assert "HTTP 200" in message
-    assert "malformed" in message
-    assert problem in message
-    assert body.decode()[:10] in message  # an excerpt of what came
     assert server.calls == 1
+
+
+async def test_a_stream_cut_short_is_retryable_and_the_retry_answers(
+    server: OpenAIServer, model: OpenAIChatModel
+) -> None:
+    server.reply_text("It is one hundred and twenty-six.", break_after=3)
+    server.reply_text("126")
+    with pytest.raises(ModelError, match=r"the stream from .*incomplete") as raised:
+        await model.complete(REQUEST)
+    assert raised.value.retryable
+    assert (await model.complete(REQUEST)).final_answer == "126"
+
+
+async def test_an_error_inside_the_stream_says_so(
+    server: OpenAIServer, model: OpenAIChatModel
+) -> None:
+    error = {"error": {"message": "the engine fell over", "type": "server_error"}}
+    server.reply_raw(
+        200,
+        f"data: {json.dumps(error)}\n\n".encode(),
+        headers={"Content-Type": "text/event-stream"},
+    )
+    with pytest.raises(ModelError, match="the engine fell over") as raised:
+        await model.complete(REQUEST)
+    assert raised.value.retryable
 
 
 async def test_an_empty_reply_is_an_error_that_is_not_retried(
@@ -242,7 +270,7 @@ async def test_an_empty_reply_is_an_error_that_is_not_retried(
 ) -> None:
     server.reply_text("")
     with pytest.raises(ModelError, match="empty reply") as raised:
-        await model.complete(CONTEXT)
+        await model.complete(REQUEST)
     assert not raised.value.retryable
 
 
@@ -251,7 +279,7 @@ async def test_arguments_that_are_not_a_json_object_are_reported_on_the_call(
     server: OpenAIServer, model: OpenAIChatModel, arguments: str
 ) -> None:
     server.reply_tool_calls([("calculator", arguments, "call_bad"), ("current_time", "{}", "c2")])
-    reply = await model.complete(CONTEXT)
+    reply = await model.complete(REQUEST)
     bad, good = reply.tool_calls
     assert (bad.call_id, bad.tool, bad.arguments) == ("call_bad", "calculator", {})
     assert bad.arguments_error is not None
@@ -265,11 +293,9 @@ async def test_a_slow_reply_times_out_and_the_retry_gets_the_answer(
 ) -> None:
     server.reply_text("too late", delay_s=3)
     server.reply_text("in time")
-    sleep = Sleeps()
-    reply, attempts = await complete_with_retries(
-        model, CONTEXT, max_attempts=3, timeout_s=0.5, sleep=sleep
-    )
-    assert (reply.final_answer, attempts, server.calls) == ("in time", 2, 2)
+    c, sleep = caller(model, attempts=3, timeout_s=0.5)
+    decided = await c.decide(REQUEST, ("openai:gpt-test",))
+    assert (decided.reply.final_answer, decided.attempts, server.calls) == ("in time", 2, 2)
     assert len(sleep.waits) == 1
 
 
@@ -278,7 +304,7 @@ async def test_the_clients_own_timeout_is_retryable(server: OpenAIServer) -> Non
     impatient = OpenAIChatModel(base_url=server.base_url, model="m", timeout_s=0.2)
     try:
         with pytest.raises(ModelError, match="timed out") as raised:
-            await impatient.complete(CONTEXT)
+            await impatient.complete(REQUEST)
     finally:
         await impatient.aclose()
     assert raised.value.retryable
@@ -290,29 +316,23 @@ async def test_a_server_that_is_gone_is_a_retryable_error() -> None:
     model = OpenAIChatModel(base_url=base_url, model="m")
     try:
         with pytest.raises(ModelError, match="cannot reach") as raised:
-            await model.complete(CONTEXT)
+            await model.complete(REQUEST)
     finally:
         await model.aclose()
     assert raised.value.retryable
 
 
-async def test_a_base_url_that_is_not_http_is_not_retried() -> None:
-    model = OpenAIChatModel(base_url="ftp://127.0.0.1/v1", model="m")
-    with pytest.raises(ModelError) as raised:
-        await model.complete(CONTEXT)
-    await model.aclose()
-    assert not raised.value.retryable
-
-
 async def test_a_given_client_is_used_and_left_open(server: OpenAIServer) -> None:
-    import httpx
-
     server.reply_text("shared")
-    async with httpx.AsyncClient() as client:
+    client = openai.AsyncOpenAI(base_url=server.base_url, api_key="sk-other", max_retries=0)
+    try:
         model = OpenAIChatModel(base_url=server.base_url, model="m", client=client)
-        assert (await model.complete(CONTEXT)).final_answer == "shared"
+        assert (await model.complete(REQUEST)).final_answer == "shared"
         await model.aclose()
-        assert not client.is_closed
+        assert not client.is_closed()
+        assert server.requests[0].headers["authorization"] == "Bearer sk-other"
+    finally:
+        await client.close()
 
 
 async def test_the_server_falls_back_to_its_default_then_to_a_500(
@@ -325,9 +345,9 @@ async def test_the_server_falls_back_to_its_default_then_to_a_500(
         return text_completion(f"default for {request['model']}") if len(seen) == 1 else None
 
     server.default = default
-    assert (await model.complete(CONTEXT)).final_answer == "default for gpt-test"
+    assert (await model.complete(REQUEST)).final_answer == "default for gpt-test"
     with pytest.raises(ModelError, match="no scripted reply") as raised:
-        await model.complete(CONTEXT)
+        await model.complete(REQUEST)
     assert raised.value.retryable
     assert [r["model"] for r in seen] == ["gpt-test", "gpt-test"]
     assert server.pending == 0

@@ -26,6 +26,7 @@ from loopline_events import (
     FailureReason,
     ModelDecided,
     ToolCallSucceeded,
+    TransientError,
 )
 from loopline_recovery.main import start as start_recovery
 from loopline_runtime import Endpoints, schema_name
@@ -33,10 +34,8 @@ from loopline_runtime import Endpoints, schema_name
 StartRecovery = Callable[..., Awaitable[None]]
 
 
-class Flaky(Exception):  # noqa: N818 - a condition the bus retries
+class Flaky(TransientError):  # noqa: N818 - a condition the bus retries
     """A dependency that is down for a while: retryable."""
-
-    retryable = True
 
 
 class FlakyService:

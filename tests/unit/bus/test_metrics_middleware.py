@@ -15,6 +15,7 @@ from loopline_events import (
     GOALS,
     OBSERVATIONS,
     RESULTS,
+    Backoff,
     ContextAssembled,
     Envelope,
     FailureReason,
@@ -31,6 +32,7 @@ from loopline_events import (
     ToolCallSucceeded,
     ToolError,
     ToolErrorKind,
+    TransientError,
     encode_event,
 )
 from prometheus_client import CollectorRegistry
@@ -75,8 +77,8 @@ def decision(
     return cause.follow(payload, producer="planner")
 
 
-class RetryableError(Exception):
-    retryable = True
+class RetryableError(TransientError):
+    pass
 
 
 @pytest.fixture
@@ -177,7 +179,9 @@ async def test_dead_letters_by_kind_and_retries_in_place(
     await bus.publish_raw(GOALS.name, unknown, key=b"unknown-type")
     for run in ("transient", "recovers", "broken", "fine"):
         await bus.publish(GOALS.name, goal(run))
-    await handle_all(bus, "memory", GOALS.name, flaky, 6, max_attempts=3, retry_backoff_s=0.001)
+    await handle_all(
+        bus, "memory", GOALS.name, flaky, 6, max_attempts=3, backoff=Backoff(base_s=0.001)
+    )
 
     def dead(kind: str) -> float:
         return sample(

@@ -5,6 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from loopline_events import (
@@ -23,8 +24,9 @@ from loopline_events import (
     ToolSpec,
 )
 from loopline_memory.domain import Environment, RunState, RunStatus, Step, apply
+from loopline_memory.domain.budgets import decision_price
 from loopline_memory.domain.progress import stuck
-from loopline_runtime import AgentProfile
+from loopline_runtime import AgentProfile, price_of
 
 
 def env(**profile: Any) -> Environment:
@@ -236,3 +238,26 @@ def test_a_goal_asking_for_more_than_its_profile_is_capped_and_the_cap_recorded(
 def test_a_goal_may_set_a_limit_its_profile_leaves_open() -> None:
     s = Run(env(), max_tokens=5000, max_cost_usd=2.5).state
     assert (s.max_tokens, s.max_cost_usd, s.capped) == (5000, 2.5, ())
+
+
+def test_cached_tokens_are_priced_at_the_cached_price_and_writes_at_theirs() -> None:
+    price = price_of("anthropic:claude-sonnet-4-5")  # 3 in, 0.30 cached, 3.75 written, 15 out
+    usage = TokenUsage(
+        prompt_tokens=1_000_000,
+        completion_tokens=0,
+        cached_tokens=600_000,
+        cache_write_tokens=100_000,
+    )
+    assert price.of(usage) == pytest.approx(0.3 * 3.0 + 0.6 * 0.3 + 0.1 * 3.75)
+    assert price.of(TokenUsage(prompt_tokens=1_000_000)) == 3.0
+    openai = price_of("openai:gpt-4o-mini")  # no write price: writes at the input price
+    assert openai.of(TokenUsage(prompt_tokens=1_000_000, cache_write_tokens=1_000_000)) == 0.15
+
+
+def test_a_decision_is_priced_by_the_model_that_made_it_unless_the_profile_names_a_price() -> None:
+    claude = "anthropic:claude-sonnet-4-5"
+    state = Run(env(model=claude)).state  # no `price` in the profile: the model's entry
+    assert decision_price(state, claude) == price_of(claude)
+    assert decision_price(state, "openai:gpt-4o-mini") == price_of("openai:gpt-4o-mini")
+    named = Run(env(model=claude, price="demo")).state
+    assert decision_price(named, "openai:gpt-4o-mini") == price_of("demo")

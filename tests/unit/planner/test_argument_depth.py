@@ -7,13 +7,7 @@ import json
 
 import pytest
 from loopline_events import Envelope, ModelDecided, decode_event, encode_event
-from loopline_planner.adapters.models._openai_wire import MAX_ARGUMENTS_DEPTH, depth, parse_response
-from loopline_testing.openai_server import tool_call_completion
-
-
-def reply_with_arguments(arguments: object) -> bytes:
-    completion = tool_call_completion([("calculator", json.dumps(arguments), "call_1")])
-    return json.dumps(completion).encode()
+from loopline_planner.adapters.models._arguments import MAX_ARGUMENTS_DEPTH, depth, tool_call
 
 
 def nested(levels: int) -> dict[str, object]:
@@ -29,11 +23,10 @@ def test_depth_counts_nested_objects_and_arrays(value: object, expected: int) ->
 
 
 def test_arguments_at_the_limit_are_kept_and_the_decision_reads_back() -> None:
-    reply = parse_response(200, reply_with_arguments(nested(MAX_ARGUMENTS_DEPTH)))
-    (call,) = reply.tool_calls
+    call = tool_call("call_1", "calculator", json.dumps(nested(MAX_ARGUMENTS_DEPTH)))
     assert call.arguments_error is None
     decided = Envelope.of(
-        ModelDecided(model="m", tool_calls=reply.tool_calls), run_id="r", producer="planner"
+        ModelDecided(model="m", tool_calls=(call,)), run_id="r", producer="planner"
     )
     assert decode_event(encode_event(decided)) == decided
 
@@ -48,8 +41,17 @@ def test_arguments_at_the_limit_are_kept_and_the_decision_reads_back() -> None:
 )
 def test_arguments_nested_deeper_are_refused_with_the_reason(levels: int, why: str) -> None:
     text = '{"x": ' + "[" * levels + "]" * levels + "}"  # one level more than `levels`
-    body = json.dumps(tool_call_completion([("calculator", text, "call_1")])).encode()
-    (call,) = parse_response(200, body).tool_calls
+    call = tool_call("call_1", "calculator", text)
     assert call.arguments == {}
     assert call.arguments_error is not None
     assert why in call.arguments_error
+
+
+def test_arguments_given_as_an_object_are_taken_as_they_are() -> None:
+    # Anthropic sends tool input as JSON pieces; some OpenAI-compatible servers as an object.
+    call = tool_call("toolu_1", "calculator", {"expression": "2+3"})
+    assert (call.arguments, call.arguments_error) == ({"expression": "2+3"}, None)
+    assert tool_call("c", "calculator", "").arguments == {}
+    listed = tool_call("c", "calculator", "[1, 2]")
+    assert listed.arguments_error is not None
+    assert "not a JSON object" in listed.arguments_error

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 from loopline_planner.adapters.models import (
+    AnthropicModel,
     DemoModel,
     ModelAdapter,
     ModelSettings,
@@ -18,6 +19,9 @@ ENV = (
     "LOOPLINE_PLANNER_OPENAI_MODEL",
     "LOOPLINE_PLANNER_MODEL_TIMEOUT_S",
     "LOOPLINE_PLANNER_MODEL_MAX_ATTEMPTS",
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_API_KEY",
+    "LOOPLINE_PLANNER_ANTHROPIC_MODEL",
     # Field names under the prefix, which the settings also accept.
     "LOOPLINE_PLANNER_OPENAI_BASE_URL",
     "LOOPLINE_PLANNER_OPENAI_API_KEY",
@@ -90,13 +94,32 @@ async def test_openai_forms_build_the_openai_adapter(
     assert isinstance(model, OpenAIChatModel)
     assert isinstance(model, ModelAdapter)
     assert model.name == name
-    assert model.url == "http://127.0.0.1:9/v1/chat/completions"
+    assert model.base_url == "http://127.0.0.1:9/v1"
     await model.aclose()
 
 
-@pytest.mark.parametrize("form", ["gpt-4o", "openai:", "Demo", "anthropic:claude", ""])
+@pytest.mark.parametrize(
+    ("form", "name"),
+    [
+        ("anthropic", "anthropic:claude-sonnet-4-5"),
+        ("anthropic:claude-haiku-4-5", "anthropic:claude-haiku-4-5"),
+    ],
+)
+async def test_anthropic_forms_build_the_anthropic_adapter(
+    clean_env: pytest.MonkeyPatch, form: str, name: str
+) -> None:
+    clean_env.setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:9")
+    clean_env.setenv("ANTHROPIC_API_KEY", "sk-ant-test")
+    model = build_model(form, ModelSettings())
+    assert isinstance(model, AnthropicModel)
+    assert isinstance(model, ModelAdapter)
+    assert (model.name, model.base_url, model.max_tokens) == (name, "http://127.0.0.1:9", 4096)
+    await model.aclose()
+
+
+@pytest.mark.parametrize("form", ["gpt-4o", "openai:", "Demo", "anthropic:", "claude:x", ""])
 def test_anything_else_is_refused_naming_the_accepted_forms(
     clean_env: pytest.MonkeyPatch, form: str
 ) -> None:
-    with pytest.raises(ValueError, match=r'"demo", "openai" or "openai:<model name>"'):
+    with pytest.raises(ValueError, match=r'"demo", "openai", "openai:<model name>", "anthropic"'):
         build_model(form, ModelSettings())

@@ -45,7 +45,9 @@ def letter(
         (DeadLetterKind.UNDECODABLE, "not json", Category.POISON),
         (DeadLetterKind.OVERSIZED, "too big", Category.POISON),
         (DeadLetterKind.HANDLER, "KeyError: 'x'", Category.POISON),
-        (DeadLetterKind.HANDLER, "TokenBudgetExceeded: 10 > 5", Category.BUDGET),
+        (DeadLetterKind.BUDGET, "BudgetExceededError: 10 > 5 tokens", Category.BUDGET),
+        # The class is what the error says of itself, never its name.
+        (DeadLetterKind.HANDLER, "TokenBudgetExceeded: 10 > 5", Category.POISON),
         (DeadLetterKind.SCHEMA, "missing goal", Category.SCHEMA),
         (DeadLetterKind.UNKNOWN_TYPE, "Nope", Category.SCHEMA),
         (DeadLetterKind.UNKNOWN_VERSION, "v9", Category.SCHEMA),
@@ -77,9 +79,9 @@ def test_transient_letters_climb_the_tiers_then_fail_the_run_as_stalled() -> Non
         (DeadLetterKind.SCHEMA, "agent.goals", "x", FailureReason.INVALID_GOAL),
         (DeadLetterKind.UNDECODABLE, "agent.contexts", "x", FailureReason.POISON),
         (
-            DeadLetterKind.HANDLER,
+            DeadLetterKind.BUDGET,
             "agent.observations",
-            "BudgetExceeded: $",
+            "BudgetExceededError: $",
             FailureReason.BUDGET_EXHAUSTED,
         ),
         (DeadLetterKind.UNDECODABLE, "agent.control", "x", None),

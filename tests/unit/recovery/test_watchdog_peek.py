@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import json
+from datetime import UTC, datetime
 
 from loopline_events import (
     Budget,
     ContextAssembled,
+    DelayReason,
     Envelope,
     GoalSubmitted,
     Message,
+    ModelCallDelayed,
     ModelDecided,
     RunCompleted,
     ToolCallSucceeded,
@@ -104,3 +107,12 @@ def test_re_driven_records_that_do_not_say_what_they_copy_and_non_events_are_not
     assert peek(WHERE, encode_event(event), garbled) is None
     assert peek(WHERE, b"\x00not json") is None
     assert peek(WHERE, b'{"type": "Nope", "run_id": "r", "payload": {}}') is None
+
+
+def test_a_waiting_announcement_is_read_with_its_expected_time() -> None:
+    until = datetime(2026, 12, 1, 12, 0, 30, tzinfo=UTC)
+    delayed = ModelCallDelayed(model="openai:gpt-4o", reason=DelayReason.RATE_LIMIT, until=until)
+    event = Envelope.of(delayed, run_id="run-7", producer="planner", seq=4, tenant="acme")
+    seen = peek(WHERE, encode_event(event))
+    assert seen is not None
+    assert (seen.kind, seen.seq, seen.until) == (Kind.WAITING, 4, until.timestamp())

@@ -192,3 +192,47 @@ def test_a_watch_survives_its_stored_form() -> None:
     assert decode(watch.run_id, encode(watch)) == watch
     bare = watching(goal(deadline_s=None))
     assert decode(bare.run_id, encode(bare).encode()) == bare
+
+
+def waiting_until(until: float, seq: int = 1) -> Seen:
+    record = seen(Kind.WAITING, seq=seq, event_id="w")
+    record.until = until
+    return record
+
+
+def test_a_step_announced_as_waiting_is_due_a_step_timeout_after_its_expected_time() -> None:
+    watch = watching(goal(), seen(Kind.CONTEXT, offset=3), now=T0)
+    waiting = observe(watch, waiting_until(T0 + 100), TIMING, T0 + 1)
+    assert waiting is not None
+    # Not stalled at T0 + 10, as it would be without the announcement: due at 100 + 10.
+    assert (waiting.kind, waiting.pending, waiting.due_at) == (
+        Kind.CONTEXT,
+        watch.pending,
+        T0 + 110,
+    )
+    assert judge(waiting, T0 + 60, POLICY) is None
+    assert isinstance(judge(waiting, T0 + 111, POLICY), Redrive)
+    # A later announcement moves it on again; an earlier one changes nothing.
+    later = observe(waiting, waiting_until(T0 + 200), TIMING, T0 + 90)
+    assert later is not None
+    assert later.due_at == T0 + 210
+    assert observe(later, waiting_until(T0 + 50), TIMING, T0 + 91) is later
+    # The decision, when it comes, is progress as ever.
+    decided = observe(later, seen(Kind.DECISION, offset=5), TIMING, T0 + 150)
+    assert decided is not None
+    assert (decided.kind, decided.due_at) == (Kind.DECISION, T0 + 160)
+
+
+def test_a_wait_announced_for_another_step_or_after_the_decision_changes_nothing() -> None:
+    watch = watching(goal(), seen(Kind.CONTEXT, offset=3), seen(Kind.DECISION, offset=5))
+    assert observe(watch, waiting_until(T0 + 100), TIMING, T0 + 1) is watch
+    assert observe(watch, waiting_until(T0 + 100, seq=7), TIMING, T0 + 1) is watch
+
+
+def test_a_waiting_run_still_fails_at_its_deadline() -> None:
+    watch = watching(goal(), seen(Kind.CONTEXT, offset=3))
+    waiting = observe(watch, waiting_until(T0 + 10_000), TIMING, T0 + 1)
+    assert waiting is not None
+    verdict = judge(waiting, T0 + 302, POLICY)
+    assert isinstance(verdict, Fail)
+    assert verdict.reason is FailureReason.DEADLINE

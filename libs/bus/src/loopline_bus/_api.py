@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from loopline_events import ALL_TOPICS, Envelope, TopicSpec
+from loopline_events import ALL_TOPICS, Backoff, Envelope, TopicSpec
 from loopline_runtime import register_probe, unregister_probe
 
 from loopline_bus._metrics import MetricsMiddleware
@@ -20,6 +20,10 @@ Handler = Callable[[Envelope[Any]], Awaitable[Sequence[Outbound]]]
 handler returned and every output was acknowledged by the broker."""
 
 
+HANDLER_BACKOFF = Backoff(base_s=0.05, cap_s=5.0)
+"""Waits between in-place tries of a handler: short, the message holds its partition."""
+
+
 @dataclass(frozen=True, slots=True)
 class SubscriptionOptions:
     """How a subscription consumes."""
@@ -30,8 +34,8 @@ class SubscriptionOptions:
     """Most runs (keys) handled at the same time within a batch; one key stays in order."""
     max_attempts: int = 3
     """Tries of a retryable handler error before the message is dead-lettered."""
-    retry_backoff_s: float = 0.05
-    """First backoff between tries; doubles each time."""
+    backoff: Backoff = HANDLER_BACKOFF
+    """Waits between those tries (a `retry_after` the error carries wins)."""
     from_beginning: bool = True
     """Where a new group starts: the earliest offset (True) or the end (False)."""
     before_publish: Callable[[], Awaitable[None]] | None = None

@@ -18,12 +18,16 @@ from uuid import UUID, uuid5
 
 from loopline_events import (
     RETRY_TOPICS,
+    BudgetExceededError,
     DeadLettered,
     DeadLetterKind,
     Envelope,
     EventDecodeError,
+    LooplineError,
+    OrphanError,
     TopicSpec,
     TraceContext,
+    TransientError,
     decode_event,
     dlq_name,
     encode_event,
@@ -154,7 +158,6 @@ class Dispatcher:
             m.after_decode(record, event_type)
 
     async def _handle(self, record: RawRecord, event: Envelope[Any]) -> list[Encoded]:
-        backoff = self.options.retry_backoff_s
         for attempt in range(1, self.options.max_attempts + 1):
             try:
                 outputs = await self._handle_once(record, event)
@@ -162,17 +165,14 @@ class Dispatcher:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                retryable = bool(getattr(exc, "retryable", False))
+                retryable = isinstance(exc, LooplineError) and exc.retryable
                 if retryable and attempt < self.options.max_attempts:
                     log.warning("retrying %s after %r (attempt %d)", event.type, exc, attempt)
                     for m in self.middleware:
                         m.before_retry(record, event, exc, attempt)
-                    await asyncio.sleep(backoff)
-                    backoff *= 2
+                    await asyncio.sleep(self.options.backoff.after(exc, attempt))
                     continue
-                kind = DeadLetterKind.TRANSIENT if retryable else DeadLetterKind.HANDLER
-                # The error may say better what the message is (an orphan, a refusal).
-                kind = getattr(exc, "dead_letter_kind", kind)
+                kind = _kind_of(exc)
                 log.exception("handler failed on %s of run %s", event.type, event.run_id)
                 return self.dead_letter(
                     record,
@@ -275,10 +275,19 @@ class Dispatcher:
         return [encode_outbound(Outbound(dlq_name(record.topic), envelope))]
 
 
-class DeadLetterNotHandledError(Exception):
+class DeadLetterNotHandledError(TransientError):
     """A dead letter failed transiently: its batch must be handled again, not skipped."""
 
-    retryable = True
+
+def _kind_of(error: Exception) -> DeadLetterKind:
+    """How a handler error is dead-lettered: by what the error says of itself."""
+    if isinstance(error, BudgetExceededError):
+        return DeadLetterKind.BUDGET
+    if isinstance(error, OrphanError):
+        return DeadLetterKind.ORPHAN
+    if isinstance(error, LooplineError) and error.retryable:
+        return DeadLetterKind.TRANSIENT
+    return DeadLetterKind.HANDLER
 
 
 def _header(record: RawRecord, name: str) -> str | None:

@@ -1,4 +1,6 @@
-"""Loopline's event contracts: the envelope, the events of the agent loop, and the topics.
+"""Loopline's event contracts: the envelope, the events of the agent loop, and the topics;
+and the one error base (`LooplineError`: `retryable`, `retry_after`) and backoff (`Backoff`)
+that every layer raises, reads and waits by.
 
 This package depends on pydantic only; every service speaks through these models.
 """
@@ -28,6 +30,15 @@ from loopline_events._envelope import (
     derived_id,
     utcnow,
 )
+from loopline_events._errors import (
+    Backoff,
+    BudgetExceededError,
+    LooplineError,
+    OrphanError,
+    TransientError,
+    parse_retry_after,
+    retry_after_of,
+)
 from loopline_events._forks import ForkRecorded, RunForked
 from loopline_events._operations import RedriveDeadLetter
 from loopline_events._runs import (
@@ -55,7 +66,9 @@ from loopline_events._steps import (
     ArtifactRef,
     ContextAssembled,
     Cut,
+    DelayReason,
     Message,
+    ModelCallDelayed,
     ModelDecided,
     ModelFailed,
     TokenUsage,
@@ -63,6 +76,7 @@ from loopline_events._steps import (
     ToolSpec,
     Window,
 )
+from loopline_events._streaming import ModelTextDelta, StreamedText, TextChunk
 from loopline_events._tools import ToolCallFailed, ToolCallSucceeded, ToolError, ToolErrorKind
 from loopline_events._topics import (
     ALL_TOPICS,
@@ -75,6 +89,7 @@ from loopline_events._topics import (
     OPERATIONS,
     RESULTS,
     RETRY_TOPICS,
+    STREAM,
     TopicClass,
     TopicSpec,
     dlq_name,
@@ -96,15 +111,19 @@ __all__ = [
     "RESULTS",
     "RETRIES_HEADER",
     "RETRY_TOPICS",
+    "STREAM",
     "UPCASTERS",
     "ArtifactRef",
+    "Backoff",
     "Budget",
+    "BudgetExceededError",
     "CancelRun",
     "ContextAssembled",
     "Cut",
     "DeadLetterKind",
     "DeadLettered",
     "DecodeErrorKind",
+    "DelayReason",
     "Envelope",
     "EventDecodeError",
     "FailRun",
@@ -114,10 +133,14 @@ __all__ = [
     "GoalSubmitted",
     "HistoryGapError",
     "IncompatibleSchemaError",
+    "LooplineError",
     "MemoryOutput",
     "Message",
+    "ModelCallDelayed",
     "ModelDecided",
     "ModelFailed",
+    "ModelTextDelta",
+    "OrphanError",
     "Payload",
     "RedriveDeadLetter",
     "RejectionReason",
@@ -125,6 +148,8 @@ __all__ = [
     "RunCompleted",
     "RunFailed",
     "RunForked",
+    "StreamedText",
+    "TextChunk",
     "TokenUsage",
     "ToolCall",
     "ToolCallFailed",
@@ -135,6 +160,7 @@ __all__ = [
     "TopicClass",
     "TopicSpec",
     "TraceContext",
+    "TransientError",
     "Window",
     "artifact_marker",
     "compatibility_problems",
@@ -145,8 +171,10 @@ __all__ = [
     "encode_event",
     "extended",
     "generate_schemas",
+    "parse_retry_after",
     "render",
     "request_messages",
+    "retry_after_of",
     "schema_file_name",
     "shown_messages",
     "topic_of",

@@ -11,6 +11,7 @@ from pydantic_core import from_json
 
 from loopline_events._dead_letters import DeadLettered
 from loopline_events._envelope import Envelope, Payload
+from loopline_events._errors import LooplineError
 from loopline_events._forks import ForkRecorded, RunForked
 from loopline_events._operations import RedriveDeadLetter
 from loopline_events._runs import (
@@ -24,10 +25,12 @@ from loopline_events._runs import (
 )
 from loopline_events._steps import (
     ContextAssembled,
+    ModelCallDelayed,
     ModelDecided,
     ModelFailed,
     upcast_context_v1_to_v2,
 )
+from loopline_events._streaming import ModelTextDelta
 from loopline_events._tools import ToolCallFailed, ToolCallSucceeded
 
 EVENT_TYPES: dict[str, type[Payload]] = {
@@ -41,6 +44,8 @@ EVENT_TYPES: dict[str, type[Payload]] = {
         ContextAssembled,
         ModelDecided,
         ModelFailed,
+        ModelCallDelayed,
+        ModelTextDelta,
         ToolCallSucceeded,
         ToolCallFailed,
         RunCompleted,
@@ -79,13 +84,11 @@ class DecodeErrorKind(StrEnum):
     UNKNOWN_VERSION = "unknown_version"
 
 
-class EventDecodeError(ValueError):
+class EventDecodeError(LooplineError, ValueError):
     """Bytes that are not a valid Loopline event; never retryable."""
 
-    retryable = False
-
     def __init__(self, kind: DecodeErrorKind, message: str, event_type: str | None = None):
-        super().__init__(f"{kind.value}: {message}")
+        super().__init__(f"{kind.value}: {message}", retryable=False)
         self.kind = kind
         self.event_type = event_type
 

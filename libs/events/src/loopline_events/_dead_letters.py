@@ -24,6 +24,8 @@ class DeadLetterKind(StrEnum):
     TRANSIENT = "transient"
     ORPHAN = "orphan"
     """An event of a run that answers nothing the run asked (a forged or misrouted one)."""
+    BUDGET = "budget"
+    """A budget or quota refused the work (a `BudgetExceededError`): retrying cannot help."""
 
 
 class DeadLettered(Payload):

@@ -89,6 +89,9 @@ class FailureReason(StrEnum):
     TOOL_ERROR = "tool_error"
     INVALID_GOAL = "invalid_goal"
     POISON = "poison"
+    QUOTA_EXCEEDED = "quota_exceeded"
+    """The tenant spent its tokens or cost for the hour or the day, and the run's profile
+    fails runs over quota rather than pausing them."""
 
 
 class RunFailed(MemoryOutput):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from typing import Any, Literal, Self
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 from loopline_events._envelope import MemoryOutput, Payload
 
@@ -100,18 +101,42 @@ class TokenUsage(BaseModel):
 
     model_config = ConfigDict(frozen=True)
 
-    prompt_tokens: int = Field(default=0, ge=0, description="Tokens read.")
+    prompt_tokens: int = Field(
+        default=0,
+        ge=0,
+        description="Tokens read, all of them (those read from and written to "
+        "the provider's prompt cache included).",
+    )
     completion_tokens: int = Field(default=0, ge=0, description="Tokens written.")
+    cached_tokens: int = Field(
+        default=0,
+        ge=0,
+        description="Of the tokens read, those the provider served from its prompt cache "
+        "(billed at its cached-input price).",
+    )
+    cache_write_tokens: int = Field(
+        default=0,
+        ge=0,
+        description="Of the tokens read, those the provider wrote to its prompt cache (billed "
+        "at its cache-write price, where it has one).",
+    )
 
     @property
     def total_tokens(self) -> int:
         """Tokens read and written."""
         return self.prompt_tokens + self.completion_tokens
 
+    @property
+    def uncached_prompt_tokens(self) -> int:
+        """Tokens read at the full input price: neither read from nor written to the cache."""
+        return max(0, self.prompt_tokens - self.cached_tokens - self.cache_write_tokens)
+
     def __add__(self, other: TokenUsage) -> TokenUsage:
         return TokenUsage(
             prompt_tokens=self.prompt_tokens + other.prompt_tokens,
             completion_tokens=self.completion_tokens + other.completion_tokens,
+            cached_tokens=self.cached_tokens + other.cached_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
         )
 
 
@@ -183,6 +208,12 @@ class ModelDecided(Payload):
     final_answer: str | None = Field(default=None, description="The answer, when done.")
     usage: TokenUsage = Field(default_factory=TokenUsage, description="Tokens of this call.")
     latency_ms: float = Field(default=0.0, ge=0, description="How long the model took.")
+    fallback_from: str | None = Field(
+        default=None,
+        description="Set when the context's model was unavailable (after its retries) and a "
+        "fallback model of the profile decided: the model asked first. `model` is the one "
+        "that answered.",
+    )
 
     @model_validator(mode="after")
     def _one_outcome(self) -> Self:
@@ -200,3 +231,31 @@ class ModelFailed(Payload):
     error: str = Field(description="What went wrong, for a human.")
     retryable: bool = Field(default=False, description="Whether a later retry could help.")
     attempts: int = Field(default=1, ge=1, description="Calls made.")
+
+
+class DelayReason(StrEnum):
+    """Why a model call waits before it is made."""
+
+    RATE_LIMIT = "rate_limit"
+    """The provider's, the model's or the tenant's requests or tokens per minute are spent."""
+    PROVIDER_BUSY = "provider_busy"
+    """The provider answered 429 or 529 and asked every caller to hold off (Retry-After)."""
+    QUOTA = "quota"
+    """The tenant spent its tokens or cost for the hour or the day; its profile pauses runs."""
+
+
+class ModelCallDelayed(Payload):
+    """The step's model call waits for capacity: the run is waiting, not stalled.
+
+    The planner publishes it when a call must wait longer than a moment, and again if a later
+    wait of the same step is longer than announced; the step's `ModelDecided` (or
+    `ModelFailed`) follows. Recovery's watchdog gives the run until `until` plus its step
+    timeout.
+    """
+
+    TYPE = "ModelCallDelayed"
+
+    model: str = Field(description="The model whose call waits.")
+    reason: DelayReason = Field(description="What it waits for.")
+    until: AwareDatetime = Field(description="When the call is expected to be made.")
+    message: str = Field(default="", max_length=2_000, description="A sentence for a human.")

@@ -7,6 +7,7 @@ from enum import StrEnum
 
 MIB = 1024 * 1024
 FOREVER = -1
+HOUR_MS = 3600 * 1000
 WEEK_MS = 7 * 24 * 3600 * 1000
 
 
@@ -22,6 +23,8 @@ class TopicClass(StrEnum):
     """Messages that could not be handled, with their original bytes: kept forever."""
     RETRY = "retry"
     """Dead letters waiting for their retry: kept a week."""
+    STREAM = "stream"
+    """Text shown while a model writes it; the durable record is elsewhere: kept an hour."""
 
     @property
     def kept_forever(self) -> bool:
@@ -88,7 +91,11 @@ CONTEXTS = TopicSpec(
     retention_ms=WEEK_MS,
     kind=TopicClass.DERIVED,
 )
-DECISIONS = TopicSpec("agent.decisions", "The model's choices.", ("ModelDecided", "ModelFailed"))
+DECISIONS = TopicSpec(
+    "agent.decisions",
+    "The model's choices, and the waits before them.",
+    ("ModelDecided", "ModelFailed", "ModelCallDelayed"),
+)
 OBSERVATIONS = TopicSpec(
     "agent.observations", "Outcomes of tool calls.", ("ToolCallSucceeded", "ToolCallFailed")
 )
@@ -127,10 +134,25 @@ RETRY_TOPICS: tuple[TopicSpec, ...] = tuple(
 """Delay tiers of recovery's retries: every entry of a tier waits as long, so the head of a
 partition is always the first due and a waiting retry blocks nothing due earlier."""
 
-ALL_TOPICS: tuple[TopicSpec, ...] = (
-    LOOP_TOPICS + tuple(t.dlq for t in LOOP_TOPICS) + RETRY_TOPICS + (OPERATIONS, OPERATIONS.dlq)
+STREAM = TopicSpec(
+    "agent.stream",
+    "Partial model output while it is written (ModelTextDelta), for clients to show as it "
+    "comes. Not part of a run's history: no service consumes it, replay never reads it, and "
+    "it is kept an hour.",
+    ("ModelTextDelta",),
+    retention_ms=HOUR_MS,
+    kind=TopicClass.STREAM,
 )
-"""Every topic: the loop's, their dead-letter topics, recovery's retry tiers and operations."""
+"""Live text of the steps in progress; the durable record stays `ModelDecided`."""
+
+ALL_TOPICS: tuple[TopicSpec, ...] = (
+    LOOP_TOPICS
+    + tuple(t.dlq for t in LOOP_TOPICS)
+    + RETRY_TOPICS
+    + (OPERATIONS, OPERATIONS.dlq, STREAM)
+)
+"""Every topic: the loop's, their dead-letter topics, recovery's retry tiers, operations and
+the stream."""
 
 
 def topic_of(event_type: str) -> TopicSpec | None:

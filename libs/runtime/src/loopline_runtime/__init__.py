@@ -1,5 +1,6 @@
-"""Runtime pieces shared by every Loopline process: settings, agent profiles, logging,
-PostgreSQL migrations, tracing, health and the service lifecycle (with its HTTP endpoints)."""
+"""Runtime pieces shared by every Loopline process: settings, agent profiles, rate limits and
+quotas, the price table, logging, PostgreSQL migrations, tracing, health and the service
+lifecycle (with its HTTP endpoints)."""
 
 from loopline_runtime._errors import ConfigurationError, settings_problem
 from loopline_runtime._health import (
@@ -19,6 +20,17 @@ from loopline_runtime._lifecycle import (
     serve_until_signalled,
     write_ready_file,
 )
+from loopline_runtime._limits import (
+    ANY_TENANT,
+    LIMITS_FILE_VARIABLE,
+    Limits,
+    LimitsError,
+    Quota,
+    RateLimit,
+    TenantLimits,
+    load_limits,
+    parse_limits,
+)
 from loopline_runtime._logging import configure_logging
 from loopline_runtime._postgres import (
     POSTGRES_UNAVAILABLE,
@@ -28,6 +40,7 @@ from loopline_runtime._postgres import (
     postgres_unavailable_is_retryable,
     schema_name,
 )
+from loopline_runtime._prices import FREE, PRICE_TABLE, Price, price_of
 from loopline_runtime._profiles import (
     AGENTS_FILE_VARIABLE,
     AgentProfile,
@@ -52,11 +65,15 @@ from loopline_runtime._tracing import configure_tracing
 
 __all__ = [
     "AGENTS_FILE_VARIABLE",
+    "ANY_TENANT",
     "DEFAULT_KAFKA_CONTROLLER_PORT",
     "DEFAULT_KAFKA_PORT",
     "DEFAULT_POSTGRES_PORT",
     "DEFAULT_REDIS_PORT",
+    "FREE",
+    "LIMITS_FILE_VARIABLE",
     "POSTGRES_UNAVAILABLE",
+    "PRICE_TABLE",
     "PROCESS_HEALTH",
     "READY_FILE_VARIABLE",
     "AgentProfile",
@@ -65,23 +82,32 @@ __all__ = [
     "Health",
     "HttpSettings",
     "KafkaSettings",
+    "Limits",
+    "LimitsError",
     "Phase",
     "PostgresSettings",
     "PostgresUnavailableError",
+    "Price",
     "Probe",
     "ProfileError",
+    "Quota",
+    "RateLimit",
     "ReadyInfo",
     "RedisSettings",
     "StatusServer",
     "Stop",
+    "TenantLimits",
     "configure_logging",
     "configure_tracing",
     "load_endpoints",
+    "load_limits",
     "load_profiles",
     "migrate",
     "open_schema",
+    "parse_limits",
     "parse_profiles",
     "postgres_unavailable_is_retryable",
+    "price_of",
     "read_ready_file",
     "redact",
     "register_probe",

@@ -7,6 +7,7 @@ import re
 from collections.abc import Iterator, Sequence
 
 import asyncpg
+from loopline_events import TransientError
 
 from loopline_runtime._settings import Endpoints
 
@@ -24,10 +25,8 @@ POSTGRES_UNAVAILABLE: tuple[type[BaseException], ...] = (
 restarting or out of connections, and the same call can succeed later."""
 
 
-class PostgresUnavailableError(Exception):
+class PostgresUnavailableError(TransientError):
     """PostgreSQL could not be reached; the bus retries the event (in place, then via recovery)."""
-
-    retryable = True
 
 
 @contextlib.contextmanager

@@ -24,7 +24,20 @@ class AgentProfile(BaseModel):
     name: str = Field(description="The profile's name; goals name it in `agent`.")
     description: str = Field(default="", description="What this agent is for.")
     system_prompt: str = Field(description="The system message of every context.")
-    model: str = Field(default="demo", description="`demo`, `openai` or `openai:<model>`.")
+    model: str = Field(
+        default="demo",
+        description="`demo`, `openai`, `openai:<model>`, `anthropic` or `anthropic:<model>`.",
+    )
+    fallback_models: tuple[str, ...] = Field(
+        default=(),
+        description="Models to ask, in order, when the one before is unavailable after its "
+        "retries (rate limited, overloaded, down); the decision records which one answered.",
+    )
+    on_quota: Literal["pause", "fail"] = Field(
+        default="pause",
+        description="When the run's tenant is over a quota (limits file): `pause` waits until "
+        "the window has room again; `fail` ends the run with `quota_exceeded`.",
+    )
     tools: tuple[str, ...] = Field(default=(), description="Tools the agent may call.")
     max_steps: int = Field(default=10, ge=1, le=10_000, description="Most model steps per run.")
     deadline_s: float = Field(default=300.0, gt=0, description="Wall-clock limit of a run.")

@@ -60,6 +60,37 @@ tools = ["calculator", "current_time", "http_get"]
 max_steps = 5
 deadline_s = 120
 
+[agents.claude]
+system_prompt = "You are a careful assistant."
+model = "anthropic:claude-sonnet-4-5"
+tools = ["calculator", "current_time"]
+max_steps = 5
+deadline_s = 120
+
+[agents.fallback]
+system_prompt = "You are a careful assistant."
+model = "openai:gpt-test"
+fallback_models = ["anthropic:claude-sonnet-4-5"]
+tools = ["calculator"]
+max_steps = 5
+deadline_s = 120
+
+[agents.quota_fail]
+system_prompt = "You are a careful assistant."
+model = "openai:gpt-test"
+tools = ["calculator"]
+max_steps = 5
+deadline_s = 120
+on_quota = "fail"
+
+[agents.quota_pause]
+system_prompt = "You are a careful assistant."
+model = "openai:gpt-test"
+tools = ["calculator"]
+max_steps = 5
+deadline_s = 120
+on_quota = "pause"
+
 [agents.memo]
 system_prompt = "You keep and recall facts."
 model = "demo"
@@ -260,16 +291,25 @@ def start_system(
     base.home.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="e2e-", dir=base.home))
     monkeypatch.setenv("LOOPLINE_AGENTS_FILE", str(home / "agents.toml"))
+    monkeypatch.setenv("LOOPLINE_LIMITS_FILE", str(home / "limits.toml"))
     started: list[System] = []
 
     def start(
         replicas: int = 1,
         env_extra: dict[str, str] | None = None,
         agents: str = TEST_AGENTS,
+        limits: str = "",
         gateway: bool = False,
     ) -> System:
         system = launch_system(
-            loopline_endpoints, topic_prefix, home, replicas, env_extra, agents, gateway=gateway
+            loopline_endpoints,
+            topic_prefix,
+            home,
+            replicas,
+            env_extra,
+            agents,
+            limits,
+            gateway=gateway,
         )
         started.append(system)
         return system
@@ -287,20 +327,25 @@ def launch_system(
     replicas: int = 1,
     env_extra: dict[str, str] | None = None,
     profiles: str = TEST_AGENTS,
+    limits: str = "",
     *,
     gateway: bool = False,
 ) -> System:
     """Start the four services (`replicas` of each) on `endpoints`, in `namespace`, with the
-    test agent profiles (or `profiles`), and the gateway (on a free port) when asked; their pid
-    files, logs and agents file live in `home`."""
+    test agent profiles (or `profiles`) and rate limits and quotas (`limits`, TOML: none by
+    default), and the gateway (on a free port) when asked; their pid files, logs, agents and
+    limits files live in `home`."""
     agents = home / "agents.toml"
     agents.write_text(profiles)
+    limits_file = home / "limits.toml"
+    limits_file.write_text(limits)
     env = {
         "LOOPLINE_KAFKA_BOOTSTRAP": endpoints.kafka.bootstrap,
         "LOOPLINE_KAFKA_TOPIC_PREFIX": namespace,
         "LOOPLINE_REDIS_URL": endpoints.redis.url,
         "LOOPLINE_POSTGRES_DSN": endpoints.postgres.dsn.get_secret_value(),
         "LOOPLINE_AGENTS_FILE": str(agents),
+        "LOOPLINE_LIMITS_FILE": str(limits_file),
         "LOOPLINE_TOOLS_ALLOW_PRIVATE_NETWORKS": "1",
         "LOOPLINE_GATEWAY_PORT": "0",
         **(env_extra or {}),

@@ -1,13 +1,17 @@
 """`OpenAIServer`: a real HTTP server speaking the OpenAI Chat Completions API, for tests.
 
 It listens on 127.0.0.1 (a free port) in a background thread, records every request and
-answers from a script the test writes, first in first out:
+answers from a script the test writes, first in first out, as a JSON completion or, when the
+request asks for `"stream": true`, as the API's event stream of chunks (with the usage chunk
+when `stream_options.include_usage` is set):
 
 ```python
 with OpenAIServer() as server:
     server.reply_tool_calls([("calculator", {"expression": "2+3"})])
     server.reply_status(429, retry_after=0)
     server.reply_text("5", usage={"prompt_tokens": 30, "completion_tokens": 2})
+    server.reply_text("slowly", chunk_delay_s=0.2)      # streamed piece by piece
+    server.reply_text("cut", break_after=2)             # the connection drops mid-stream
     model = OpenAIChatModel(base_url=server.base_url, model="gpt-test")
     ...
     assert server.calls == 3
@@ -16,22 +20,27 @@ with OpenAIServer() as server:
 ```
 
 When the script is empty it asks `default(request)` for a completion (None: HTTP 500 "no
-scripted reply"). Real HTTP, real JSON: the client under test cannot tell it from the API.
+scripted reply"). `requests_per_minute` makes it refuse, with 429 and Retry-After, what a
+provider with that limit would. Real HTTP, real JSON, real SSE: the client under test cannot
+tell it from the API.
 """
 
 from __future__ import annotations
 
 import json
-import sys
-import threading
 import time
 import uuid
-from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from types import TracebackType
-from typing import Any, Protocol, Self
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+from loopline_testing._scripted_http import (
+    Headers,
+    RecordedRequest,
+    Reply,
+    ScriptedServer,
+    SSEvent,
+    pieces,
+)
 
 __all__ = [
     "DEFAULT_USAGE",
@@ -67,36 +76,6 @@ class TokenCounts(Protocol):
 Usage = Mapping[str, int] | TokenCounts | None
 
 
-class Headers(Mapping[str, str]):
-    """A request's headers; names match whatever their case."""
-
-    def __init__(self, items: Iterable[tuple[str, str]]):
-        self._items = {name.lower(): value for name, value in items}
-
-    def __getitem__(self, name: str) -> str:
-        return self._items[name.lower()]
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._items)
-
-    def __len__(self) -> int:
-        return len(self._items)
-
-    def __repr__(self) -> str:
-        return f"Headers({self._items!r})"
-
-
-class RecordedRequest(dict[str, Any]):
-    """A request the server received: this dict is its parsed JSON body (empty when the body
-    was not a JSON object), with `headers`, `path` and the `raw` body besides."""
-
-    def __init__(self, body: Mapping[str, Any], *, path: str, headers: Headers, raw: bytes):
-        super().__init__(body)
-        self.path = path
-        self.headers = headers
-        self.raw = raw
-
-
 def text_completion(text: str, *, usage: Usage = None) -> dict[str, Any]:
     """A completion whose message is the final answer `text`."""
     return _completion({"role": "assistant", "content": text}, "stop", usage)
@@ -128,18 +107,21 @@ def _completion(message: dict[str, Any], finish_reason: str, usage: Usage) -> di
         "choices": [
             {"index": 0, "message": message, "logprobs": None, "finish_reason": finish_reason}
         ],
-        "usage": {**tokens, "total_tokens": sum(tokens.values())},
+        "usage": {**tokens, "total_tokens": tokens["prompt_tokens"] + tokens["completion_tokens"]},
     }
 
 
-def _usage(usage: Usage) -> dict[str, int]:
+def _usage(usage: Usage) -> dict[str, Any]:
     if usage is None:
         usage = DEFAULT_USAGE
     if isinstance(usage, Mapping):
-        return {
+        counts: dict[str, Any] = {
             "prompt_tokens": int(usage.get("prompt_tokens", 0)),
             "completion_tokens": int(usage.get("completion_tokens", 0)),
         }
+        if "cached_tokens" in usage:
+            counts["prompt_tokens_details"] = {"cached_tokens": int(usage["cached_tokens"])}
+        return counts
     return {"prompt_tokens": usage.prompt_tokens, "completion_tokens": usage.completion_tokens}
 
 
@@ -162,53 +144,23 @@ _DEFAULT_MESSAGES = {
 }
 
 
-@dataclass(frozen=True)
-class _Reply:
-    status: int = 200
-    completion: dict[str, Any] | None = None
-    """Filled in with id, model and time when served."""
-    body: bytes = b""
-    headers: tuple[tuple[str, str], ...] = ()
-    delay_s: float = 0.0
-
-
-class OpenAIServer:
+class OpenAIServer(ScriptedServer):
     """A Chat Completions server on 127.0.0.1, scripted reply by reply; a context manager.
 
     `default(request)` answers when the script is empty: a completion dict (such as
     `text_completion("ok")`) or None for HTTP 500. Every `reply_*` takes `delay_s`, to play a
-    slow server: the reply is held that long (or until the server stops).
+    slow server: the reply is held that long (or until the server stops); streamed replies
+    also take `chunk_delay_s` (between chunks) and `break_after` (chunks sent before the
+    connection drops).
     """
 
-    def __init__(self, default: Callable[[RecordedRequest], dict[str, Any] | None] | None = None):
-        self.default = default
-        self.requests: list[RecordedRequest] = []
-        """Every request received, in order."""
-        self._script: deque[_Reply] = deque()
-        self._lock = threading.Lock()
-        self._stopping = threading.Event()
-        self._http: _HTTPServer | None = None
-        self._thread: threading.Thread | None = None
-        self._served = 0
+    paths = (CHAT_PATH,)
+    thread_name = "openai-server"
 
     @property
     def base_url(self) -> str:
         """`http://127.0.0.1:PORT/v1`, what an OpenAI client takes as its base URL."""
-        if self._http is None:
-            raise RuntimeError("the server is not started; use `with OpenAIServer() as server:`")
-        return f"http://127.0.0.1:{self._http.server_address[1]}/v1"
-
-    @property
-    def calls(self) -> int:
-        """Requests received so far."""
-        with self._lock:
-            return len(self.requests)
-
-    @property
-    def pending(self) -> int:
-        """Scripted replies not served yet."""
-        with self._lock:
-            return len(self._script)
+        return f"http://127.0.0.1:{self.port}/v1"
 
     def reply_tool_calls(
         self,
@@ -217,14 +169,38 @@ class OpenAIServer:
         content: str | None = None,
         usage: Usage = None,
         delay_s: float = 0.0,
+        chunk_delay_s: float = 0.0,
+        break_after: int | None = None,
     ) -> None:
         """Next, ask for `calls`: `(tool, arguments)` or `(tool, arguments, call_id)` each."""
         completion = tool_call_completion(calls, content=content, usage=usage)
-        self._push(_Reply(completion=completion, delay_s=delay_s))
+        self.push(
+            Reply(
+                answer=completion,
+                delay_s=delay_s,
+                chunk_delay_s=chunk_delay_s,
+                break_after=break_after,
+            )
+        )
 
-    def reply_text(self, text: str, *, usage: Usage = None, delay_s: float = 0.0) -> None:
+    def reply_text(
+        self,
+        text: str,
+        *,
+        usage: Usage = None,
+        delay_s: float = 0.0,
+        chunk_delay_s: float = 0.0,
+        break_after: int | None = None,
+    ) -> None:
         """Next, give the final answer `text`."""
-        self._push(_Reply(completion=text_completion(text, usage=usage), delay_s=delay_s))
+        self.push(
+            Reply(
+                answer=text_completion(text, usage=usage),
+                delay_s=delay_s,
+                chunk_delay_s=chunk_delay_s,
+                break_after=break_after,
+            )
+        )
 
     def reply_status(
         self,
@@ -236,9 +212,7 @@ class OpenAIServer:
     ) -> None:
         """Next, fail with HTTP `status` and an OpenAI-shaped error, with Retry-After if given."""
         headers = () if retry_after is None else (("Retry-After", f"{retry_after:g}"),)
-        self._push(
-            _Reply(status, body=error_body(status, message), headers=headers, delay_s=delay_s)
-        )
+        self.push(Reply(status, body=error_body(status, message), headers=headers, delay_s=delay_s))
 
     def reply_raw(
         self,
@@ -248,147 +222,55 @@ class OpenAIServer:
         headers: Mapping[str, str] | None = None,
         delay_s: float = 0.0,
     ) -> None:
-        """Next, send exactly `body` with `status` (content type JSON unless `headers` say)."""
+        """Next, send exactly `body` with `status` (content type JSON unless `headers` say),
+        streamed or not."""
         given = tuple((headers or {}).items())
-        self._push(_Reply(status, body=body, headers=given, delay_s=delay_s))
+        self.push(Reply(status, body=body, headers=given, delay_s=delay_s))
 
-    def start(self) -> None:
-        """Listen on a free port and serve in a background thread."""
-        if self._http is not None:
-            return
-        self._stopping.clear()
-        self._http = _HTTPServer(self)
-        # A short poll keeps stop() fast: shutdown waits for the loop to look up.
-        self._thread = threading.Thread(
-            target=self._http.serve_forever,
-            kwargs={"poll_interval": 0.05},
-            name="openai-server",
-            daemon=True,
-        )
-        self._thread.start()
+    def error_body(self, status: int, message: str | None = None) -> bytes:
+        return error_body(status, message)
 
-    def stop(self) -> None:
-        """Stop serving and close the port; replies held by `delay_s` are let go."""
-        if self._http is None:
-            return
-        self._stopping.set()
-        self._http.shutdown()
-        self._http.server_close()
-        if self._thread is not None:
-            self._thread.join(timeout=5)
-        self._http = None
-        self._thread = None
+    def streamed(self, request: RecordedRequest) -> bool:
+        return request.get("stream") is True
 
-    def __enter__(self) -> Self:
-        self.start()
-        return self
+    def render(
+        self, answer: dict[str, Any], request: RecordedRequest, number: int
+    ) -> dict[str, Any]:
+        """`answer` with what a real server adds: an id, the model asked for, the time."""
+        filled = {
+            "id": f"chatcmpl-{number:06d}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": request.get("model", "unknown"),
+        }
+        return {**filled, **answer}
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        self.stop()
+    def events(self, body: dict[str, Any], request: RecordedRequest) -> Sequence[SSEvent]:
+        """The completion as chunks: the role, the text a few characters at a time, each tool
+        call's id and name then its arguments in pieces, the finish, the usage, `[DONE]`."""
+        head: dict[str, Any] = {k: body[k] for k in ("id", "created", "model") if k in body}
+        head["object"] = "chat.completion.chunk"
+        choice = (body.get("choices") or [{}])[0]
+        message = choice.get("message") or {}
 
-    def _push(self, reply: _Reply) -> None:
-        with self._lock:
-            self._script.append(reply)
+        def chunk(delta: dict[str, Any], finish: str | None = None) -> SSEvent:
+            one = {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}
+            return None, json.dumps({**head, "choices": [one]})
 
-    def _handle(self, handler: _Handler) -> None:
-        """Record the request, pick its reply, hold it if asked, send it."""
-        length = int(handler.headers.get("Content-Length") or 0)
-        raw = handler.rfile.read(length)
-        body = _json_object(raw)
-        request = RecordedRequest(
-            body or {}, path=handler.path, headers=Headers(handler.headers.items()), raw=raw
-        )
-        with self._lock:
-            self.requests.append(request)
-        reply = self._reply_to(request, body is not None)
-        if reply.delay_s > 0:
-            self._stopping.wait(reply.delay_s)
-        self._send(handler, reply, request)
-
-    def _reply_to(self, request: RecordedRequest, is_json: bool) -> _Reply:
-        if request.path.split("?")[0] != CHAT_PATH:
-            return _Reply(404, body=error_body(404, f"no route {request.path}"))
-        if not is_json:
-            return _Reply(400, body=error_body(400, "the body is not a JSON object"))
-        with self._lock:
-            if self._script:
-                return self._script.popleft()
-        if self.default is None:
-            return _Reply(500, body=error_body(500, "no scripted reply"))
-        try:
-            completion = self.default(request)
-        except Exception as exc:  # the test's bug, shown to the client rather than lost
-            return _Reply(500, body=error_body(500, f"default raised {exc!r}"))
-        if completion is None:
-            return _Reply(500, body=error_body(500, "no scripted reply"))
-        return _Reply(completion=completion)
-
-    def _send(self, handler: _Handler, reply: _Reply, request: RecordedRequest) -> None:
-        body = reply.body
-        if reply.completion is not None:
-            with self._lock:
-                self._served += 1
-                number = self._served
-            body = json.dumps(_filled(reply.completion, request, number)).encode()
-        headers = dict(reply.headers)
-        if "content-type" not in Headers(headers.items()):
-            headers["Content-Type"] = "application/json"
-        headers["Content-Length"] = str(len(body))
-        try:
-            handler.send_response(reply.status)
-            for name, value in headers.items():
-                handler.send_header(name, value)
-            handler.end_headers()
-            handler.wfile.write(body)
-        except ConnectionError:  # the client gave up (a timeout under test, usually)
-            pass
-
-
-def _filled(completion: dict[str, Any], request: RecordedRequest, number: int) -> dict[str, Any]:
-    """`completion` with what a real server adds: an id, the model asked for, the time."""
-    filled = {
-        "id": f"chatcmpl-{number:06d}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": request.get("model", "unknown"),
-    }
-    return {**filled, **completion}
-
-
-def _json_object(raw: bytes) -> dict[str, Any] | None:
-    try:
-        value = json.loads(raw)
-    except (ValueError, RecursionError):
-        return None
-    return value if isinstance(value, dict) else None
-
-
-class _Handler(BaseHTTPRequestHandler):
-    server: _HTTPServer
-
-    def do_POST(self) -> None:
-        self.server.owner._handle(self)
-
-    def do_GET(self) -> None:
-        self.server.owner._handle(self)
-
-    def log_message(self, format: str, *args: Any) -> None:
-        """Quiet: the requests are in `OpenAIServer.requests`."""
-
-
-class _HTTPServer(ThreadingHTTPServer):
-    daemon_threads = True
-
-    def __init__(self, owner: OpenAIServer):
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.owner = owner
-
-    def handle_error(self, request: Any, client_address: Any) -> None:
-        # A client that hung up is part of the tests (timeouts); anything else is reported.
-        if not isinstance(sys.exc_info()[1], ConnectionError):
-            super().handle_error(request, client_address)
+        out = [chunk({"role": "assistant", "content": ""})]
+        if message.get("content"):
+            out += [chunk({"content": piece}) for piece in pieces(message["content"])]
+        for index, call in enumerate(message.get("tool_calls") or ()):
+            function = call.get("function", {})
+            start = {"index": index, "id": call.get("id"), "type": "function"}
+            start["function"] = {"name": function.get("name"), "arguments": ""}
+            out.append(chunk({"tool_calls": [start]}))
+            for piece in pieces(str(function.get("arguments", "")), 16):
+                more = {"index": index, "function": {"arguments": piece}}
+                out.append(chunk({"tool_calls": [more]}))
+        out.append(chunk({}, choice.get("finish_reason", "stop")))
+        options = request.get("stream_options") or {}
+        if options.get("include_usage") and body.get("usage") is not None:
+            out.append((None, json.dumps({**head, "choices": [], "usage": body["usage"]})))
+        out.append((None, "[DONE]"))
+        return out

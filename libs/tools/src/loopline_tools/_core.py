@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import random
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Protocol
 
-from loopline_events import ArtifactRef, ToolErrorKind, ToolSpec
+from loopline_events import ArtifactRef, Backoff, LooplineError, ToolErrorKind, ToolSpec
 from pydantic import BaseModel
 
 _NAME = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
@@ -41,15 +40,16 @@ class RetryPolicy:
         if self.initial_backoff_s < 0 or self.max_backoff_s < 0:
             raise ValueError("backoffs must not be negative")
 
-    def backoff(self, attempt: int) -> float:
-        """Seconds to wait after failed attempt number `attempt` (1-based).
+    @property
+    def waits(self) -> Backoff:
+        """The waits between attempts: exponential with full jitter (so that many callers
+        failing together do not retry together), capped at `max_backoff_s`."""
+        return Backoff(base_s=self.initial_backoff_s, cap_s=self.max_backoff_s)
 
-        Exponential with full jitter, so that many callers failing together do not retry
-        together; capped at `max_backoff_s`.
-        """
-        exponent = min(max(attempt - 1, 0), 62)  # past 2**62 the cap wins anyway
-        ceiling = min(self.max_backoff_s, self.initial_backoff_s * 2.0**exponent)
-        return random.uniform(0.0, ceiling)
+    def backoff(self, attempt: int, retry_after: float | None = None) -> float:
+        """Seconds to wait after failed attempt number `attempt` (1-based); the wait the
+        failure asked for (`retry_after`), when it asked, within the cap."""
+        return self.waits.delay(max(attempt, 1), retry_after=retry_after)
 
 
 DEFAULT_RETRY = RetryPolicy()
@@ -89,18 +89,25 @@ class ToolContext:
         return f"{self.run_id}:{self.call_id}"
 
 
-class ToolFailure(Exception):  # noqa: N818 - a failure the model reads, not a bug
+class ToolFailure(LooplineError):  # noqa: N818 - a failure the model reads, not a bug
     """Raised by a tool for a failure the model should read.
 
     `retryable=True` asserts that calling again could succeed; for a side-effecting tool it
-    also asserts that nothing happened, since only then is a retry safe.
+    also asserts that nothing happened, since only then is a retry safe. `retry_after`: how
+    long the service behind the tool asked to be left alone, when it asked.
     """
 
-    def __init__(self, kind: ToolErrorKind, message: str, *, retryable: bool = False) -> None:
-        super().__init__(message)
+    def __init__(
+        self,
+        kind: ToolErrorKind,
+        message: str,
+        *,
+        retryable: bool = False,
+        retry_after: float | None = None,
+    ) -> None:
+        super().__init__(message, retryable=retryable, retry_after=retry_after)
         self.kind = kind
         self.message = message
-        self.retryable = retryable
 
 
 Reconcile = Callable[[Any, ToolContext], Awaitable[str | None]]

@@ -8,7 +8,7 @@ between the check and the connection cannot steer the request to an internal add
 from __future__ import annotations
 
 import httpx
-from loopline_events import ToolErrorKind
+from loopline_events import ToolErrorKind, parse_retry_after
 from pydantic import BaseModel, Field, field_validator
 
 from loopline_tools._addresses import IPAddress, allowed_addresses
@@ -134,8 +134,14 @@ async def _read(response: httpx.Response, url: httpx.URL, max_bytes: int) -> str
         return _redirect_target(url, response.headers["location"])
     if not response.is_success:
         message = f"HTTP {status} {response.reason_phrase} from {url}"
+        retryable = status == 429 or status >= 500
         raise ToolFailure(
-            ToolErrorKind.EXECUTION, message, retryable=status == 429 or status >= 500
+            ToolErrorKind.EXECUTION,
+            message,
+            retryable=retryable,
+            retry_after=parse_retry_after(response.headers.get("retry-after"))
+            if retryable
+            else None,
         )
     body, truncated = await _read_body(response, max_bytes)
     content_type = response.headers.get("content-type", "")

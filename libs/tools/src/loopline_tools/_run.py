@@ -64,28 +64,33 @@ async def run_tool(
         duration_ms = (time.perf_counter() - started) * 1000.0
         if isinstance(result, str):
             return ToolOutcome(result, None, attempt, duration_ms)
-        if not result.retryable or attempt >= tool.retry.max_attempts:
-            return ToolOutcome(None, result, attempt, duration_ms)
-        await sleep(tool.retry.backoff(attempt))
+        error, retry_after = result
+        if not error.retryable or attempt >= tool.retry.max_attempts:
+            return ToolOutcome(None, error, attempt, duration_ms)
+        await sleep(tool.retry.backoff(attempt, retry_after))
 
 
-async def _attempt(tool: Tool, args: BaseModel, ctx: ToolContext) -> str | ToolError:
-    """One try; a `ToolError` is retryable only where a retry is safe."""
+async def _attempt(
+    tool: Tool, args: BaseModel, ctx: ToolContext
+) -> str | tuple[ToolError, float | None]:
+    """One try: the output, or the error (retryable only where a retry is safe) and the wait
+    the tool asked for before the next try."""
     deadline = asyncio.timeout(tool.timeout_s)
     try:
         async with deadline:
             output = await tool.fn(args, ctx)
     except ToolFailure as failure:
-        return ToolError(kind=failure.kind, message=failure.message, retryable=failure.retryable)
+        error = ToolError(kind=failure.kind, message=failure.message, retryable=failure.retryable)
+        return error, failure.retry_after
     except TimeoutError as exc:
         if not deadline.expired():  # the tool's own TimeoutError, not our deadline
-            return _crashed(exc)
-        return _timed_out(tool)
+            return _crashed(exc), None
+        return _timed_out(tool), None
     except Exception as exc:
-        return _crashed(exc)
+        return _crashed(exc), None
     if not isinstance(output, str):
         message = f"{tool.name} returned {type(output).__name__}, not str"
-        return ToolError(kind=ToolErrorKind.EXECUTION, message=message)
+        return ToolError(kind=ToolErrorKind.EXECUTION, message=message), None
     return output
 
 

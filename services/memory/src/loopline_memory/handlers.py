@@ -13,11 +13,11 @@ from loopline_artifacts import ArtifactStore
 from loopline_bus import Outbound
 from loopline_events import (
     OBSERVATIONS,
-    DeadLetterKind,
     Envelope,
     GoalRejected,
     GoalSubmitted,
     ModelDecided,
+    OrphanError,
     RunForked,
     decode_event,
     encode_event,
@@ -42,7 +42,7 @@ from loopline_memory.domain import (
     StoreMemory,
     apply,
 )
-from loopline_memory.domain.budgets import price_of
+from loopline_memory.domain.budgets import decision_price
 from loopline_memory.domain.served import recalled
 from loopline_memory.domain.state import StoreArtifact
 
@@ -57,14 +57,6 @@ def _starts_a_run(event: Envelope[Any]) -> bool:
 
 
 log = logging.getLogger("loopline.memory")
-
-
-class OrphanEventError(Exception):
-    """An event answering nothing its run asked: dead-lettered as an orphan, never folded,
-    and never a reason to fail the run it names (it may be forged)."""
-
-    retryable = False
-    dead_letter_kind = DeadLetterKind.ORPHAN
 
 
 def _follow(cause: Envelope[Any], emission: Emission, state: RunState, index: int) -> Envelope[Any]:
@@ -177,7 +169,7 @@ class MemoryHandler:
             ]
         step = apply(state, event, self.env)
         if step.orphan:
-            raise OrphanEventError(f"{event.type} of run {event.run_id}: {step.note}")
+            raise OrphanError(f"{event.type} of run {event.run_id}: {step.note}")
         if not step.changed or step.state is None:
             log.info("run %s: %s ignored: %s", event.run_id, event.type, step.note)
             return ()
@@ -197,7 +189,9 @@ class MemoryHandler:
         )
         if isinstance(event.payload, ModelDecided):  # folded once: a duplicate returned above
             usage = event.payload.usage
-            record_cost(event.payload.model, price_of(step.state.price).of(usage))
+            record_cost(
+                event.payload.model, decision_price(step.state, event.payload.model).of(usage)
+            )
         return outputs
 
     async def _store_artifacts(self, step: Step) -> None:

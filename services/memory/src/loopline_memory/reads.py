@@ -83,6 +83,23 @@ class TimelineEntry:
     topic: str = ""
 
 
+@dataclass(frozen=True)
+class UsageEntry:
+    """One model decision in the usage ledger: its tokens and what they cost."""
+
+    seq: int
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    cached_tokens: int
+    """Of the tokens read, those served from the provider's prompt cache."""
+    cache_write_tokens: int
+    """Of the tokens read, those written to it."""
+    cost_usd: float
+    """Each kind of token at its price (price table)."""
+    occurred_at: datetime
+
+
 _RUN_COLUMNS = (
     "run_id, tenant, agent, status, reason, steps, goal, answer, "
     "prompt_tokens + completion_tokens AS tokens, started_at, updated_at"
@@ -191,6 +208,19 @@ async def steps(conn: asyncpg.Connection, schema: str, run_id: str) -> list[Step
         conn, "SELECT event_id, cost_usd FROM {schema}.usage WHERE run_id = $1", schema, run_id
     )
     return steps_of(entries, {r["event_id"]: float(r["cost_usd"]) for r in costs})
+
+
+async def usage(conn: asyncpg.Connection, schema: str, run_id: str) -> list[UsageEntry]:
+    """The run's rows of the usage ledger, step by step."""
+    rows = await _fetch(
+        conn,
+        "SELECT seq, model, prompt_tokens, completion_tokens, cached_tokens, "
+        "cache_write_tokens, cost_usd::float8 AS cost_usd, occurred_at "
+        "FROM {schema}.usage WHERE run_id = $1 ORDER BY seq",
+        schema,
+        run_id,
+    )
+    return [UsageEntry(**dict(r)) for r in rows]
 
 
 async def _fetch(

@@ -1,42 +1,65 @@
-"""The planner's use case: a context in, a decision (or a model failure) out."""
+"""The planner's use case: a context in, a decision (or a model failure) out.
+
+A step is asked of its model through the shared limiter (`calls.Caller`), its text streamed
+while the model writes (`streaming.StepText`), falling back to the profile's next model when
+the model stays unavailable. A step whose call must wait longer than a moment for capacity
+does not hold its batch: it is announced (`ModelCallDelayed`), and decided in the background
+(`waiting.Waiting`), which publishes its decision itself.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 from loopline_bus import Outbound
 from loopline_events import (
+    CONTROL,
     DECISIONS,
+    STREAM,
     ContextAssembled,
     Envelope,
+    FailRun,
+    FailureReason,
     Message,
+    ModelCallDelayed,
     ModelDecided,
     ModelFailed,
+    ModelTextDelta,
     ToolCall,
     derived_id,
     request_messages,
     shown_messages,
+    utcnow,
 )
-from loopline_runtime import redact
+from loopline_runtime import AgentProfile, redact
 
 from loopline_planner.adapters.artifacts import ArtifactTexts
-from loopline_planner.adapters.cache import ResponseCache
+from loopline_planner.adapters.cache import Recorded, ResponseCache
 from loopline_planner.adapters.conversations import Conversations
-from loopline_planner.adapters.models import (
-    ModelAdapter,
-    ModelError,
-    ModelReply,
-    ModelRequest,
-    ModelSettings,
-    complete_with_retries,
+from loopline_planner.adapters.limiter import (
+    Gate,
+    QuotaExceededError,
+    Verdict,
+    WaitedTooLongError,
 )
+from loopline_planner.adapters.models import ModelAdapter, ModelError, ModelSettings
+from loopline_planner.calls import Caller, Decided
+from loopline_planner.domain.requests import ModelRequest, models_for, request_for
+from loopline_planner.streaming import StepText
+from loopline_planner.waiting import Waiting
 
 PRODUCER = "planner"
+REANNOUNCE_S = 1.0
+"""A waiting step is announced again when its expected time moves later by more than this."""
 
 log = logging.getLogger("loopline.planner")
+
+PublishMany = Callable[[Sequence[Outbound]], Awaitable[None]]
 
 
 def unguessable(calls: tuple[ToolCall, ...], context: Envelope[Any]) -> tuple[ToolCall, ...]:
@@ -50,15 +73,14 @@ def unguessable(calls: tuple[ToolCall, ...], context: Envelope[Any]) -> tuple[To
 
 
 class PlannerHandler:
-    """Asks the context's model for a decision, with a timeout and retries.
-
-    It holds each run's history (`Conversations`): a context carries only its new messages
-    and the window of the history the request shows; the request is built from both, stored
-    outputs read from the artifact store (`ArtifactTexts`).
+    """Asks the context's model for a decision, through the limiter, with retries, streaming
+    and fallback.
 
     With a `cache`, a step's reply is recorded and a redelivered context is answered from it:
     the same decision, no second model call. With `write_behind`, the replies of a batch are
-    recorded together by `flush()`, which the bus calls before publishing the batch.
+    recorded together by `flush()`, which the bus calls before publishing the batch. With
+    `publish` (the bus's), text is streamed and waiting steps leave their batch; without it,
+    every step is decided within its batch.
     """
 
     def __init__(
@@ -67,17 +89,24 @@ class PlannerHandler:
         build: Callable[[str, ModelSettings], ModelAdapter],
         cache: ResponseCache | None = None,
         *,
+        write_behind: bool = False,
+        gate: Gate | None = None,
+        profiles: Mapping[str, AgentProfile] | None = None,
+        publish: PublishMany | None = None,
         conversations: Conversations,
         artifacts: ArtifactTexts | None = None,
-        write_behind: bool = False,
     ):
         self.settings = settings
+        self.conversations = conversations
+        self.artifacts = artifacts
         self._build = build
         self._models: dict[str, ModelAdapter] = {}
         self.cache = cache
-        self.conversations = conversations
-        self.artifacts = artifacts
         self.write_behind = write_behind
+        self.profiles = profiles or {}
+        self.publish = publish
+        self.caller = Caller(settings, self.model, gate)
+        self.waiting = Waiting(publish) if publish is not None else None
 
     def model(self, name: str) -> ModelAdapter:
         """The adapter for `name`, built once."""
@@ -89,78 +118,25 @@ class PlannerHandler:
         context = event.payload
         if not isinstance(context, ContextAssembled):
             return ()
-        started = time.perf_counter()
+        # The run's history, with what this context adds: every context extends it, even one
+        # answered from the cache, so the next one finds it whole.
         history = await self.conversations.extend(event.run_id, context)
-        try:
-            model = self.model(context.model)
-            reply = await self._reply(event, model, context, history)
-        except (ModelError, ValueError) as exc:
-            log.warning(
-                "run %s step %d: model failed: %s", event.run_id, event.seq, redact(str(exc))
-            )
-            failed = ModelFailed(
-                model=context.model,
-                error=redact(str(exc)),
-                retryable=getattr(exc, "retryable", False),
-                attempts=max(
-                    1, self.settings.max_attempts if getattr(exc, "retryable", False) else 1
-                ),
-            )
-            return [Outbound(DECISIONS.name, event.follow(failed, producer=PRODUCER))]
-        decision = ModelDecided(
-            agent=context.agent,
-            model=model.name,
-            tool_calls=unguessable(reply.tool_calls, event),
-            final_answer=reply.final_answer,
-            usage=reply.usage,
-            latency_ms=(time.perf_counter() - started) * 1000,
-        )
-        return [Outbound(DECISIONS.name, event.follow(decision, producer=PRODUCER))]
-
-    async def request(
-        self, context: ContextAssembled, history: tuple[Message, ...]
-    ) -> ModelRequest:
-        """What the model is asked: the history through the context's window, stored outputs
-        read; a summary request ends with its instruction and offers no tool."""
-        wanted: dict[str, int | None] = {}
-        cuts = {c.index: c.chars for c in context.window.cuts} if context.window else {}
-        for index, message in shown_messages(history, context.window):
-            if message.artifact is not None:
-                wanted[message.artifact.ref] = cuts.get(index) if index is not None else None
-        if wanted and self.artifacts is None:
-            raise ModelError("the planner has no artifact store to read outputs", retryable=False)
-        texts = await self.artifacts.texts(wanted) if self.artifacts and wanted else {}
-        messages = request_messages(history, context.window, texts)
-        if context.instruction:
-            messages.append(Message(role="user", content=context.instruction))
-        tools = context.tools if context.purpose == "step" else ()
-        return ModelRequest(context.agent, context.model, tuple(messages), tools)
-
-    async def _reply(
-        self,
-        event: Envelope[Any],
-        model: ModelAdapter,
-        context: ContextAssembled,
-        history: tuple[Message, ...],
-    ) -> ModelReply:
-        """The step's reply: recorded, or asked of the model and recorded."""
+        if self.waiting is not None and self.waiting.holds(event):
+            return ()  # a repeat of a step decided in the background: it publishes the decision
         if self.cache is not None:
+            started = time.perf_counter()
             cached = await self.cache.get(event.run_id, event.seq)
             if cached is not None:
                 log.info("run %s step %d: reply from cache", event.run_id, event.seq)
-                return cached
-        reply, _attempts = await complete_with_retries(
-            model,
-            await self.request(context, history),
-            max_attempts=self.settings.max_attempts,
-            timeout_s=self.settings.timeout_s,
-        )
-        if self.cache is not None:
-            if self.write_behind:  # recorded by the batch's flush, before it is published
-                self.cache.stage(event.run_id, event.seq, reply)
-            else:
-                await self.cache.put(event.run_id, event.seq, reply)
-        return reply
+                decided = Decided(
+                    cached.reply, cached.model or context.model, 0, cached.fallback_from
+                )
+                ms = (time.perf_counter() - started) * 1000
+                return [self._decision(event, context, decided, ms)]
+        step = _Step(self, event, context, history)
+        if self.waiting is None:
+            return await step.decide()
+        return await self.waiting.run(event, step.decide, step.moved_out)
 
     async def flush(self) -> None:
         """Record the replies and histories of a batch (with `write_behind`, the bus calls it
@@ -173,9 +149,170 @@ class PlannerHandler:
         """Partitions moved: the runs held may be extended elsewhere now."""
         self.conversations.forget()
 
+    async def request(
+        self, event: Envelope[Any], context: ContextAssembled, history: tuple[Message, ...]
+    ) -> ModelRequest:
+        """What the model is asked: the history through the context's window, stored outputs
+        read from the artifact store; a summary request ends with its instruction and offers
+        no tool."""
+        wanted: dict[str, int | None] = {}
+        cuts = {c.index: c.chars for c in context.window.cuts} if context.window else {}
+        for index, message in shown_messages(history, context.window):
+            if message.artifact is not None:
+                wanted[message.artifact.ref] = cuts.get(index) if index is not None else None
+        if wanted and self.artifacts is None:
+            raise ModelError("the planner has no artifact store to read outputs", retryable=False)
+        texts = await self.artifacts.texts(wanted) if self.artifacts and wanted else {}
+        messages = request_messages(history, context.window, texts)
+        if context.instruction:
+            messages.append(Message(role="user", content=context.instruction))
+        return request_for(event, context, tuple(messages))
+
+    async def hand_back(self) -> None:
+        """Stopping: steps still waiting for capacity are published again to their context
+        topic, unchanged, so the partition's next owner decides them."""
+        if self.waiting is not None:
+            await self.waiting.hand_back()
+
     async def aclose(self) -> None:
         """Close the model adapters and the cache."""
+        if self.waiting is not None:
+            await self.waiting.cancel()
         for model in self._models.values():
             await model.aclose()
         if self.cache is not None:
             await self.cache.aclose()
+
+    def _decision(
+        self, event: Envelope[Any], context: ContextAssembled, decided: Decided, ms: float
+    ) -> Outbound:
+        decision = ModelDecided(
+            agent=context.agent,
+            model=decided.model,
+            tool_calls=unguessable(decided.reply.tool_calls, event),
+            final_answer=decided.reply.final_answer,
+            usage=decided.reply.usage,
+            latency_ms=ms,
+            fallback_from=decided.fallback_from,
+        )
+        return Outbound(DECISIONS.name, event.follow(decision, producer=PRODUCER))
+
+    async def _record(self, event: Envelope[Any], decided: Decided, *, staged: bool) -> None:
+        if self.cache is None:
+            return
+        recorded = Recorded(decided.reply, decided.model, decided.fallback_from)
+        if staged and self.write_behind:  # recorded by the batch's flush, before it is published
+            self.cache.stage(event.run_id, event.seq, recorded)
+        else:
+            await self.cache.put(event.run_id, event.seq, recorded)
+
+
+class _Step:
+    """One step being decided: its calls, its streamed text, its announced waits."""
+
+    def __init__(
+        self,
+        planner: PlannerHandler,
+        event: Envelope[Any],
+        context: ContextAssembled,
+        history: tuple[Message, ...],
+    ):
+        self.planner, self.event, self.context = planner, event, context
+        self.history = history
+        self.profile = planner.profiles.get(context.agent)
+        self.text: StepText | None = None
+        if planner.publish is not None:
+            self.text = StepText(event, self._publish_text, flush_s=planner.settings.stream_flush_s)
+        self.detached = False
+        self.moved_out: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        """Done once the step leaves its batch to wait in the background."""
+        self._waiting_since: float | None = None
+        self._announced: float | None = None
+        self._delays = 0
+
+    async def decide(self) -> list[Outbound]:
+        """The step's outputs: its decision, its model failure, or a quota's `FailRun`."""
+        chain = models_for(self.context.model, self.profile)
+        try:
+            request = await self.planner.request(self.event, self.context, self.history)
+            decided = await self.planner.caller.decide(
+                request,
+                chain,
+                pause_over_quota=self.profile is None or self.profile.on_quota == "pause",
+                on_wait=self._on_wait,
+                text_for=self.text.sink if self.text is not None else None,
+                give_up_after_s=self.profile.deadline_s if self.profile is not None else None,
+            )
+        except WaitedTooLongError as exc:
+            log.warning("run %s step %d: %s", self.event.run_id, self.event.seq, exc)
+            return [self._failed(ModelError(str(exc), retryable=False))]
+        except QuotaExceededError as exc:
+            log.warning("run %s step %d: %s", self.event.run_id, self.event.seq, exc)
+            return [self._over_quota(str(exc))]
+        except ModelError as exc:
+            log.warning(
+                "run %s step %d: model failed: %s",
+                self.event.run_id,
+                self.event.seq,
+                redact(str(exc)),
+            )
+            return [self._failed(exc)]
+        if self.text is not None:
+            await self.text.flush()  # the last of the text goes before the decision
+        await self.planner._record(self.event, decided, staged=not self.detached)
+        # How long the model took: its calls, not the waits for capacity between them.
+        return [self.planner._decision(self.event, self.context, decided, decided.calling_s * 1000)]
+
+    async def _on_wait(self, verdict: Verdict) -> None:
+        """The limiter says wait: within a moment, wait here; longer, leave the batch and say
+        that the step waits (again, when the wait grows)."""
+        if self.planner.publish is None:
+            return  # no background here: every wait is waited within the batch
+        now = time.monotonic()
+        if self._waiting_since is None:
+            self._waiting_since = now
+        expected = now + verdict.expected_s
+        inline = self.planner.settings.inline_wait_s
+        if not self.detached and expected - self._waiting_since <= inline:
+            return
+        if self._announced is not None and expected <= self._announced + REANNOUNCE_S:
+            return
+        self._announced = expected
+        assert verdict.reason is not None
+        delayed = ModelCallDelayed(
+            model=self.context.model,
+            reason=verdict.reason,
+            until=utcnow() + timedelta(seconds=verdict.expected_s),
+            message=f"waiting for {verdict.reason.value.replace('_', ' ')}: about "
+            f"{verdict.expected_s:.0f} s",
+        )
+        self._delays += 1
+        out = Outbound(
+            DECISIONS.name, self.event.follow(delayed, producer=PRODUCER, index=self._delays)
+        )
+        await self.planner.publish([out])
+        if not self.detached:
+            self.detached = True
+            self.moved_out.set_result(None)
+
+    async def _publish_text(self, event: Envelope[ModelTextDelta]) -> None:
+        assert self.planner.publish is not None
+        await self.planner.publish([Outbound(STREAM.name, event)])
+
+    def _failed(self, exc: ModelError) -> Outbound:
+        failed = ModelFailed(
+            model=self.context.model,
+            error=redact(str(exc)),
+            retryable=exc.retryable,
+            attempts=max(1, self.planner.settings.max_attempts if exc.retryable else 1),
+        )
+        return Outbound(DECISIONS.name, self.event.follow(failed, producer=PRODUCER))
+
+    def _over_quota(self, message: str) -> Outbound:
+        command = FailRun(
+            reason=FailureReason.QUOTA_EXCEEDED,
+            message=message,
+            requested_by=PRODUCER,
+            at_step=self.event.seq,
+        )
+        return Outbound(CONTROL.name, self.event.follow(command, producer=PRODUCER))

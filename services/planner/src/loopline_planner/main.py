@@ -7,11 +7,12 @@ import redis.asyncio as aioredis
 from loopline_artifacts import open_artifacts
 from loopline_bus import KafkaBus, SubscriptionOptions, read_history
 from loopline_events import CONTEXTS, ContextAssembled
-from loopline_runtime import Stop, load_endpoints, register_settings
+from loopline_runtime import Stop, load_endpoints, load_limits, load_profiles, register_settings
 
 from loopline_planner.adapters.artifacts import ArtifactTexts
 from loopline_planner.adapters.cache import ResponseCache
 from loopline_planner.adapters.conversations import Conversations
+from loopline_planner.adapters.limiter import Gate, RedisLimiter
 from loopline_planner.adapters.models import ModelSettings, build_model
 from loopline_planner.handlers import PlannerHandler
 
@@ -23,34 +24,40 @@ async def start() -> Stop:
     endpoints = load_endpoints()
     namespace = endpoints.kafka.topic_prefix
     redis = aioredis.from_url(endpoints.redis.url)
-    cache = ResponseCache(aioredis.from_url(endpoints.redis.url), namespace=namespace)
+    cache = ResponseCache(redis, namespace=namespace)
+    gate = Gate(RedisLimiter(redis, load_limits(), namespace=namespace))
     pool = await asyncpg.create_pool(endpoints.postgres.dsn.get_secret_value(), min_size=1)
     artifacts = ArtifactTexts(await open_artifacts(pool, namespace))
+    bus = KafkaBus(settings=endpoints.kafka, client_id=GROUP)
+    settings = ModelSettings()
+    register_settings(settings)  # a key echoed in an error never reaches a log or an event
 
     async def from_log(run_id: str) -> list[ContextAssembled]:
         recorded = await read_history(endpoints.kafka, [CONTEXTS.name], run_id)
         return [r.event.payload for r in recorded if isinstance(r.event.payload, ContextAssembled)]
 
-    settings = ModelSettings()
-    register_settings(settings)  # a key echoed in an error never reaches a log or an event
     handler = PlannerHandler(
         settings,
         build_model,
         cache,
+        write_behind=True,
+        gate=gate,
+        profiles=load_profiles(),
+        publish=bus.publish_many,
         conversations=Conversations(redis, namespace, from_log),
         artifacts=artifacts,
-        write_behind=True,
     )
-    bus = KafkaBus(settings=endpoints.kafka, client_id=GROUP)
     await bus.ensure_topics()
     await bus.start()
     options = SubscriptionOptions(before_publish=handler.flush, on_reassigned=handler.forget)
-    await bus.subscribe(GROUP, [CONTEXTS.name], handler, options).start()
+    subscription = bus.subscribe(GROUP, [CONTEXTS.name], handler, options)
+    await subscription.start()
 
     async def stop() -> None:
+        await subscription.stop()
+        await handler.hand_back()
         await bus.stop()
         await handler.aclose()
-        await redis.aclose()
         await pool.close()
 
     return stop

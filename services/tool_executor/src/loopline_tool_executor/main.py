@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from loopline_artifacts import open_artifacts
 from loopline_bus import KafkaBus, SubscriptionOptions
-from loopline_events import DECISIONS
+from loopline_events import DECISIONS, Backoff
 from loopline_runtime import Stop, load_endpoints, load_profiles, open_schema
 from loopline_tools import ToolRegistry
 from pydantic import Field
@@ -16,7 +16,7 @@ from loopline_tool_executor.handlers import ExecutorHandler
 
 GROUP = "tool-executor"
 
-RIDE_OUT = SubscriptionOptions(max_attempts=8, retry_backoff_s=0.25)
+RIDE_OUT = SubscriptionOptions(max_attempts=8, backoff=Backoff(base_s=0.25, cap_s=15.0))
 """Retries of a decision whose ledger is unreachable: 0.25 s doubling to 16 s, about 30 s in
 all, so a PostgreSQL restart is waited out in place (no call can run without the ledger, and
 every decision behind it would meet the same) instead of dead-lettering every decision."""

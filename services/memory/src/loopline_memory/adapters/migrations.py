@@ -92,4 +92,24 @@ MIGRATIONS: tuple[str, ...] = (
         PRIMARY KEY (run_id, idx)
     );
     """,
+    # Prompt caching: of the tokens read, those served from and written to the provider's
+    # cache, each priced at its own rate in cost_usd.
+    """
+    ALTER TABLE {schema}.usage
+        ADD COLUMN cached_tokens bigint NOT NULL DEFAULT 0,
+        ADD COLUMN cache_write_tokens bigint NOT NULL DEFAULT 0;
+    CREATE OR REPLACE VIEW {schema}.usage_by_run AS
+        SELECT run_id, tenant, agent, count(*) AS decisions,
+               sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
+               sum(prompt_tokens + completion_tokens) AS total_tokens, sum(cost_usd) AS cost_usd,
+               min(occurred_at) AS first_at, max(occurred_at) AS last_at,
+               sum(cached_tokens) AS cached_tokens, sum(cache_write_tokens) AS cache_write_tokens
+        FROM {schema}.usage GROUP BY run_id, tenant, agent;
+    CREATE OR REPLACE VIEW {schema}.usage_by_tenant AS
+        SELECT tenant, count(DISTINCT run_id) AS runs, count(*) AS decisions,
+               sum(prompt_tokens) AS prompt_tokens, sum(completion_tokens) AS completion_tokens,
+               sum(prompt_tokens + completion_tokens) AS total_tokens, sum(cost_usd) AS cost_usd,
+               sum(cached_tokens) AS cached_tokens, sum(cache_write_tokens) AS cache_write_tokens
+        FROM {schema}.usage GROUP BY tenant;
+    """,
 )

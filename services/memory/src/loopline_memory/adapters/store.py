@@ -23,7 +23,7 @@ from loopline_events import ContextAssembled, Envelope, Message, ModelDecided, P
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from loopline_memory.domain import RunState
-from loopline_memory.domain.budgets import price_of
+from loopline_memory.domain.budgets import decision_price
 
 OUTBOX_SIZE = 8
 """How many recent inputs keep their outputs, to re-emit them if the input is redelivered."""
@@ -192,7 +192,7 @@ class RunStore:
         columns = [
             *_columns(runs, 14),
             *_columns(events, 8),
-            *_columns(usage, 10),
+            *_columns(usage, 12),
             *_columns(messages, 4),
         ]
         async with self.pool.acquire() as conn:
@@ -240,14 +240,15 @@ class RunStore:
                 ON CONFLICT DO NOTHING
             ), usage AS (
                 INSERT INTO "{schema}".usage (event_id, run_id, tenant, agent, model, seq,
-                    prompt_tokens, completion_tokens, cost_usd, occurred_at)
+                    prompt_tokens, completion_tokens, cost_usd, occurred_at, cached_tokens,
+                    cache_write_tokens)
                 SELECT * FROM unnest($23::uuid[], $24::text[], $25::text[], $26::text[],
                     $27::text[], $28::int[], $29::bigint[], $30::bigint[], $31::numeric[],
-                    $32::timestamptz[])
+                    $32::timestamptz[], $33::bigint[], $34::bigint[])
                 ON CONFLICT DO NOTHING
             ), messages AS (
                 INSERT INTO "{schema}".messages (run_id, idx, tokens, message)
-                SELECT * FROM unnest($33::text[], $34::int[], $35::int[], $36::jsonb[])
+                SELECT * FROM unnest($35::text[], $36::int[], $37::int[], $38::jsonb[])
                 ON CONFLICT DO NOTHING
             )
             SELECT 1
@@ -274,8 +275,10 @@ def _usage_row(state: RunState, event: Envelope[Any]) -> tuple[Any, ...] | None:
         event.seq,
         usage.prompt_tokens,
         usage.completion_tokens,
-        price_of(state.price).of(usage),
+        decision_price(state, payload.model).of(usage),
         event.occurred_at,
+        usage.cached_tokens,
+        usage.cache_write_tokens,
     )
 
 

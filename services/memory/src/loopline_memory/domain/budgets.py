@@ -5,44 +5,15 @@ Pure: time is the run's latest event time, never a clock, so replays decide the 
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from loopline_events import Budget, TokenUsage
-from loopline_runtime import AgentProfile
+from loopline_events import Budget
+from loopline_runtime import AgentProfile, Price, price_of
 
 if TYPE_CHECKING:
     from loopline_memory.domain.state import RunState
 
-
-@dataclass(frozen=True)
-class Price:
-    """USD per million tokens read (prompt) and written (completion)."""
-
-    prompt_per_mtok: float
-    completion_per_mtok: float
-
-    def of(self, usage: TokenUsage) -> float:
-        """What `usage` costs, in USD."""
-        spent = (
-            usage.prompt_tokens * self.prompt_per_mtok
-            + usage.completion_tokens * self.completion_per_mtok
-        )
-        return round(spent / 1_000_000, 9)
-
-
-PRICE_TABLE: Mapping[str, Price] = {
-    # The demo model costs nothing to run; a nominal price lets cost budgets be exercised.
-    "demo": Price(prompt_per_mtok=1.0, completion_per_mtok=2.0),
-    "openai": Price(prompt_per_mtok=2.5, completion_per_mtok=10.0),
-    "openai:gpt-4o": Price(prompt_per_mtok=2.5, completion_per_mtok=10.0),
-    "openai:gpt-4o-mini": Price(prompt_per_mtok=0.15, completion_per_mtok=0.6),
-}
-"""Prices by model (or by a profile's `price` entry). A model missing here costs nothing:
-cost budgets then never trip, token budgets still do."""
-
-FREE = Price(0.0, 0.0)
 
 WRAP_UP_AT = 0.9
 """Share of the wall-clock budget after which the next step is the last."""
@@ -92,9 +63,10 @@ def _num(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
-def price_of(key: str) -> Price:
-    """The price table's entry `key`, or free."""
-    return PRICE_TABLE.get(key, FREE)
+def decision_price(state: RunState, model: str) -> Price:
+    """What a decision of `model` costs in this run: the profile's own `price` entry when it
+    names one, else the entry of the model that decided (a fallback model has its own)."""
+    return price_of(state.price if state.price and state.price != state.model else model)
 
 
 def cost_of(state: RunState) -> float:

@@ -14,7 +14,13 @@ import json
 import re
 from collections.abc import Sequence
 
-from loopline_events import EventDecodeError, GoalSubmitted, RunForked, decode_event
+from loopline_events import (
+    EventDecodeError,
+    GoalSubmitted,
+    ModelCallDelayed,
+    RunForked,
+    decode_event,
+)
 
 from loopline_recovery.domain.watch import DRIVING, Kind, Location, Redriven, Seen
 
@@ -39,6 +45,7 @@ KINDS: dict[str, Kind] = {
     "CancelRun": Kind.CONTROL,
     "FailRun": Kind.CONTROL,
     "ForkRecorded": Kind.CONTROL,
+    "ModelCallDelayed": Kind.WAITING,
 }
 
 _STRING = rb'"((?:[^"\\]|\\.)*)"'
@@ -74,7 +81,7 @@ def _peek(location: Location, value: bytes) -> Seen | None:
     kind = KINDS.get(head.group(2).decode())
     if kind is None:
         return None
-    if kind is Kind.GOAL:
+    if kind in (Kind.GOAL, Kind.WAITING):  # small, and their payload matters
         return _decoded(location, value)
     try:
         return Seen(
@@ -124,9 +131,11 @@ def _decoded(location: Location, value: bytes) -> Seen | None:
     if kind is None:
         return None
     payload = event.payload
-    agent, deadline_s = None, None
+    agent, deadline_s, until = None, None, None
     if isinstance(payload, GoalSubmitted | RunForked):
         agent, deadline_s = payload.agent, payload.budget.deadline_s
+    if isinstance(payload, ModelCallDelayed):
+        until = payload.until.timestamp()
     return Seen(
         kind=kind,
         run_id=event.run_id,
@@ -137,4 +146,5 @@ def _decoded(location: Location, value: bytes) -> Seen | None:
         agent=agent,
         occurred_at=event.occurred_at.timestamp() if kind is Kind.GOAL else None,
         deadline_s=deadline_s,
+        until=until,
     )

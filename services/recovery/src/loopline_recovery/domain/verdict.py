@@ -41,9 +41,6 @@ class Category(StrEnum):
 
 SCHEMA_KINDS = {DeadLetterKind.SCHEMA, DeadLetterKind.UNKNOWN_TYPE, DeadLetterKind.UNKNOWN_VERSION}
 
-BUDGET_ERRORS = ("BudgetExceeded", "QuotaExceeded")
-"""Exception class names (the dead letter's error starts with the class) meaning a budget."""
-
 RING_TOPICS = {GOALS.name, CONTEXTS.name, DECISIONS.name, OBSERVATIONS.name}
 """Topics whose messages carry a run forward: losing one stalls the run, so it is failed.
 A bad control command or result stalls nothing; it is only parked."""
@@ -84,7 +81,7 @@ def classify(letter: DeadLettered) -> Category:
         return Category.ORPHAN
     if letter.kind in SCHEMA_KINDS:
         return Category.SCHEMA
-    if letter.error.split(":", 1)[0].endswith(BUDGET_ERRORS):
+    if letter.kind is DeadLetterKind.BUDGET:  # the handler raised a BudgetExceededError
         return Category.BUDGET
     return Category.POISON
 

@@ -28,6 +28,9 @@ class Kind(IntEnum):
     """RunCompleted, RunFailed or RunCancelled: the run ended."""
     CONTROL = 5
     """A command (cancel, fail, fork lineage): asks for progress, is none itself."""
+    WAITING = 6
+    """ModelCallDelayed: the planner holds the step's call until capacity frees; the run
+    waits, it is not stalled (outside the order of a step's parts)."""
 
 
 DRIVING = (Kind.GOAL, Kind.CONTEXT, Kind.DECISION)
@@ -77,6 +80,8 @@ class Seen:
     redrive: Redriven | None = None
     """Set when the record is a copy the watchdog re-published: no progress, but the log's
     word on how many tries the run's pending step has had."""
+    until: float | None = None
+    """When a waiting call is expected to be made (ModelCallDelayed only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +169,8 @@ def observe(
         # Only a goal starts a watch: any other record of a run never started (or ended) is
         # no run to watch, and a flood of forged ones must not become thousands of watches.
         return _start(seen, timing, now) if seen.kind is Kind.GOAL else None
+    if seen.kind is Kind.WAITING:
+        return _waiting(watch, seen, now)
     if not _moves_on(watch, seen):
         return watch
     same_step = seen.seq == watch.seq
@@ -181,6 +188,19 @@ def observe(
         tries=0,
         failing=None,
     )
+
+
+def _waiting(watch: Watch, seen: Seen, now: float) -> Watch:
+    """The planner announced that the step's call waits for capacity until `seen.until`: the
+    run is alive, and is due a step timeout after that (a later announcement moves it on)."""
+    if seen.seq != watch.seq or watch.kind is not Kind.CONTEXT or seen.until is None:
+        return watch  # about a step the run has moved past, or before its context was seen
+    if watch.failing is not None:
+        return watch  # memory was asked to end it already (its deadline, say)
+    due = max(watch.due_at, seen.until + watch.step_timeout_s)
+    if due == watch.due_at and watch.tries == 0:
+        return watch
+    return replace(watch, progress_at=now, due_at=due, tries=0)
 
 
 def _redriven(watch: Watch | None, copy: Redriven, now: float, policy: Policy) -> Watch | None:

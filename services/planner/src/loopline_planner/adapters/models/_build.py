@@ -1,32 +1,38 @@
-"""`build_model`: the adapter a profile's `model` names."""
+"""`build_model`: the adapter a model id names."""
 
 from __future__ import annotations
 
+from loopline_planner.adapters.models._anthropic import AnthropicModel
 from loopline_planner.adapters.models._demo import DemoModel
 from loopline_planner.adapters.models._openai import OpenAIChatModel
 from loopline_planner.adapters.models._settings import ModelSettings
 from loopline_planner.adapters.models._types import ModelAdapter
 
-ACCEPTED_FORMS = '"demo", "openai" or "openai:<model name>"'
+ACCEPTED_FORMS = '"demo", "openai", "openai:<model name>", "anthropic" or "anthropic:<model name>"'
 
 
 def build_model(model: str, settings: ModelSettings) -> ModelAdapter:
-    """The adapter for `model`: `demo`, `openai` (the model in `settings.openai_model`) or
-    `openai:<model name>`; `ValueError` for anything else."""
+    """The adapter for `model`: `demo`, `openai` / `anthropic` (the model their settings
+    name) or `openai:<model name>` / `anthropic:<model name>`; `ValueError` for anything else."""
     if model == "demo":
         return DemoModel()
-    if model == "openai":
-        return _openai(settings.openai_model, settings)
-    prefix, _, name = model.partition(":")
-    if prefix == "openai" and name.strip():
-        return _openai(name.strip(), settings)
+    prefix, colon, name = model.partition(":")
+    name = name.strip()
+    if colon and not name:
+        raise ValueError(f"unknown model {model!r}: use {ACCEPTED_FORMS}")
+    if prefix == "openai":
+        return OpenAIChatModel(
+            base_url=settings.openai_base_url,
+            model=name or settings.openai_model,
+            api_key=settings.openai_api_key,
+            timeout_s=settings.timeout_s,
+        )
+    if prefix == "anthropic":
+        return AnthropicModel(
+            model=name or settings.anthropic_model,
+            base_url=settings.anthropic_base_url,
+            api_key=settings.anthropic_api_key,
+            max_tokens=settings.anthropic_max_tokens,
+            timeout_s=settings.timeout_s,
+        )
     raise ValueError(f"unknown model {model!r}: use {ACCEPTED_FORMS}")
-
-
-def _openai(name: str, settings: ModelSettings) -> OpenAIChatModel:
-    return OpenAIChatModel(
-        base_url=settings.openai_base_url,
-        model=name,
-        api_key=settings.openai_api_key,
-        timeout_s=settings.timeout_s,
-    )

@@ -9,7 +9,7 @@ from collections.abc import Iterable
 from loopline_events import Message, TokenUsage, ToolCall
 
 from loopline_planner.adapters.models._demo_plan import plan
-from loopline_planner.adapters.models._types import ModelReply, ModelRequest
+from loopline_planner.adapters.models._types import ModelReply, ModelRequest, TextSink
 
 
 class DemoModel:
@@ -29,14 +29,17 @@ class DemoModel:
 
     name: str = "demo"
 
-    async def complete(self, request: ModelRequest) -> ModelReply:
-        """The demo's decision for `request`."""
+    async def complete(self, request: ModelRequest, on_text: TextSink | None = None) -> ModelReply:
+        """The demo's decision for `request`; a final answer is handed to `on_text` whole, as
+        a model writing it at once would."""
         decided = plan(request.messages)
         prompt = estimate_tokens(_text(m) for m in request.messages)
         if decided.answer is not None:
             usage = TokenUsage(
                 prompt_tokens=prompt, completion_tokens=estimate_tokens([decided.answer])
             )
+            if on_text is not None:
+                await on_text(decided.answer)
             return ModelReply(final_answer=decided.answer, usage=usage)
         step = sum(1 for m in request.messages if m.role == "assistant") + 1
         calls = tuple(

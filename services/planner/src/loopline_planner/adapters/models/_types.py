@@ -1,26 +1,19 @@
-"""What every model adapter speaks: the reply, the error and the adapter protocol."""
+"""What every model adapter speaks: the request, the reply, the error and the adapter protocol."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Protocol, runtime_checkable
 
-from loopline_events import Message, TokenUsage, ToolCall, ToolSpec
+from loopline_events import LooplineError, TokenUsage, ToolCall
 
+from loopline_planner.domain.requests import ModelRequest
 
-@dataclass(frozen=True)
-class ModelRequest:
-    """What a model is asked: the messages of the request and the tools it may call.
+__all__ = ["ModelAdapter", "ModelError", "ModelReply", "ModelRequest", "TextSink", "provider_of"]
 
-    The planner builds it from a context and the run's history it holds; adapters read
-    nothing else.
-    """
-
-    agent: str
-    model: str
-    """The model the run's profile names (`demo`, `openai:gpt-4o`, ...)."""
-    messages: tuple[Message, ...]
-    tools: tuple[ToolSpec, ...] = ()
+TextSink = Callable[[str], Awaitable[None]]
+"""Receives the reply's text while the model writes it, a piece at a time."""
 
 
 @dataclass(frozen=True)
@@ -32,38 +25,51 @@ class ModelReply:
     usage: TokenUsage = field(default_factory=TokenUsage)
 
 
-class ModelError(Exception):
+class ModelError(LooplineError):
     """A model call failed; `retryable` says whether calling again could help.
 
-    The adapter that raises it decides: rate limits (429), server errors (5xx), 408, 409,
-    timeouts and lost connections are retryable; other 4xx and malformed replies are not,
-    since the same request would fail the same way. `retry_after_s` is the wait the server
-    asked for, when it asked.
+    The adapter that raises it decides: rate limits (429), overload (529), server errors
+    (5xx), 408, 409, timeouts and lost connections are retryable; other 4xx and malformed
+    replies are not, since the same request would fail the same way. `retry_after` is the wait
+    the server asked for, when it asked.
     """
 
-    def __init__(self, message: str, *, retryable: bool, retry_after_s: float | None = None):
-        super().__init__(message)
-        self.retryable = retryable
-        self.retry_after_s = retry_after_s
+    def __init__(
+        self,
+        message: str,
+        *,
+        retryable: bool,
+        retry_after: float | None = None,
+        status: int | None = None,
+    ):
+        super().__init__(message, retryable=retryable, retry_after=retry_after)
+        self.status = status
+        """The HTTP status the provider answered (529 for Anthropic's overload, also when it
+        said so in the middle of a stream), when it answered one."""
 
-    def __repr__(self) -> str:
-        return (
-            f"ModelError({str(self)!r}, retryable={self.retryable}, "
-            f"retry_after_s={self.retry_after_s})"
-        )
+    @property
+    def rate_limited(self) -> bool:
+        """The provider refused for load: 429, or Anthropic's 529 overloaded."""
+        return self.status in (429, 529)
 
 
 @runtime_checkable
 class ModelAdapter(Protocol):
-    """A chat model behind one interface: a context in, a decision out."""
+    """A chat model behind one interface: a request in, a decision out."""
 
     name: str
-    """The model's name as it appears in `ModelDecided.model`."""
+    """The model's id as it appears in `ModelDecided.model`."""
 
-    async def complete(self, request: ModelRequest) -> ModelReply:
-        """The model's decision for `request`; `ModelError` when it cannot give one."""
+    async def complete(self, request: ModelRequest, on_text: TextSink | None = None) -> ModelReply:
+        """The model's decision for `request`; `ModelError` when it cannot give one. With
+        `on_text`, the reply's text is handed to it while the model writes."""
         ...
 
     async def aclose(self) -> None:
         """Release connections; the adapter is not used afterwards."""
         ...
+
+
+def provider_of(model: str) -> str:
+    """The provider part of a model id: `anthropic` of `anthropic:claude-sonnet-4-5`."""
+    return model.partition(":")[0]
