@@ -95,6 +95,47 @@ async def test_submit_watch_inspect_and_fork_a_run_from_the_page(
     await expect(page.locator("#verdict")).to_contain_text("no divergence")
 
 
+async def test_an_end_told_while_the_header_is_being_swapped_still_refreshes_it(
+    gateway_system: System, keys: Keys, browser: BrowserContext
+) -> None:
+    """The page's sections refresh on `run-event` and `run-ended`; one told while a section's
+    previous answer is being swapped in must still be heard (it is the last one a run sends)."""
+    base = gateway_system.gateway_url
+    page = await browser.new_page()
+    await sign_in(page, base, keys.alice)
+    await page.fill("#goal", "What is 6 * 7?")
+    await page.click("#submit")
+    await page.wait_for_url(f"{base}/ui/runs/*")
+    await expect(page.locator("#events")).to_have_attribute("data-state", "ended")
+    await expect(page.locator("#run-status")).to_have_text("completed")
+
+    asked: list[str] = []
+    page.on("request", lambda request: asked.append(request.url.rsplit("/", 1)[-1]))
+    # Tell `run-ended` from inside the header's swap that `run-event` causes: exactly when a
+    # section whose content were replaced whole would have no listener. The steps' request may
+    # then still be in flight and be replaced (aborted, asked again); either way each section
+    # must ask once more after the end.
+    await page.evaluate(
+        """() => {
+            let told = false;
+            document.body.addEventListener("htmx:afterSwap", (event) => {
+                if (!told && event.detail.pathInfo.requestPath.endsWith("/head")) {
+                    told = true;
+                    document.body.dispatchEvent(new CustomEvent("run-ended"));
+                }
+            });
+            document.body.dispatchEvent(new CustomEvent("run-event"));
+        }"""
+    )
+    for _ in range(100):
+        if asked.count("head") >= 2 and asked.count("steps") >= 2:
+            break
+        await asyncio.sleep(0.1)
+    await asyncio.sleep(0.5)  # nothing more is asked once both have answered the end
+    assert sorted(asked) == ["head", "head", "steps", "steps"]
+    await expect(page.locator("#run-status")).to_have_text("completed")
+
+
 async def test_an_operator_redrives_a_dead_letter_from_the_page(
     gateway_system: System, keys: Keys, browser: BrowserContext
 ) -> None:
