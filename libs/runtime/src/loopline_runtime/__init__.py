@@ -40,11 +40,22 @@ from loopline_runtime._postgres import (
     postgres_unavailable_is_retryable,
     schema_name,
 )
+from loopline_runtime._mcp_servers import (
+    McpServerConfig,
+    McpServersError,
+    McpToolSettings,
+    allows,
+    expand,
+    mcp_tool_name,
+    parse_mcp_servers,
+    server_of,
+)
 from loopline_runtime._prices import FREE, PRICE_TABLE, Price, price_of
 from loopline_runtime._profiles import (
     AGENTS_FILE_VARIABLE,
     AgentProfile,
     ProfileError,
+    load_mcp_servers,
     load_profiles,
     parse_profiles,
 )
@@ -64,6 +75,15 @@ from loopline_runtime._tasks import stop_task
 from loopline_runtime._tracing import configure_tracing
 
 __all__ = [
+    "McpServerConfig",
+    "McpServersError",
+    "McpToolSettings",
+    "allows",
+    "expand",
+    "load_mcp_servers",
+    "mcp_tool_name",
+    "parse_mcp_servers",
+    "server_of",
     "AGENTS_FILE_VARIABLE",
     "ANY_TENANT",
     "DEFAULT_KAFKA_CONTROLLER_PORT",

@@ -12,6 +12,7 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from loopline_runtime._errors import ConfigurationError
+from loopline_runtime._mcp_servers import McpServerConfig, offered_by_servers, parse_mcp_servers
 
 AGENTS_FILE_VARIABLE = "LOOPLINE_AGENTS_FILE"
 
@@ -38,7 +39,11 @@ class AgentProfile(BaseModel):
         description="When the run's tenant is over a quota (limits file): `pause` waits until "
         "the window has room again; `fail` ends the run with `quota_exceeded`.",
     )
-    tools: tuple[str, ...] = Field(default=(), description="Tools the agent may call.")
+    tools: tuple[str, ...] = Field(
+        default=(),
+        description="Tools the agent may call: built-in and installed tools by name, an MCP "
+        "server's tool as `SERVER__TOOL`, every tool of one as `SERVER__*`.",
+    )
     max_steps: int = Field(default=10, ge=1, le=10_000, description="Most model steps per run.")
     deadline_s: float = Field(default=300.0, gt=0, description="Wall-clock limit of a run.")
     step_timeout_s: float = Field(
@@ -111,6 +116,23 @@ def parse_profiles(text: str, source: str = "agents file") -> dict[str, AgentPro
     return profiles
 
 
+def agents_file(path: Path | None = None) -> Path | None:
+    """`path`, else LOOPLINE_AGENTS_FILE; None for the profiles shipped here."""
+    return path or (Path(p) if (p := os.environ.get(AGENTS_FILE_VARIABLE)) else None)
+
+
+def _agents_text(path: Path | None) -> tuple[str, str]:
+    """The text of the agents file and how to name it in errors."""
+    chosen = agents_file(path)
+    if chosen is None:
+        shipped = resources.files("loopline_runtime").joinpath("agents.toml").read_text()
+        return shipped, "built-in agents.toml"
+    try:
+        return chosen.read_text(), str(chosen)
+    except OSError as exc:
+        raise ProfileError(f"cannot read agents file {chosen}: {exc}") from None
+
+
 def load_profiles(
     path: Path | None = None, *, tools: Collection[str] | None = None
 ) -> Mapping[str, AgentProfile]:
@@ -118,30 +140,34 @@ def load_profiles(
 
     With `tools` (the names of the tools this installation offers), a profile naming any
     other tool is a `ProfileError`: an agent would be shown fewer tools than it was given.
+    The tools of the MCP servers the same file declares count as offered.
     """
-    chosen = path or (Path(p) if (p := os.environ.get(AGENTS_FILE_VARIABLE)) else None)
-    if chosen is not None:
-        try:
-            profiles = parse_profiles(chosen.read_text(), str(chosen))
-        except OSError as exc:
-            raise ProfileError(f"cannot read agents file {chosen}: {exc}") from None
-    else:
-        shipped = resources.files("loopline_runtime").joinpath("agents.toml").read_text()
-        profiles = parse_profiles(shipped, "built-in agents.toml")
+    text, source = _agents_text(path)
+    profiles = parse_profiles(text, source)
     if tools is not None:
-        check_tools(profiles, tools, str(chosen or "built-in agents.toml"))
+        check_tools(profiles, tools, source, parse_mcp_servers(text, source))
     return profiles
 
 
+def load_mcp_servers(path: Path | None = None) -> dict[str, McpServerConfig]:
+    """The MCP servers the agents file declares (`[mcp_servers.NAME]`), by name."""
+    text, source = _agents_text(path)
+    return parse_mcp_servers(text, source)
+
+
 def check_tools(
-    profiles: Mapping[str, AgentProfile], offered: Collection[str], source: str
+    profiles: Mapping[str, AgentProfile],
+    offered: Collection[str],
+    source: str,
+    servers: Mapping[str, McpServerConfig] | None = None,
 ) -> None:
-    """Raise a `ProfileError` naming every profile that lists a tool not in `offered`."""
+    """Raise a `ProfileError` naming every profile that lists a tool not in `offered` nor of
+    one of the MCP `servers`."""
     problems = [
         f"agent {name!r} lists tool {tool!r}, which no installed package provides"
         for name, profile in sorted(profiles.items())
         for tool in profile.tools
-        if tool not in offered
+        if tool not in offered and not offered_by_servers(tool, servers or {})
     ]
     if problems:
         installed = ", ".join(sorted(offered)) or "none"

@@ -26,6 +26,8 @@ from loopline_tools._core import (
     ToolFailure,
 )
 from loopline_tools._decorator import tool
+from loopline_tools._mcp_client import McpConnection, McpTools
+from loopline_tools._mcp_mapping import Listing, effect_of, render, schema_problem, tools_of
 from loopline_tools._registry import ToolRegistry
 from loopline_tools._run import ToolOutcome, run_tool
 
@@ -33,6 +35,9 @@ __all__ = [
     "BUILTIN_TOOLS",
     "SERVED_BY_MEMORY",
     "ArtifactReader",
+    "Listing",
+    "McpConnection",
+    "McpTools",
     "Effect",
     "Reconcile",
     "RetryPolicy",
@@ -41,6 +46,10 @@ __all__ = [
     "ToolFailure",
     "ToolOutcome",
     "ToolRegistry",
+    "effect_of",
+    "render",
     "run_tool",
+    "schema_problem",
     "tool",
+    "tools_of",
 ]

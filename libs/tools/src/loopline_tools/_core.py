@@ -130,6 +130,9 @@ class Tool:
     what became of it. Return the call's output when the effect happened, None when it surely
     did not (the call is then run), or raise when it cannot tell (the run is told the outcome
     is unknown). Without it, such a call is always reported as an unknown outcome."""
+    parameters: dict[str, Any] | None = field(default=None, repr=False)
+    """The JSON Schema of the arguments shown to the model, when not the arguments model's
+    (a tool of an MCP server brings its own; its `args_model` then accepts any object)."""
 
     def __post_init__(self) -> None:
         if not _NAME.match(self.name):
@@ -144,5 +147,7 @@ class Tool:
         return ToolSpec(
             name=self.name,
             description=self.description,
-            parameters=self.args_model.model_json_schema(),
+            parameters=self.parameters
+            if self.parameters is not None
+            else self.args_model.model_json_schema(),
         )
