@@ -19,9 +19,7 @@ Configure = Callable[..., McpServerConfig]
 
 
 @pytest.fixture(params=["stdio", "http"])
-async def configure(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> AsyncIterator[Configure]:
+async def configure(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Configure]:
     """A function returning the settings of a fresh test server over stdio or HTTP."""
     servers: list[HttpServer] = []
 
@@ -61,9 +59,13 @@ async def test_tools_are_namespaced_with_effects_from_annotations(
     assert "files__echo" in tools.names()
     assert tools.get("echo") is None
     echo, record, upsert = (tools.get(f"files__{n}") for n in ("echo", "record", "upsert"))
-    assert echo is not None and echo.effect is Effect.PURE
-    assert record is not None and record.effect is Effect.SIDE_EFFECT
-    assert upsert is not None and upsert.effect is Effect.SIDE_EFFECT and upsert.timeout_s == 3
+    assert echo is not None
+    assert echo.effect is Effect.PURE
+    assert record is not None
+    assert record.effect is Effect.SIDE_EFFECT
+    assert upsert is not None
+    assert upsert.effect is Effect.SIDE_EFFECT
+    assert upsert.timeout_s == 3
     spec = echo.spec()
     assert spec.name == "files__echo"
     assert spec.parameters["properties"]["text"]["type"] == "string"
@@ -138,7 +140,8 @@ async def test_a_schema_that_is_not_json_schema_is_refused_with_why(
     tools = await open_tools(configure())
     assert tools.get("t__broken") is None
     why = tools.rejected("t__broken")
-    assert why is not None and "not valid JSON Schema" in why
+    assert why is not None
+    assert "not valid JSON Schema" in why
     assert tools.get("t__echo") is not None  # the others are offered
 
 
@@ -151,7 +154,7 @@ async def test_a_tool_list_change_is_picked_up(
     assert unlock is not None
     assert (await run_tool(unlock, {}, CTX)).output == "unlocked"
     async with asyncio.timeout(10):
-        while tools.get("t__secret") is None:
+        while tools.get("t__secret") is None:  # noqa: ASYNC110 - relisted in the background
             await asyncio.sleep(0.05)
     secret = tools.get("t__secret")
     assert secret is not None
@@ -178,7 +181,8 @@ async def test_a_stdio_server_that_dies_mid_call_is_an_error_then_restarted(
 ) -> None:
     tools = await open_tools(stdio_server("t"))
     crash, echo = tools.get("t__crash"), tools.get("t__echo")
-    assert crash is not None and echo is not None
+    assert crash is not None
+    assert echo is not None
     outcome = await run_tool(crash, {}, CTX, sleep=_no_wait)
     assert outcome.error is not None
     assert outcome.error.kind is ToolErrorKind.EXECUTION
@@ -192,7 +196,8 @@ async def test_a_stdio_server_writing_what_is_not_json_is_an_error(
 ) -> None:
     tools = await open_tools(stdio_server("t"))
     garble, echo = tools.get("t__garble"), tools.get("t__echo")
-    assert garble is not None and echo is not None
+    assert garble is not None
+    assert echo is not None
     outcome = await run_tool(garble, {}, CTX, sleep=_no_wait)
     assert outcome.error is not None
     assert outcome.error.kind is ToolErrorKind.EXECUTION
@@ -207,7 +212,8 @@ async def test_an_http_server_killed_mid_call_is_an_error_and_its_restart_is_use
     try:
         tools = await open_tools(server.config("t", connect_timeout_s=2))
         slow, echo = tools.get("t__slow"), tools.get("t__echo")
-        assert slow is not None and echo is not None
+        assert slow is not None
+        assert echo is not None
         call = asyncio.create_task(run_tool(slow, {"seconds": 30}, CTX, sleep=_no_wait))
         await asyncio.sleep(0.5)
         server.kill()
@@ -216,10 +222,11 @@ async def test_an_http_server_killed_mid_call_is_an_error_and_its_restart_is_use
         assert outcome.error.kind is ToolErrorKind.EXECUTION
         assert outcome.error.retryable
         down = await run_tool(echo, {"text": "anyone?"}, CTX, sleep=_no_wait)
-        assert down.error is not None and "unreachable" in down.error.message
+        assert down.error is not None
+        assert "unreachable" in down.error.message
         server.start()
         async with asyncio.timeout(20):
-            while (await run_tool(echo, {"text": "back"}, CTX)).output != "back":
+            while (await run_tool(echo, {"text": "back"}, CTX)).output != "back":  # noqa: ASYNC110
                 await asyncio.sleep(0.1)
     finally:
         server.kill()
@@ -228,9 +235,7 @@ async def test_an_http_server_killed_mid_call_is_an_error_and_its_restart_is_use
 async def test_a_server_that_is_down_is_unreachable_not_unknown(
     open_tools: Callable[..., asyncio.Future[McpTools]],
 ) -> None:
-    config = McpServerConfig(
-        name="gone", command="/nonexistent/mcp-server", connect_timeout_s=0.5
-    )
+    config = McpServerConfig(name="gone", command="/nonexistent/mcp-server", connect_timeout_s=0.5)
     tools = await open_tools(config)
     assert tools.names() == []
     connection = tools.connections["gone"]

@@ -32,14 +32,6 @@ from loopline_runtime._limits import (
     parse_limits,
 )
 from loopline_runtime._logging import configure_logging
-from loopline_runtime._postgres import (
-    POSTGRES_UNAVAILABLE,
-    PostgresUnavailableError,
-    migrate,
-    open_schema,
-    postgres_unavailable_is_retryable,
-    schema_name,
-)
 from loopline_runtime._mcp_servers import (
     McpServerConfig,
     McpServersError,
@@ -49,6 +41,14 @@ from loopline_runtime._mcp_servers import (
     mcp_tool_name,
     parse_mcp_servers,
     server_of,
+)
+from loopline_runtime._postgres import (
+    POSTGRES_UNAVAILABLE,
+    PostgresUnavailableError,
+    migrate,
+    open_schema,
+    postgres_unavailable_is_retryable,
+    schema_name,
 )
 from loopline_runtime._prices import FREE, PRICE_TABLE, Price, price_of
 from loopline_runtime._profiles import (
@@ -75,15 +75,6 @@ from loopline_runtime._tasks import stop_task
 from loopline_runtime._tracing import configure_tracing
 
 __all__ = [
-    "McpServerConfig",
-    "McpServersError",
-    "McpToolSettings",
-    "allows",
-    "expand",
-    "load_mcp_servers",
-    "mcp_tool_name",
-    "parse_mcp_servers",
-    "server_of",
     "AGENTS_FILE_VARIABLE",
     "ANY_TENANT",
     "DEFAULT_KAFKA_CONTROLLER_PORT",
@@ -104,6 +95,9 @@ __all__ = [
     "KafkaSettings",
     "Limits",
     "LimitsError",
+    "McpServerConfig",
+    "McpServersError",
+    "McpToolSettings",
     "Phase",
     "PostgresSettings",
     "PostgresUnavailableError",
@@ -117,14 +111,19 @@ __all__ = [
     "StatusServer",
     "Stop",
     "TenantLimits",
+    "allows",
     "configure_logging",
     "configure_tracing",
+    "expand",
     "load_endpoints",
     "load_limits",
+    "load_mcp_servers",
     "load_profiles",
+    "mcp_tool_name",
     "migrate",
     "open_schema",
     "parse_limits",
+    "parse_mcp_servers",
     "parse_profiles",
     "postgres_unavailable_is_retryable",
     "price_of",
@@ -135,6 +134,7 @@ __all__ = [
     "register_settings",
     "schema_name",
     "serve_until_signalled",
+    "server_of",
     "settings_problem",
     "stop_task",
     "unregister_probe",

@@ -70,7 +70,7 @@ class McpServerConfig(BaseModel):
     headers: dict[str, str] = Field(
         default_factory=dict,
         description="Streamable HTTP: headers of every request (`${NAME}` as in `env`), "
-        "e.g. `Authorization = \"Bearer ${FILES_TOKEN}\"`.",
+        'e.g. `Authorization = "Bearer ${FILES_TOKEN}"`.',
     )
     timeout_s: float = Field(default=30.0, gt=0, description="Longest wait for one call.")
     connect_timeout_s: float = Field(

@@ -18,8 +18,8 @@ from typing import Any
 
 import httpx2
 import mcp_types as mcp
-from loopline_events import ToolErrorKind
-from loopline_runtime import McpServerConfig, redact
+from loopline_events import ToolError, ToolErrorKind
+from loopline_runtime import McpServerConfig, mcp_tool_name, redact, server_of
 from mcp import Client
 from mcp.client import Transport
 from mcp.client._transport import TransportStreams
@@ -78,7 +78,9 @@ class McpConnection:
                 await self._task
             self._task = None
 
-    async def call(self, tool: str, arguments: dict[str, Any], ctx: ToolContext) -> mcp.CallToolResult:
+    async def call(
+        self, tool: str, arguments: dict[str, Any], ctx: ToolContext
+    ) -> mcp.CallToolResult:
         """The server's answer to one call; a `ToolFailure` saying why there is none."""
         name = self.config.name
         if not await self.ready():
@@ -97,10 +99,20 @@ class McpConnection:
             self._lose(f"{type(exc).__name__}: {exc}")
             raise self._failed(tool, exc) from None
 
+    @property
+    def up(self) -> bool:
+        """Whether the server is connected and its tools listed."""
+        return self._up.is_set()
+
+    @property
+    def problem(self) -> str:
+        """Why the server was last unreachable."""
+        return self._problem
+
     def _failed(self, tool: str, exc: Exception) -> ToolFailure:
         """The failure of a call that got no answer: retryable unless the tool may already
         have done its effect."""
-        listed = self.listing.tools.get(f"{self.config.name}__{tool}")
+        listed = self.listing.tools.get(mcp_tool_name(self.config.name, tool))
         effect = listed.effect if listed is not None else Effect.SIDE_EFFECT
         message = f"MCP server {self.config.name!r} gave no answer to {tool}: {exc}"
         if effect is Effect.SIDE_EFFECT:
@@ -124,7 +136,11 @@ class McpConnection:
                     await self._list(client)
                     self._up.set()
                     pause = FIRST_PAUSE_S
-                    log.info("MCP server %s: connected, %d tools", self.config.name, len(self.listing.tools))
+                    log.info(
+                        "MCP server %s: connected, %d tools",
+                        self.config.name,
+                        len(self.listing.tools),
+                    )
                     await self._watch(client)
             except asyncio.CancelledError:
                 raise
@@ -261,6 +277,36 @@ class McpTools:
     def rejected(self, name: str) -> str | None:
         """Why a server's tool of that name is not offered, if it was refused."""
         return self._rejected.get(name)
+
+    async def find(self, name: str) -> Tool | None:
+        """The tool called `name`; if its server has not listed its tools yet, after waiting
+        for it to (at most its connect timeout)."""
+        connection = self.connections.get(server_of(name) or "")
+        if connection is not None and name not in self._tools:
+            await connection.ready()
+        return self._tools.get(name)
+
+    def missing(self, name: str) -> ToolError | None:
+        """Why `name`, a tool of a configured server, is not offered; None for other names."""
+        connection = self.connections.get(server_of(name) or "")
+        if connection is None:
+            return None
+        if name in self._rejected:
+            return ToolError(kind=ToolErrorKind.UNKNOWN_TOOL, message=self._rejected[name])
+        if not connection.up:
+            message = (
+                f"{name} cannot be offered now: MCP server {connection.config.name!r} is "
+                f"unreachable ({connection.problem}); try again later"
+            )
+            return ToolError(kind=ToolErrorKind.UNKNOWN_TOOL, message=message, retryable=True)
+        offered = ", ".join(
+            sorted(t for t in self._tools if server_of(t) == connection.config.name)
+        )
+        message = (
+            f"MCP server {connection.config.name!r} offers no tool named {name!r}; "
+            f"it offers: {offered or 'none'}"
+        )
+        return ToolError(kind=ToolErrorKind.UNKNOWN_TOOL, message=message)
 
     def _rebuild(self) -> None:
         tools: dict[str, Tool] = {}

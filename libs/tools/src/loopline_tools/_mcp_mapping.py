@@ -107,7 +107,9 @@ def _tool(server: McpServerConfig, listed: mcp.Tool, name: str, call: CallMcp) -
         arguments = args.model_dump()
         problem = arguments_problem(schema, arguments)
         if problem is not None:
-            raise ToolFailure(ToolErrorKind.INVALID_ARGUMENTS, f"invalid arguments for {name}: {problem}")
+            raise ToolFailure(
+                ToolErrorKind.INVALID_ARGUMENTS, f"invalid arguments for {name}: {problem}"
+            )
         return render(name, await call(remote, arguments, ctx), limit)
 
     description = listed.description or listed.title or f"{listed.name} (MCP server {server.name})"

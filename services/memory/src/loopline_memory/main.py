@@ -7,7 +7,8 @@ import functools
 import redis.asyncio as aioredis
 from loopline_artifacts import open_artifacts
 from loopline_bus import KafkaBus, SubscriptionOptions
-from loopline_runtime import Endpoints, Stop, load_endpoints, open_schema
+from loopline_runtime import Endpoints, Stop, load_endpoints, load_mcp_servers, open_schema
+from loopline_tools import McpTools
 
 from loopline_memory.adapters.environment import load_environment
 from loopline_memory.adapters.longterm import LongTermMemory
@@ -20,8 +21,11 @@ from loopline_memory.rebuild import Rebuilder
 GROUP = "memory"
 
 
-async def open_rebuilder(endpoints: Endpoints) -> tuple[Rebuilder, Stop]:
-    """Memory's stores (migrated) and environment; the function that closes them."""
+async def open_rebuilder(
+    endpoints: Endpoints, mcp: McpTools | None = None
+) -> tuple[Rebuilder, Stop]:
+    """Memory's stores (migrated) and environment (with the tools of the MCP servers `mcp`
+    is connected to); the function that closes them."""
     namespace = endpoints.kafka.topic_prefix
     pool, schema = await open_schema(endpoints, "memory", MIGRATIONS)
     redis = aioredis.from_url(endpoints.redis.url)
@@ -32,14 +36,17 @@ async def open_rebuilder(endpoints: Endpoints) -> tuple[Rebuilder, Stop]:
         await redis.aclose()
         await pool.close()
 
-    env = load_environment()
+    env = load_environment(mcp)
     return Rebuilder(store, env, LongTermMemory(pool, schema), artifacts), close
 
 
 async def start() -> Stop:
     """Connect, migrate, subscribe; return the function that stops it all."""
     endpoints = load_endpoints()
-    rebuilder, close = await open_rebuilder(endpoints)
+    # Memory shows the MCP servers' tools to the model: it lists them, and hears of changes.
+    mcp = McpTools(load_mcp_servers())
+    await mcp.start()
+    rebuilder, close = await open_rebuilder(endpoints, mcp)
     handler = MemoryHandler(
         rebuilder.store,
         rebuilder.env,
@@ -58,6 +65,7 @@ async def start() -> Stop:
 
     async def stop() -> None:
         await bus.stop()
+        await mcp.close()
         await close()
 
     return stop

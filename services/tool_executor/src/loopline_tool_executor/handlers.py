@@ -20,7 +20,15 @@ from loopline_events import (
     ToolErrorKind,
 )
 from loopline_runtime import AgentProfile, redact
-from loopline_tools import SERVED_BY_MEMORY, Effect, Tool, ToolContext, ToolRegistry, run_tool
+from loopline_tools import (
+    SERVED_BY_MEMORY,
+    Effect,
+    McpTools,
+    Tool,
+    ToolContext,
+    ToolRegistry,
+    run_tool,
+)
 
 from loopline_tool_executor.adapters.ledger import ToolLedger
 from loopline_tool_executor.domain import (
@@ -44,7 +52,8 @@ class ExecutorHandler:
     """Runs the tool calls of a decision concurrently, each with its timeout and retries.
 
     With a `ledger`, side-effecting calls run at most once whatever is redelivered (see
-    `loopline_tool_executor.domain.ledger`).
+    `loopline_tool_executor.domain.ledger`). With `mcp`, the tools of MCP servers are run
+    besides the registry's, under the same rules.
     """
 
     def __init__(
@@ -55,8 +64,10 @@ class ExecutorHandler:
         allow_private_networks: bool = False,
         ledger: ToolLedger | None = None,
         artifacts: ArtifactStore | None = None,
+        mcp: McpTools | None = None,
     ):
         self.registry = registry
+        self.mcp = mcp
         self.profiles = profiles
         self.allow_private_networks = allow_private_networks
         self.ledger = ledger
@@ -94,13 +105,15 @@ class ExecutorHandler:
 
     async def _run(self, event: Envelope[Any], decision: ModelDecided, call: ToolCall) -> Outcome:
         profile = self.profiles.get(decision.agent)
+        tool = await self._find(call.tool)
+        known = [call.tool] if tool is not None else self._names()
+        missing = self.mcp.missing(call.tool) if self.mcp is not None else None
         refused = refusal(
-            call.tool, decision.agent, profile.tools if profile else None, self.registry.names()
+            call.tool, decision.agent, profile.tools if profile else None, known, missing
         )
         if refused is not None:
             log.info("run %s: refused %s: %s", event.run_id, call.tool, refused.message)
             return ToolCallFailed(call_id=call.call_id, tool=call.tool, error=refused)
-        tool = self.registry.get(call.tool)
         assert tool is not None  # refusal() checked it is known
         context = ToolContext(
             run_id=event.run_id,
@@ -114,6 +127,16 @@ class ExecutorHandler:
             return await self._run_once(self.ledger, (event.run_id, event.seq), tool, call, context)
         # Pure tools may repeat; idempotent ones carry ctx.idempotency_key to what they change.
         return await self._execute(tool, call, context)
+
+    def _names(self) -> list[str]:
+        return sorted({*self.registry.names(), *(self.mcp.names() if self.mcp else ())})
+
+    async def _find(self, name: str) -> Tool | None:
+        """A built-in or installed tool, else an MCP server's."""
+        tool = self.registry.get(name)
+        if tool is None and self.mcp is not None:
+            tool = await self.mcp.find(name)
+        return tool
 
     async def _run_once(
         self,

@@ -5,8 +5,8 @@ from __future__ import annotations
 from loopline_artifacts import open_artifacts
 from loopline_bus import KafkaBus, SubscriptionOptions
 from loopline_events import DECISIONS, Backoff
-from loopline_runtime import Stop, load_endpoints, load_profiles, open_schema
-from loopline_tools import ToolRegistry
+from loopline_runtime import Stop, load_endpoints, load_mcp_servers, load_profiles, open_schema
+from loopline_tools import McpTools, ToolRegistry
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -40,6 +40,10 @@ async def start() -> Stop:
     settings = ExecutorSettings()
     registry = ToolRegistry.default()
     profiles = load_profiles(tools=registry.offered())
+    mcp = McpTools(load_mcp_servers())
+    # Connected before the first decision, so its calls find their tools; a server that is
+    # away is not waited for beyond its connect timeout (its calls then say it is away).
+    await mcp.start()
     pool, schema = await open_schema(endpoints, "executor", MIGRATIONS)
     handler = ExecutorHandler(
         registry,
@@ -47,6 +51,7 @@ async def start() -> Stop:
         allow_private_networks=settings.allow_private_networks,
         ledger=ToolLedger(pool, schema),
         artifacts=await open_artifacts(pool, endpoints.kafka.topic_prefix),
+        mcp=mcp,
     )
     bus = KafkaBus(settings=endpoints.kafka, client_id=GROUP)
     await bus.ensure_topics()
@@ -55,6 +60,7 @@ async def start() -> Stop:
 
     async def stop() -> None:
         await bus.stop()
+        await mcp.close()
         await pool.close()
 
     return stop

@@ -37,7 +37,7 @@ from loopline_events import (
     ToolSpec,
     derived_id,
 )
-from loopline_runtime import AgentProfile
+from loopline_runtime import AgentProfile, expand
 
 from loopline_memory.domain import budgets, progress, served, window
 from loopline_memory.domain.state import (
@@ -364,7 +364,7 @@ def _next_context(state: RunState, env: Environment) -> Step:
     if why is not None:
         note = Message(role="user", content=budgets.wrap_up_note(why))
         state, stored = _append(state.model_copy(update={"wrapping_up": True}), note)
-    tools = tuple(env.tools[name] for name in state.tools if name in env.tools)
+    tools = tuple(env.tools[name] for name in expand(state.tools, env.tools))
     if state.step == 0 or state.fixed_tokens == 0:
         state = state.model_copy(update={"fixed_tokens": window.tools_tokens(tools)})
     planned = window.plan(
