@@ -374,15 +374,19 @@ def running_system(
     replicas: int = 1,
     env_extra: dict[str, str] | None = None,
     gateway: bool = False,
+    agents: str = TEST_AGENTS,
 ) -> Iterator[System]:
-    """The four services in a namespace of their own, for as long as the block runs (a whole
-    test module, say); then stopped, and the namespace dropped."""
+    """The four services in a namespace of their own, with the test agent profiles (or
+    `agents`), for as long as the block runs (a whole test module, say); then stopped, and
+    the namespace dropped."""
     namespace = unique_prefix()
     base = default_paths()
     base.home.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="e2e-", dir=base.home))
     try:
-        system = launch_system(endpoints, namespace, home, replicas, env_extra, gateway=gateway)
+        system = launch_system(
+            endpoints, namespace, home, replicas, env_extra, agents, gateway=gateway
+        )
         try:
             yield system
         finally:
