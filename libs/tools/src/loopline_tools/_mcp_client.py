@@ -88,15 +88,18 @@ class McpConnection:
             message = f"MCP server {name!r} is unreachable: {self._problem}"
             raise ToolFailure(ToolErrorKind.EXECUTION, redact(message), retryable=True)
         client = self._client
-        assert client is not None
+        if client is None:  # lost between the wait and now: nothing was sent
+            message = f"MCP server {name!r} is unreachable: {self._problem}"
+            raise ToolFailure(ToolErrorKind.EXECUTION, redact(message), retryable=True)
         try:
             return await client.call_tool(tool, arguments)
         except MCPError as exc:
-            if exc.code == mcp.CONNECTION_CLOSED:
-                self._lose(f"the connection closed during a call to {tool}")
+            if exc.code not in (mcp.CONNECTION_CLOSED, mcp.REQUEST_TIMEOUT):
+                raise _refused(name, tool, exc) from None
+            self._lose(f"the connection closed during a call to {tool}")
             raise self._failed(tool, exc) from None
-        except (OSError, ValueError, RuntimeError) as exc:  # a transport that broke mid-call
-            self._lose(f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # a transport that broke mid-call
+            self._lose(_describe(exc))
             raise self._failed(tool, exc) from None
 
     @property
@@ -190,23 +193,37 @@ class McpConnection:
         self._on_change()
 
     async def _watch(self, client: Client) -> None:
-        """Relist on every change the server tells of, until the connection is lost."""
-        if client.protocol_version in MODERN_PROTOCOL_VERSIONS:
-            # From the 2026-07-28 protocol on, changes are told on a stream the client opens.
+        """Relist on every change the server tells of, until the connection is lost (the
+        transport ends, or a call found it broken)."""
+        modern = client.protocol_version in MODERN_PROTOCOL_VERSIONS
+        relist = asyncio.ensure_future(self._listen(client) if modern else self._hear(client))
+        lost = asyncio.ensure_future(self._lost.wait())
+        try:
+            await asyncio.wait((relist, lost), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for waiter in (relist, lost):
+                waiter.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await waiter
+        raise ConnectionError(self._problem)
+
+    async def _listen(self, client: Client) -> None:
+        """From the 2026-07-28 protocol on, changes are told on a stream the client opens."""
+        try:
             async with client.listen(tools_list_changed=True) as subscription:
                 async for _event in subscription:
                     await self._list(client)
+        except Exception as exc:
+            self._lose(_describe(exc))
             return
-        while not self._lost.is_set():
-            changed = asyncio.ensure_future(self._changed.wait())
-            lost = asyncio.ensure_future(self._lost.wait())
-            await asyncio.wait((changed, lost), return_when=asyncio.FIRST_COMPLETED)
-            changed.cancel()
-            lost.cancel()
-            if self._changed.is_set():
-                self._changed.clear()
-                await self._list(client)
-        raise ConnectionError(self._problem)
+        self._lose("the server closed its stream of changes")
+
+    async def _hear(self, client: Client) -> None:
+        """Before it, they come as notifications (`_heard` wakes this)."""
+        while True:
+            await self._changed.wait()
+            self._changed.clear()
+            await self._list(client)
 
     async def _heard(self, message: IncomingMessage) -> None:
         """A notification or a transport error: neither may be waited for here (this runs in
@@ -216,6 +233,17 @@ class McpConnection:
         elif isinstance(message, Exception):
             log.warning("MCP server %s sent what is not MCP: %s", self.config.name, message)
             self._lose(f"the server sent what is not MCP ({message})")
+
+
+def _refused(server: str, tool: str, exc: MCPError) -> ToolFailure:
+    """The failure of a call the server answered with a protocol error (it did not run)."""
+    kind = (
+        ToolErrorKind.INVALID_ARGUMENTS
+        if exc.code == mcp.INVALID_PARAMS
+        else ToolErrorKind.EXECUTION
+    )
+    message = f"MCP server {server!r} refused the call to {tool}: {exc}"
+    return ToolFailure(kind, redact(message))
 
 
 def _describe(exc: BaseException) -> str:
