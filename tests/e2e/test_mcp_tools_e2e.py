@@ -3,7 +3,8 @@ by the services, one over streamable HTTP started by the test), with the four se
 processes and the model a scripted OpenAI-compatible server.
 
 A run calls tools of both servers and completes; a server that dies mid-call or answers 10 MB
-is a typed tool error and the run goes on; a tool the server adds is shown to the model in
+is a typed tool error and the run goes on, and so are a line that is not JSON and a tool whose
+schema is not JSON Schema; a tool the server adds is shown to the model in
 the next run; a side-effecting MCP tool runs at most once when the tool-executor is killed
 with SIGKILL in the middle of it.
 """
@@ -143,6 +144,23 @@ async def test_a_10_mb_result_is_a_clear_error(system: System, model: OpenAIServ
     failed = [p for p in steps if isinstance(p, ToolCallFailed)]
     assert [(f.tool, f.error.kind) for f in failed] == [("remote__huge", ToolErrorKind.TOO_LARGE)]
     assert "max_output_chars" in failed[0].error.message
+    assert isinstance(steps[-1], RunCompleted), steps[-1]
+
+
+@pytest.mark.timeout(180)
+async def test_not_json_and_a_broken_schema_are_clear_errors(
+    system: System, model: OpenAIServer
+) -> None:
+    model.reply_tool_calls([("local__garble", {}), ("remote__broken", {"x": 1})])
+    model.reply_tool_calls([("local__echo", {"text": "still here"})])
+    model.reply_text("Both were refused.")
+    steps = await run_steps(system, "Call the broken tools.")
+
+    failed = {p.tool: p.error for p in steps if isinstance(p, ToolCallFailed)}
+    assert failed["local__garble"].kind is ToolErrorKind.EXECUTION
+    assert failed["remote__broken"].kind is ToolErrorKind.UNKNOWN_TOOL
+    assert "not valid JSON Schema" in failed["remote__broken"].message
+    assert [p.output for p in steps if isinstance(p, ToolCallSucceeded)] == ["still here"]
     assert isinstance(steps[-1], RunCompleted), steps[-1]
 
 
