@@ -212,3 +212,31 @@ async def test_a_side_effect_runs_at_most_once_when_the_executor_is_killed_mid_c
     else:
         assert len(recorded) == 1
     assert isinstance(steps[-1], RunCompleted), steps[-1]
+
+
+@pytest.mark.timeout(240)
+async def test_an_http_server_killed_mid_call_is_an_error_and_its_restart_is_used(
+    system: System, model: OpenAIServer, remote: HttpServer
+) -> None:
+    model.reply_tool_calls([("remote__slow", {"seconds": 30})])
+    model.reply_tool_calls([("remote__echo", {"text": "after the restart"})])
+    model.reply_text("The server is back.")
+    async with Loopline(system.kafka, producer="mcp-e2e") as client:
+        run = await client.submit("Wait on the server, then echo.", agent=AGENT)
+        steps: list[Any] = []
+        killed = False
+        async for event in run.steps():
+            steps.append(event.payload)
+            if isinstance(event.payload, ModelDecided) and not killed:
+                await asyncio.sleep(1.0)  # the call is under way on the server
+                remote.kill()
+                killed = True
+            if isinstance(event.payload, ToolCallFailed) and not remote.running:
+                remote.start()  # same port: the services must find it again
+
+    failed = [p for p in steps if isinstance(p, ToolCallFailed)]
+    assert [f.tool for f in failed] == ["remote__slow"]
+    assert failed[0].error.kind in (ToolErrorKind.EXECUTION, ToolErrorKind.TIMEOUT)
+    done = [p.output for p in steps if isinstance(p, ToolCallSucceeded)]
+    assert done == ["after the restart"]
+    assert isinstance(steps[-1], RunCompleted), steps[-1]

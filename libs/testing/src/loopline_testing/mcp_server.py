@@ -145,6 +145,11 @@ class HttpServer:
         """Where it answers."""
         return f"http://127.0.0.1:{self.port}/mcp"
 
+    @property
+    def running(self) -> bool:
+        """Whether its process is alive."""
+        return self.process is not None and self.process.poll() is None
+
     def config(self, name: str, **settings: Any) -> McpServerConfig:
         """Settings that reach it, named `name`."""
         return McpServerConfig(name=name, url=self.url, **settings)
@@ -171,7 +176,7 @@ class HttpServer:
 
     def kill(self) -> None:
         """SIGKILL the process (a server that dies with calls in flight) and reap it."""
-        if self.process is not None and self.process.poll() is None:
+        if self.process is not None and self.running:
             self.process.kill()
             self.process.wait()
 
