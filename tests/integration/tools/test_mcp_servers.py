@@ -244,5 +244,29 @@ async def test_a_server_that_is_down_is_unreachable_not_unknown(
         await connection.call("x", {}, CTX)
 
 
+async def test_a_server_on_the_handshake_protocol_is_heard_too(tmp_path: Path) -> None:
+    """Before 2026-07-28, a server tells of changes with `notifications/tools/list_changed`
+    on the session, and a dead server is noticed by the calls and the transport."""
+    tools = McpTools({"t": stdio_server("t")}, mode="legacy")
+    await tools.start()
+    try:
+        assert tools.connections["t"].mode == "legacy"
+        unlock, crash = tools.get("t__unlock"), tools.get("t__crash")
+        assert unlock is not None
+        assert crash is not None
+        assert (await run_tool(unlock, {}, CTX)).output == "unlocked"
+        async with asyncio.timeout(10):
+            while tools.get("t__secret") is None:  # noqa: ASYNC110 - relisted in the background
+                await asyncio.sleep(0.05)
+        failed = await run_tool(crash, {}, CTX, sleep=_no_wait)
+        assert failed.error is not None
+        assert "gave no answer" in failed.error.message
+        echo = tools.get("t__echo")
+        assert echo is not None
+        assert (await run_tool(echo, {"text": "back"}, CTX)).output == "back"
+    finally:
+        await tools.close()
+
+
 async def _no_wait(_seconds: float) -> None:
     return None

@@ -43,9 +43,16 @@ class McpConnection:
     """One MCP server: its tools as last listed, and calls to them."""
 
     def __init__(
-        self, config: McpServerConfig, on_change: Callable[[], None] = lambda: None
+        self,
+        config: McpServerConfig,
+        on_change: Callable[[], None] = lambda: None,
+        *,
+        mode: str = "auto",
     ) -> None:
         self.config = config
+        self.mode = mode
+        """The SDK's protocol choice: `auto` (the newest both sides speak) or `legacy` (the
+        initialize handshake of protocols before 2026-07-28)."""
         self.listing = Listing({}, {})
         self._on_change = on_change
         self._client: Client | None = None
@@ -174,6 +181,7 @@ class McpConnection:
             message_handler=self._heard,
             cache=None,
             read_timeout_seconds=config.connect_timeout_s,
+            mode=self.mode,
         )
 
     async def _list(self, client: Client) -> None:
@@ -274,9 +282,13 @@ async def _http_streams(config: McpServerConfig) -> AsyncIterator[TransportStrea
 class McpTools:
     """The tools of every configured MCP server, by namespaced name."""
 
-    def __init__(self, servers: dict[str, McpServerConfig]) -> None:
+    def __init__(self, servers: dict[str, McpServerConfig], *, mode: str = "auto") -> None:
+        for config in servers.values():  # an unset ${VARIABLE} stops the service at start
+            config.resolved_env()
+            config.resolved_headers()
         self.connections = {
-            name: McpConnection(config, self._rebuild) for name, config in servers.items()
+            name: McpConnection(config, self._rebuild, mode=mode)
+            for name, config in servers.items()
         }
         self._tools: dict[str, Tool] = {}
         self._rejected: dict[str, str] = {}
