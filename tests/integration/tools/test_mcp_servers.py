@@ -81,6 +81,16 @@ async def test_a_call_returns_the_servers_text(
     assert outcome.output == "42", outcome.error
 
 
+async def test_a_call_carries_its_idempotency_key(
+    configure: Configure, open_tools: Callable[..., asyncio.Future[McpTools]]
+) -> None:
+    tools = await open_tools(configure())
+    upsert = tools.get("t__upsert")
+    assert upsert is not None
+    outcome = await run_tool(upsert, {"key": "k", "value": "v"}, CTX)
+    assert outcome.output == "k=v (idempotency key run-1:call-1)", outcome.error
+
+
 async def test_arguments_that_break_the_schema_are_not_sent(
     configure: Configure, open_tools: Callable[..., asyncio.Future[McpTools]]
 ) -> None:

@@ -51,9 +51,11 @@ def build(effects: Path | None, *, stdio: bool) -> MCPServer:
         return str(a + b)
 
     @server.tool(annotations=IDEMPOTENT)
-    def upsert(key: str, value: str) -> str:
-        """Set a key to a value (setting it again changes nothing)."""
-        return f"{key}={value}"
+    def upsert(key: str, value: str, ctx: Context) -> str:
+        """Set a key to a value (setting it again changes nothing); says which idempotency
+        key the call carried."""
+        meta = ctx.request_context.meta or {}
+        return f"{key}={value} (idempotency key {meta.get('loopline/idempotency-key')})"
 
     @server.tool()
     async def record(label: str, delay_s: float = 0.0) -> str:

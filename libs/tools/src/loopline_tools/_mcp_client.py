@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import Any, cast
 
 import httpx2
 import mcp_types as mcp
@@ -33,6 +33,10 @@ from loopline_tools._core import Effect, Tool, ToolContext, ToolFailure
 from loopline_tools._mcp_mapping import Listing, tools_of
 
 log = logging.getLogger("loopline.tools.mcp")
+
+IDEMPOTENCY_KEY = "loopline/idempotency-key"
+"""The `_meta` entry of every call that carries the call's idempotency key (the same for every
+retry and redelivery of one call), for servers that can recognise a repeat."""
 
 FIRST_PAUSE_S = 0.2
 MAX_PAUSE_S = 10.0
@@ -99,7 +103,8 @@ class McpConnection:
             message = f"MCP server {name!r} is unreachable: {self._problem}"
             raise ToolFailure(ToolErrorKind.EXECUTION, redact(message), retryable=True)
         try:
-            return await client.call_tool(tool, arguments)
+            meta = cast(mcp.RequestParamsMeta, {IDEMPOTENCY_KEY: ctx.idempotency_key})
+            return await client.call_tool(tool, arguments, meta=meta)
         except MCPError as exc:
             if exc.code not in (mcp.CONNECTION_CLOSED, mcp.REQUEST_TIMEOUT):
                 raise _refused(name, tool, exc) from None
