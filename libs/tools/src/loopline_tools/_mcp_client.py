@@ -3,7 +3,8 @@
 Each server has one connection, kept by a task of its own (the SDK's transports must be
 opened and closed by the same task): it connects, lists the tools, listens for the server's
 word that they changed, and when the connection is lost (a stdio server that died, an HTTP
-server restarted) connects again after a pause that doubles up to `MAX_PAUSE_S`. The last
+server restarted) connects again after a pause that doubles up to `MAX_PAUSE_S`, or at once
+when a call is waiting for it. The last
 listing is kept while a server is away, so a call to one of its tools is a clear, retryable
 "unreachable" rather than an unknown tool.
 """
@@ -63,6 +64,7 @@ class McpConnection:
         self._up = asyncio.Event()
         self._lost = asyncio.Event()
         self._changed = asyncio.Event()
+        self._wanted = asyncio.Event()
         self._problem = "not connected yet"
         self._task: asyncio.Task[None] | None = None
 
@@ -74,6 +76,8 @@ class McpConnection:
     async def ready(self, timeout: float | None = None) -> bool:
         """Wait until connected and listed, at most `timeout` seconds; whether it is."""
         self.start()
+        if not self._up.is_set():
+            self._wanted.set()
         try:
             async with asyncio.timeout(timeout or self.config.connect_timeout_s):
                 await self._up.wait()
@@ -165,7 +169,11 @@ class McpConnection:
             finally:
                 self._up.clear()
                 self._client = None
-            await asyncio.sleep(pause)
+            # A call waiting for the server cuts the pause short: it tries again now.
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(pause):
+                    await self._wanted.wait()
+            self._wanted.clear()
             pause = min(pause * 2, MAX_PAUSE_S)
 
     def _open(self) -> Client:
