@@ -60,6 +60,7 @@ from loopline_runtime._settings import (
     RedisSettings,
     load_endpoints,
 )
+from loopline_runtime._signing import SigningSettings, load_signing
 from loopline_runtime._tasks import stop_task
 from loopline_runtime._tracing import configure_tracing
 
@@ -94,6 +95,7 @@ __all__ = [
     "RateLimit",
     "ReadyInfo",
     "RedisSettings",
+    "SigningSettings",
     "StatusServer",
     "Stop",
     "TenantLimits",
@@ -102,6 +104,7 @@ __all__ = [
     "load_endpoints",
     "load_limits",
     "load_profiles",
+    "load_signing",
     "migrate",
     "open_schema",
     "parse_limits",
