@@ -10,6 +10,7 @@ cross-checking: it includes whatever else the machine was doing.
 from __future__ import annotations
 
 import os
+import time
 from collections import defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -93,7 +94,7 @@ class CpuWindow:
     """CPU used by the watched processes between `start()` and `stop()`."""
 
     watched: list[Watched]
-    _before: dict[str, tuple[int, int]] = field(default_factory=dict)
+    _before: dict[str, tuple[float, float]] = field(default_factory=dict)
     _machine_before: tuple[int, int] = (0, 0)
     seconds: dict[str, float] = field(default_factory=dict)
     system_seconds: dict[str, float] = field(default_factory=dict)
@@ -101,9 +102,19 @@ class CpuWindow:
     machine_busy_s: float = 0.0
     machine_utilisation: float = 0.0
 
-    def _read(self) -> dict[str, tuple[int, int]]:
+    def _read(self) -> dict[str, tuple[float, float]]:
+        """(user, system) CPU seconds of each watched process so far. This process's own are
+        read from its precise clock: ticks (10 ms) would round a short window's to nothing."""
         children = _children_map()
-        return {w.name: process_ticks(w, children) for w in self.watched}
+        used: dict[str, tuple[float, float]] = {}
+        for w in self.watched:
+            if w.pid == os.getpid() and not w.tree:
+                system = os.times().system
+                used[w.name] = (time.process_time() - system, system)
+            else:
+                user, system = process_ticks(w, children)
+                used[w.name] = (user / TICKS_PER_S, system / TICKS_PER_S)
+        return used
 
     def start(self) -> None:
         self._machine_before = machine_jiffies()
@@ -113,9 +124,9 @@ class CpuWindow:
         after = self._read()
         busy, total = machine_jiffies()
         for name, (user, system) in after.items():
-            user_before, system_before = self._before.get(name, (0, 0))
-            self.system_seconds[name] = (system - system_before) / TICKS_PER_S
-            self.seconds[name] = (user - user_before) / TICKS_PER_S + self.system_seconds[name]
+            user_before, system_before = self._before.get(name, (0.0, 0.0))
+            self.system_seconds[name] = system - system_before
+            self.seconds[name] = user - user_before + self.system_seconds[name]
         self.machine_busy_s = (busy - self._machine_before[0]) / TICKS_PER_S
         elapsed = total - self._machine_before[1]
         self.machine_utilisation = (busy - self._machine_before[0]) / elapsed if elapsed else 0.0

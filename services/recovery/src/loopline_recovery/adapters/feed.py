@@ -170,17 +170,22 @@ class WatchFeed:
             log.warning("watchdog commit lost to a rebalance (%s); redelivered", exc)
 
     async def _note_fresh(self, consumer: AIOKafkaConsumer) -> None:
-        now = time.time()
-        behind: set[int] = set()
-        owned: set[int] = set()
-        try:
-            for tp in consumer.assignment():
-                owned.add(tp.partition)
-                end = consumer.highwater(tp)
-                if end is None or await consumer.position(tp) < end:
-                    behind.add(tp.partition)
-        except IllegalStateError:
-            return  # a rebalance took a partition meanwhile: the next round tells
+        """Note each owned partition whose run topics are all read to their end.
 
-        for partition in owned - behind:
-            self.fresh[partition] = now
+        The ends are asked of the broker (one list-offsets round trip), not taken from the
+        last fetch: a fetch answered just before a run's next record was written says the
+        partition is read to the end, and a busy watchdog would then judge the run on a
+        view without its progress. Asked so, "caught up at t" means every record written
+        before t has been read.
+        """
+        asked_at = time.time()
+        assigned = consumer.assignment()
+        if not assigned:
+            return
+        try:
+            ends = await consumer.end_offsets(list(assigned))
+            behind = {tp.partition for tp in assigned if await consumer.position(tp) < ends[tp]}
+        except (IllegalStateError, KafkaError, KeyError):
+            return  # a rebalance took a partition meanwhile, or the broker is away: next round
+        for partition in {tp.partition for tp in assigned} - behind:
+            self.fresh[partition] = asked_at
