@@ -101,7 +101,8 @@ def test_make_demo_on_a_fresh_clone_runs_a_goal_and_what_it_suggests_works(clone
     assert demo.returncode == 0, demo.stdout[-3000:] + demo.stderr[-3000:]
     lines = demo.stdout.splitlines()
     suggested = next(line for line in lines if line.startswith("Loopline is running. Try: "))
-    answer = lines[lines.index(suggested) - 1]  # the demo's run ends, then what to try next
+    before = lines[: lines.index(suggested)]
+    answer = next(line for line in reversed(before) if line.strip())  # the run's, then a hint
     assert answer.endswith("The answer is 120."), demo.stdout[-2000:]
     command = suggested.removeprefix("Loopline is running. Try: ")
     answered = clone.run(command, timeout=120)

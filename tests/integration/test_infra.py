@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 from loopline_infra import Infra, Paths, Ports, default_paths
 from loopline_runtime import Endpoints
+from loopline_testing.chaos import free_ports
 
 
 def test_status_json_reports_every_component_ready(loopline_endpoints: Endpoints) -> None:
@@ -57,10 +58,8 @@ def private_infra() -> Iterator[Infra]:
     home = Path(tempfile.mkdtemp(prefix="test-infra-", dir=base.home))
     home.chmod(0o755)
     paths = Paths(project=base.project, home=home, cache=base.cache)
-    infra = Infra(
-        paths,
-        Ports(kafka=29092, kafka_controller=29093, redis=26379, postgres=25432, prometheus=29090),
-    )
+    kafka, controller, redis, postgres, prometheus = free_ports(5)  # whatever else runs here
+    infra = Infra(paths, Ports(kafka, controller, redis, postgres, prometheus))
     yield infra
     infra.down(wipe=True, say=lambda _: None)
     shutil.rmtree(home, ignore_errors=True)
