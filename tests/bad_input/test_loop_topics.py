@@ -139,7 +139,7 @@ async def test_bad_input_is_dead_lettered_with_its_reason_and_the_run_behind_it_
             placed, outcome = await _bad_command_then_good_one(
                 system, client, topic, bad, key, good
             )
-            assert isinstance(outcome.payload, RunCancelled), outcome.payload
+            assert isinstance(outcome.payload, RunCancelled), _told(outcome)
         else:
             placed = await _produce(system, topic, bad, key)
             run = await client.submit("What is 1 + 1?", run_id=good)
@@ -214,6 +214,12 @@ async def _bad_command_then_good_one(
     await client._bus.publish(CONTROL.name, cancel)
     outcome = await asyncio.wait_for(_last(steps), 90)
     return placed, outcome
+
+
+def _told(outcome: Envelope[Any]) -> str:
+    """An outcome as a line a failing assertion shows whole."""
+    fields = outcome.payload.model_dump(include={"reason", "message", "steps"})
+    return f"{outcome.type} at step {outcome.seq}: {fields}"
 
 
 async def _last(steps: AsyncIterator[Envelope[Any]]) -> Envelope[Any]:

@@ -14,6 +14,7 @@ from loopline.cli._keys import keys
 from loopline.cli._replay import fork, rebuild, replay, rerun
 from loopline.cli._runs import cancel, runs, show, submit, tail
 from loopline.cli._serve import serve, services
+from loopline.cli._sign import sign
 
 EXIT_CONFIGURATION = 2
 
@@ -57,6 +58,7 @@ for command in (
     rebuild,
     dlq,
     keys,
+    sign,
     serve,
     services,
     infra,

@@ -12,7 +12,7 @@ import time
 import click
 from loopline_bus import KafkaBus
 from loopline_recovery import dead_letters
-from loopline_runtime import load_endpoints
+from loopline_runtime import load_endpoints, load_signing
 
 from loopline.cli._db import recovery_reads
 from loopline.cli._render import short
@@ -96,7 +96,11 @@ async def _redrive(event_id: str | None, run_id: str | None) -> tuple[int, int]:
     )
     if not letters:
         return 0, 0
-    bus = KafkaBus(settings=load_endpoints().kafka, client_id="loopline-dlq")
+    bus = KafkaBus(
+        settings=load_endpoints().kafka,
+        client_id="loopline-dlq",
+        signing_key=load_signing().signing_key(),
+    )
     await bus.start()
     try:
         await dead_letters.request_redrive(bus, letters, requested_by="cli")

@@ -15,6 +15,7 @@ from loopline_runtime import (
     Stop,
     load_endpoints,
     load_profiles,
+    load_signing,
     open_schema,
     schema_name,
 )
@@ -43,7 +44,9 @@ async def start(
     namespace = endpoints.kafka.topic_prefix
     pool, schema = await open_schema(endpoints, "gateway", MIGRATIONS, max_size=16)
     schemas = Schemas(schema, schema_name("memory", namespace), schema_name("recovery", namespace))
-    bus = KafkaBus(settings=endpoints.kafka, client_id=PRODUCER)
+    bus = KafkaBus(
+        settings=endpoints.kafka, client_id=PRODUCER, signing_key=load_signing().signing_key()
+    )
     await bus.ensure_topics()
     await bus.start()
     feed = RunFeed(

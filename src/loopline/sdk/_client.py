@@ -23,12 +23,13 @@ from loopline_events import (
     RunCancelled,
     RunCompleted,
     RunFailed,
+    SigningKey,
     StreamedText,
     TextChunk,
 )
 from loopline_memory.domain.replay import Replay
 from loopline_memory.history import Rerun, replay_run, rerun_run
-from loopline_runtime import KafkaSettings
+from loopline_runtime import KafkaSettings, load_signing
 
 from loopline.sdk._fork import fork_run
 
@@ -147,9 +148,18 @@ def cancel_event(
 class Loopline:
     """A client of a Loopline system: `async with Loopline() as client: ...`."""
 
-    def __init__(self, settings: KafkaSettings | None = None, *, producer: str = "sdk"):
+    def __init__(
+        self,
+        settings: KafkaSettings | None = None,
+        *,
+        producer: str = "sdk",
+        signing_key: SigningKey | None = None,
+    ):
+        """Connect with `settings` (else LOOPLINE_KAFKA_*); goals and commands are signed with
+        `signing_key` (else LOOPLINE_SIGNING_KEY_ID and LOOPLINE_SIGNING_KEY, if set)."""
         self.settings = settings or KafkaSettings()
-        self._bus = KafkaBus(settings=self.settings, client_id=producer)
+        key = signing_key or load_signing().signing_key()
+        self._bus = KafkaBus(settings=self.settings, client_id=producer, signing_key=key)
         self._producer = producer
 
     async def __aenter__(self) -> Loopline:

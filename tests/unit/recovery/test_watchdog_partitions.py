@@ -8,7 +8,7 @@ from collections.abc import Mapping
 
 import pytest
 from loopline_recovery.domain import Fail, Kind, Location, Seen, Watch
-from loopline_recovery.watchdog import Timings, Watchdog
+from loopline_recovery.watchdog import EARLY_RUNS, Timings, Watchdog
 
 
 class FlakyTable:
@@ -58,3 +58,38 @@ async def test_watches_not_loaded_at_assignment_are_loaded_with_the_first_batch(
     await watchdog.observe([goal(0)])
     assert set(watchdog.runs[0]) == {"run-0"}
     assert set(table.stored[0]) == {"run-0"}
+
+
+def record(kind: Kind, run_id: str, seq: int, topic: str) -> tuple[int, Seen]:
+    return 0, Seen(kind, run_id, seq, f"{run_id}-{kind.name}", Location(topic, 0, 0))
+
+
+async def test_a_context_read_before_its_goal_counts_once_the_goal_comes() -> None:
+    """The run topics are fetched apart: a run's context can be read before its goal."""
+    table = FlakyTable()
+    watchdog = Watchdog(table, NoActions(), Timings({}, 60.0))
+    await watchdog.observe([record(Kind.CONTEXT, "run-0", 1, "agent.contexts")])
+    assert watchdog.runs[0] == {}  # no goal yet, no watch
+    await watchdog.observe([goal(0)])
+    watch = watchdog.runs[0]["run-0"]
+    assert (watch.kind, watch.seq) == (Kind.CONTEXT, 1)
+    assert watch.pending == Location("agent.contexts", 0, 0)
+    assert watchdog.early[0] == {}
+
+
+async def test_a_run_that_ended_before_its_goal_was_read_is_not_watched() -> None:
+    table = FlakyTable()
+    watchdog = Watchdog(table, NoActions(), Timings({}, 60.0))
+    await watchdog.observe([record(Kind.RESULT, "run-0", 3, "agent.results")])
+    await watchdog.observe([goal(0)])
+    assert watchdog.runs[0] == {}
+    assert table.stored.get(0, {}) == {}
+
+
+async def test_records_of_runs_that_never_start_are_kept_a_bounded_few() -> None:
+    watchdog = Watchdog(FlakyTable(), NoActions(), Timings({}, 60.0))
+    forged = [record(Kind.CONTEXT, f"forged-{n}", 1, "agent.contexts") for n in range(5_000)]
+    await watchdog.observe(forged)
+    assert len(watchdog.early[0]) == EARLY_RUNS
+    assert "forged-4999" in watchdog.early[0]
+    assert "forged-0" not in watchdog.early[0]

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from loopline_events import ALL_TOPICS, Backoff, Envelope, TopicSpec
+from loopline_events import ALL_TOPICS, Backoff, Envelope, SigningKey, TopicSpec
 from loopline_runtime import register_probe, unregister_probe
 
 from loopline_bus._metrics import MetricsMiddleware
@@ -89,6 +89,9 @@ class Bus(ABC):
     specs: Sequence[TopicSpec] = field(default=ALL_TOPICS)
     middleware: Sequence[Middleware] = field(default_factory=default_middleware)
     """Hooks around every record and publication (metrics and tracing unless given)."""
+    signing_key: SigningKey | None = None
+    """The key the goals and commands it publishes are signed with (a handler's outputs
+    too); None sends them unsigned, which only a memory without a keyring takes."""
 
     def topic(self, logical: str) -> str:
         """The physical name of a logical topic."""

@@ -23,8 +23,10 @@ from loopline_events import (
     DeadLetterKind,
     Envelope,
     EventDecodeError,
+    ForbiddenError,
     LooplineError,
     OrphanError,
+    SigningKey,
     TopicSpec,
     TraceContext,
     TransientError,
@@ -82,7 +84,10 @@ class Dispatcher:
         producer: str,
         middleware: Sequence[Middleware] = (),
         partitions: Callable[[str], int | None] = lambda _: None,
+        signing_key: SigningKey | None = None,
     ):
+        self.signing_key = signing_key
+        """Signs the goals and commands the handler returns."""
         self.partitions = partitions
         """Partitions of a logical topic, as the cluster says (None: unknown yet)."""
         self.group = group
@@ -187,7 +192,7 @@ class Dispatcher:
     def _encode(
         self, record: RawRecord, event: Envelope[Any], outputs: Sequence[Outbound]
     ) -> list[Encoded]:
-        encoded = [encode_outbound(out, cause=event) for out in outputs]
+        encoded = [encode_outbound(out, event, self.signing_key) for out in outputs]
         for item in encoded:
             limit = self.max_bytes.get(item.topic)
             if limit is not None and len(item.value) > limit:
@@ -285,6 +290,8 @@ def _kind_of(error: Exception) -> DeadLetterKind:
         return DeadLetterKind.BUDGET
     if isinstance(error, OrphanError):
         return DeadLetterKind.ORPHAN
+    if isinstance(error, ForbiddenError):
+        return DeadLetterKind.FORBIDDEN
     if isinstance(error, LooplineError) and error.retryable:
         return DeadLetterKind.TRANSIENT
     return DeadLetterKind.HANDLER

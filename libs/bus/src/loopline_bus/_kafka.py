@@ -114,7 +114,9 @@ class KafkaBus(Bus):
         self._published(items)
 
     async def publish_many(self, outbound: Sequence[Outbound]) -> None:
-        await self.send_encoded([encode_outbound(o) for o in outbound])
+        await self.send_encoded(
+            [encode_outbound(o, signing_key=self.signing_key) for o in outbound]
+        )
 
     async def publish_raw(
         self,
@@ -144,6 +146,7 @@ class KafkaBus(Bus):
             max_bytes={s.name: s.max_message_bytes for s in self.specs},
             producer=self.client_id,
             middleware=self.middleware,
+            signing_key=self.signing_key,
         )
         return _KafkaSubscription(self, group, tuple(topics), dispatcher, opts)
 

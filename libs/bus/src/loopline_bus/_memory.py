@@ -103,7 +103,7 @@ class InMemoryBus(Bus):
             self.changed.notify_all()
 
     async def publish_many(self, outbound: Sequence[Outbound]) -> None:
-        await self._append([encode_outbound(o) for o in outbound])
+        await self._append([encode_outbound(o, signing_key=self.signing_key) for o in outbound])
 
     async def publish_raw(
         self,
@@ -132,6 +132,7 @@ class InMemoryBus(Bus):
             producer=self.producer_name,
             middleware=self.middleware,
             partitions=lambda logical: len(self._partitions(logical)),
+            signing_key=self.signing_key,
         )
         return _MemorySubscription(self, group, tuple(topics), dispatcher, opts)
 

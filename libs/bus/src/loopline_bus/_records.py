@@ -10,7 +10,17 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-from loopline_events import Envelope, TraceContext, encode_event
+from loopline_events import (
+    CancelRun,
+    Envelope,
+    FailRun,
+    GoalSubmitted,
+    RedriveDeadLetter,
+    RunForked,
+    SigningKey,
+    TraceContext,
+    encode_event,
+)
 
 EVENT_TYPE_HEADER = "event-type"
 SCHEMA_VERSION_HEADER = "schema-version"
@@ -62,9 +72,20 @@ class Encoded:
     """A partition chosen by the sender; None: the key's (murmur2), as for every event."""
 
 
-def encode_outbound(out: Outbound, cause: Envelope[Any] | None = None) -> Encoded:
-    """The wire form of an output: JSON value, run id as key, type and trace headers."""
+SIGNED_TYPES = frozenset(
+    {GoalSubmitted.TYPE, RunForked.TYPE, CancelRun.TYPE, FailRun.TYPE, RedriveDeadLetter.TYPE}
+)
+"""Goals and commands: what a bus with a signing key signs (docs/decisions/0025)."""
+
+
+def encode_outbound(
+    out: Outbound, cause: Envelope[Any] | None = None, signing_key: SigningKey | None = None
+) -> Encoded:
+    """The wire form of an output: JSON value, run id as key, type and trace headers; a goal
+    or command signed with `signing_key`, if given."""
     event = out.event
+    if signing_key is not None and event.type in SIGNED_TYPES:
+        event = signing_key.sign(event)
     headers = [
         (EVENT_TYPE_HEADER, event.type.encode()),
         (SCHEMA_VERSION_HEADER, str(event.schema_version).encode()),

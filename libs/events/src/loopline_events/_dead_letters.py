@@ -24,6 +24,8 @@ class DeadLetterKind(StrEnum):
     TRANSIENT = "transient"
     ORPHAN = "orphan"
     """An event of a run that answers nothing the run asked (a forged or misrouted one)."""
+    FORBIDDEN = "forbidden"
+    """A goal or command whose sender may not send it (see `ForbiddenError`)."""
     BUDGET = "budget"
     """A budget or quota refused the work (a `BudgetExceededError`): retrying cannot help."""
 

@@ -57,6 +57,17 @@ class TraceContext(BaseModel):
     tracestate: str = Field(default="", description="W3C tracestate header value.", max_length=512)
 
 
+class Signature(BaseModel):
+    """Who signed an envelope, and the HMAC-SHA256 that proves it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    key_id: str = Field(min_length=1, max_length=128, description="The signer's key id.")
+    mac: str = Field(
+        min_length=1, max_length=128, description="HMAC-SHA256 of the signed bytes, base64."
+    )
+
+
 P = TypeVar("P", bound=Payload)
 Q = TypeVar("Q", bound=Payload)
 
@@ -87,6 +98,11 @@ class Envelope(BaseModel, Generic[P]):
     )
     trace: TraceContext | None = Field(default=None, description="Trace context of the run.")
     payload: SerializeAsAny[P] = Field(description="The event's own fields.")
+    signature: Signature | None = Field(
+        default=None,
+        description="Set on goals and commands: who sent it, proven (see loopline_events "
+        "`SigningKey`); memory refuses one whose signer may not act for its tenant.",
+    )
 
     @classmethod
     def of(

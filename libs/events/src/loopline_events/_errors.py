@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 __all__ = [
     "Backoff",
     "BudgetExceededError",
+    "ForbiddenError",
     "LooplineError",
     "OrphanError",
     "TransientError",
@@ -71,6 +72,15 @@ class OrphanError(LooplineError):
     """An event answering nothing its run asked (forged, or misrouted): never retried, never
     folded. The bus dead-letters it as `orphan`, and recovery parks it without failing the
     run it names (it may be another's lie)."""
+
+    retryable = False
+
+
+class ForbiddenError(LooplineError):
+    """An event its sender may not send: a goal or command unsigned, signed by an unknown key
+    or one that may not act for its tenant, or a command about another tenant's run. Never
+    retried, never folded; dead-lettered as `forbidden`, and parked by recovery without
+    failing the run it names."""
 
     retryable = False
 

@@ -65,6 +65,9 @@ class RejectionReason(StrEnum):
 
     DUPLICATE_RUN_ID = "duplicate_run_id"
     """Another goal started a run with this id already."""
+    NOT_AUTHORIZED = "not_authorized"
+    """Its sender may not submit goals for its tenant: it is unsigned, signed by a key memory
+    does not know, altered since it was signed, or its signer acts for other tenants."""
 
 
 class GoalRejected(Payload):

@@ -71,6 +71,7 @@ from loopline_runtime._settings import (
     RedisSettings,
     load_endpoints,
 )
+from loopline_runtime._signing import SigningSettings, load_signing
 from loopline_runtime._tasks import stop_task
 from loopline_runtime._tracing import configure_tracing
 
@@ -108,6 +109,7 @@ __all__ = [
     "RateLimit",
     "ReadyInfo",
     "RedisSettings",
+    "SigningSettings",
     "StatusServer",
     "Stop",
     "TenantLimits",
@@ -119,6 +121,7 @@ __all__ = [
     "load_limits",
     "load_mcp_servers",
     "load_profiles",
+    "load_signing",
     "mcp_tool_name",
     "migrate",
     "open_schema",

@@ -22,7 +22,7 @@ import asyncpg
 import pytest
 import redis.asyncio as aioredis
 from loopline_bus import EventStream
-from loopline_events import RESULTS, Envelope, RunCancelled, RunCompleted, RunFailed
+from loopline_events import RESULTS, Envelope, Payload, RunCancelled, RunCompleted, RunFailed
 from loopline_infra import GATEWAY, SERVICES, Services, default_paths
 from loopline_memory.adapters.store import RunStore
 from loopline_memory.domain import RunState
@@ -160,12 +160,19 @@ class ResultCollector:
         self.stream = stream
         self.seen: dict[str, Envelope[Any]] = {}
 
-    async def wait_for(self, run_ids: set[str], timeout: float = 60.0) -> dict[str, Envelope[Any]]:
-        """The results of `run_ids`, once all have arrived."""
+    async def wait_for(
+        self,
+        run_ids: set[str],
+        timeout: float = 60.0,
+        *,
+        answers: tuple[type[Payload], ...] = RESULT_TYPES,
+    ) -> dict[str, Envelope[Any]]:
+        """The results of `run_ids` (the first event of `answers` of each: a run's end unless
+        told otherwise), once all have arrived."""
 
         async def collect() -> None:
             async for event in self.stream.events():
-                if isinstance(event.payload, RESULT_TYPES):
+                if isinstance(event.payload, answers):
                     self.seen.setdefault(event.run_id, event)
                 if run_ids <= self.seen.keys():
                     return

@@ -14,6 +14,7 @@ from loopline_bus import Outbound
 from loopline_events import (
     OBSERVATIONS,
     Envelope,
+    ForbiddenError,
     GoalRejected,
     GoalSubmitted,
     ModelDecided,
@@ -170,6 +171,12 @@ class MemoryHandler:
         step = apply(state, event, self.env)
         if step.orphan:
             raise OrphanError(f"{event.type} of run {event.run_id}: {step.note}")
+        if step.forbidden:
+            raise ForbiddenError(f"{event.type} of run {event.run_id}: {step.note}")
+        if step.refusal is not None:  # answered; the run, if there is one, is not touched
+            log.info("run %s: %s", event.run_id, step.note)
+            refusal = event.follow(step.refusal.payload, producer=PRODUCER, seq=0)
+            return [Outbound(step.refusal.topic, refusal)]
         if not step.changed or step.state is None:
             log.info("run %s: %s ignored: %s", event.run_id, event.type, step.note)
             return ()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import logging
 
 import redis.asyncio as aioredis
 from loopline_artifacts import open_artifacts
@@ -19,6 +20,8 @@ from loopline_memory.handlers import MemoryHandler
 from loopline_memory.rebuild import Rebuilder
 
 GROUP = "memory"
+
+log = logging.getLogger("loopline.memory")
 
 
 async def open_rebuilder(
@@ -55,6 +58,14 @@ async def start() -> Stop:
         artifacts=rebuilder.artifacts,
         write_behind=True,
     )
+    keyring = rebuilder.env.keyring
+    if keyring is None:
+        log.warning(
+            "goals and commands are taken unsigned, whatever tenant they claim: set "
+            "LOOPLINE_SIGNING_KEYS_FILE on any cluster other than a developer's own"
+        )
+    else:
+        log.info("goals and commands must be signed by one of %d keys", len(keyring))
     bus = KafkaBus(settings=endpoints.kafka, client_id=GROUP)
     await bus.ensure_topics()
     await bus.start()

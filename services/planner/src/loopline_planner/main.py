@@ -7,7 +7,14 @@ import redis.asyncio as aioredis
 from loopline_artifacts import open_artifacts
 from loopline_bus import KafkaBus, SubscriptionOptions, read_history
 from loopline_events import CONTEXTS, ContextAssembled
-from loopline_runtime import Stop, load_endpoints, load_limits, load_profiles, register_settings
+from loopline_runtime import (
+    Stop,
+    load_endpoints,
+    load_limits,
+    load_profiles,
+    load_signing,
+    register_settings,
+)
 
 from loopline_planner.adapters.artifacts import ArtifactTexts
 from loopline_planner.adapters.cache import ResponseCache
@@ -28,7 +35,9 @@ async def start() -> Stop:
     gate = Gate(RedisLimiter(redis, load_limits(), namespace=namespace))
     pool = await asyncpg.create_pool(endpoints.postgres.dsn.get_secret_value(), min_size=1)
     artifacts = ArtifactTexts(await open_artifacts(pool, namespace))
-    bus = KafkaBus(settings=endpoints.kafka, client_id=GROUP)
+    bus = KafkaBus(
+        settings=endpoints.kafka, client_id=GROUP, signing_key=load_signing().signing_key()
+    )
     settings = ModelSettings()
     register_settings(settings)  # a key echoed in an error never reaches a log or an event
 

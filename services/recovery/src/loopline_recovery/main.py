@@ -12,6 +12,7 @@ from loopline_runtime import (
     Stop,
     load_endpoints,
     load_profiles,
+    load_signing,
     open_schema,
     stop_task,
 )
@@ -80,7 +81,9 @@ async def start() -> Stop:
     endpoints = load_endpoints()
     settings = RecoverySettings()
     pool, schema = await open_schema(endpoints, "recovery", MIGRATIONS, max_size=4)
-    bus = KafkaBus(settings=endpoints.kafka, client_id=GROUP)
+    bus = KafkaBus(
+        settings=endpoints.kafka, client_id=GROUP, signing_key=load_signing().signing_key()
+    )
     await bus.ensure_topics()
     await bus.start()
     policy = RetryPolicy(settings.retry_delays_s, settings.max_retries)

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from typing import Protocol
 
@@ -20,12 +21,17 @@ from loopline_events import FailureReason
 from loopline_runtime import AgentProfile
 
 from loopline_recovery.adapters import metrics
-from loopline_recovery.domain import Fail, Policy, Redrive, Seen, Timing, Watch
+from loopline_recovery.domain import Fail, Kind, Policy, Redrive, Seen, Timing, Watch
 from loopline_recovery.domain import watch as rules
 
 log = logging.getLogger("loopline.recovery.watchdog")
 
 Clock = Callable[[], float]
+
+EARLY_RUNS = 1_000
+"""Runs per partition whose records the watchdog keeps until their goal is read."""
+EARLY_RECORDS = 8
+"""Records kept of each such run: enough for its first step's parts."""
 
 
 class WatchStore(Protocol):
@@ -73,6 +79,8 @@ class Watchdog:
         self.policy = policy or Policy()
         self.clock = clock
         self.runs: dict[int, dict[str, Watch]] = {}
+        self.early: dict[int, OrderedDict[str, list[Seen]]] = {}
+        """Partition → records read before their run's goal, by run, until the goal comes."""
         self._acting = asyncio.Lock()
         """Held while the sweep acts on a run: a partition is given up only between actions,
         so its next owner reads every re-drive this instance made."""
@@ -97,6 +105,7 @@ class Watchdog:
         async with self._acting:
             for partition in partitions:
                 self.runs.pop(partition, None)
+                self.early.pop(partition, None)
         metrics.ACTIVE_RUNS.set(self.active)
 
     async def observe(self, batch: Sequence[tuple[int, Seen]]) -> None:
@@ -110,7 +119,17 @@ class Watchdog:
         for partition, seen in batch:
             runs = self.runs[partition]
             before = runs.get(seen.run_id)
-            after = rules.observe(before, seen, self.timings(seen.agent), now, self.policy)
+            timing = self.timings(seen.agent)
+            after = rules.observe(before, seen, timing, now, self.policy)
+            if before is None:
+                if after is None:
+                    self._keep_early(partition, seen)
+                    continue
+                # A goal: what of its run was read before it is progress since.
+                kept = self.early.get(partition)
+                for early in kept.pop(seen.run_id, []) if kept is not None else []:
+                    if after is not None:
+                        after = rules.observe(after, early, timing, now, self.policy)
             if after is before:
                 continue
             if after is None:
@@ -123,6 +142,20 @@ class Watchdog:
         if changed:
             await self.table.save(changed)
         metrics.ACTIVE_RUNS.set(self.active)
+
+    def _keep_early(self, partition: int, seen: Seen) -> None:
+        """Keep a record of a run whose goal was not read yet: the run topics are fetched
+        apart, so a run's context can be read before its goal. A bounded few are kept, so
+        records of runs that never start (forged ones) cannot grow it."""
+        if seen.kind is Kind.GOAL or seen.redrive is not None:
+            return
+        early = self.early.setdefault(partition, OrderedDict())
+        kept = early.setdefault(seen.run_id, [])
+        if len(kept) < EARLY_RECORDS:
+            kept.append(seen)
+        early.move_to_end(seen.run_id)
+        while len(early) > EARLY_RUNS:
+            early.popitem(last=False)
 
     async def sweep(self, fresh: Mapping[int, float]) -> None:
         """Act on every overdue run of a partition read to the end since it became overdue."""

@@ -1,11 +1,12 @@
-"""What the reducer consults besides events, loaded from configuration: profiles and tools."""
+"""What the reducer consults besides events, loaded from configuration: profiles, tools and
+the keys goals and commands are signed with."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 
 from loopline_events import ToolSpec
-from loopline_runtime import load_profiles
+from loopline_runtime import load_profiles, load_signing
 from loopline_tools import McpTools, ToolRegistry
 
 from loopline_memory.domain import MEMORY_TOOL_SPECS, Environment
@@ -42,14 +43,16 @@ class ToolSpecs(Mapping[str, ToolSpec]):
 
 
 def load_environment(mcp: McpTools | None = None) -> Environment:
-    """The environment memory runs with (LOOPLINE_AGENTS_FILE, installed tools, and the tools
-    of the MCP servers `mcp` is connected to).
+    """The environment memory runs with (LOOPLINE_AGENTS_FILE, installed tools, the tools of
+    the MCP servers `mcp` is connected to, LOOPLINE_SIGNING_KEYS_FILE).
 
-    Replays use the same function: a replay with other profiles can diverge from the run.
+    Replays use the same function: a replay with other profiles or keys can diverge from the
+    run.
     """
     registry = ToolRegistry.default()
     specs = (*registry.specs(), *MEMORY_TOOL_SPECS)  # memory serves remember, recall
     return Environment(
         profiles=load_profiles(tools=registry.offered()),
         tools=ToolSpecs({s.name: s for s in specs}, mcp),
+        keyring=load_signing().keyring(),
     )

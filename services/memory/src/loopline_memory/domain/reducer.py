@@ -23,10 +23,12 @@ from loopline_events import (
     ForkRecorded,
     GoalRejected,
     GoalSubmitted,
+    Keyring,
     MemoryOutput,
     Message,
     ModelDecided,
     ModelFailed,
+    Refused,
     RejectionReason,
     RunCancelled,
     RunCompleted,
@@ -60,6 +62,9 @@ class Environment:
     trust_log: bool = False
     """Fold events without checking what they answer (a re-run folds a recorded run's events
     under new ids, which memory checked when it folded them)."""
+    keyring: Keyring | None = None
+    """The keys goals and commands must be signed with, each with the tenants its holder may
+    act for; None takes them unsigned (a development cluster without authentication)."""
 
 
 @dataclass(frozen=True)
@@ -75,6 +80,12 @@ class Step:
     orphan: bool = False
     """The event answers nothing the run asked (`note` says why): the handler refuses it,
     and it is dead-lettered as an orphan rather than folded."""
+    forbidden: bool = False
+    """A command its sender may not send (`note` says why): the handler refuses it, and it is
+    dead-lettered as forbidden rather than folded."""
+    refusal: Emission | None = None
+    """A goal its sender may not submit: this answer goes to the sender, and the run (if the
+    id is taken) is left as it was."""
 
     @property
     def changed(self) -> bool:
@@ -123,6 +134,10 @@ def _apply(state: RunState | None, event: Envelope[Any], env: Environment) -> St
     if state is not None and str(event.event_id) in state.applied:
         return Step(state, note="duplicate event")
     payload = event.payload
+    if isinstance(payload, GoalSubmitted | RunForked | CancelRun | FailRun):
+        refused = _admit(state, event, env)
+        if refused is not None:
+            return refused
     if isinstance(payload, GoalSubmitted | RunForked):
         if state is not None:
             return _rejected(state, event)
@@ -159,6 +174,40 @@ def _apply(state: RunState | None, event: Envelope[Any], env: Environment) -> St
     if isinstance(payload, ToolCallSucceeded | ToolCallFailed):
         return _observed(state, event, payload, env)
     return Step(state, note=f"memory does not fold {event.type}")
+
+
+def _admit(state: RunState | None, event: Envelope[Any], env: Environment) -> Step | None:
+    """Refuse a goal or command whose sender may not send it (None: it may).
+
+    With a keyring, each is signed by a key that may act for its tenant (docs/decisions/0025);
+    a command about a run of another tenant needs a key that acts for every tenant (a
+    service's), as does failing a run. Who sent a command is its signature's key id, whatever
+    its `requested_by` says.
+    """
+    if env.keyring is None or env.trust_log:
+        return None
+    verdict = env.keyring.verify(event)
+    payload = event.payload
+    if isinstance(payload, GoalSubmitted | RunForked):
+        if isinstance(verdict, Refused):
+            rejection = GoalRejected(
+                reason=RejectionReason.NOT_AUTHORIZED, message=f"goal refused: {verdict.reason}"
+            )
+            return Step(
+                state,
+                note=f"goal refused: {verdict.reason}",
+                refusal=Emission(topic=RESULTS.name, payload=rejection),
+            )
+        return None
+    if isinstance(verdict, Refused):
+        why = verdict.reason
+    elif isinstance(payload, FailRun) and not verdict.acts_for_any:
+        why = f"{verdict.key_id!r} may not fail runs (only the services do)"
+    elif state is not None and state.tenant != event.tenant and not verdict.acts_for_any:
+        why = f"the run is not of tenant {event.tenant!r}"
+    else:
+        return None
+    return Step(state, note=f"{event.type} refused: {why}", forbidden=True)
 
 
 APPLIED_KEPT = 64

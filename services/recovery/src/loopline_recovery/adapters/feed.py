@@ -161,8 +161,9 @@ class WatchFeed:
                     continue  # landed outside its run's partition: memory routes it there
                 seen.append((m.timestamp, tp.partition, peeked))
             offsets[tp] = messages[-1].offset + 1
-        # A batch holds several topics: in time order, a run's goal comes before its context.
-        seen.sort(key=lambda s: s[0])
+        # A batch holds several topics: in time order (and within a millisecond, in the order
+        # of a step's parts), a run's goal comes before its context.
+        seen.sort(key=lambda s: (s[0], s[2].kind))
         await self.on_batch([(partition, peeked) for _, partition, peeked in seen])
         try:
             await consumer.commit(offsets)

@@ -37,6 +37,9 @@ class Category(StrEnum):
     ORPHAN = "orphan"
     """An event answering nothing its run asked (forged or misrouted): parked, and never a
     reason to fail the run it names."""
+    FORBIDDEN = "forbidden"
+    """A goal or command its sender may not send: parked, and never a reason to fail the run
+    it names (the run is another's)."""
 
 
 SCHEMA_KINDS = {DeadLetterKind.SCHEMA, DeadLetterKind.UNKNOWN_TYPE, DeadLetterKind.UNKNOWN_VERSION}
@@ -79,6 +82,8 @@ def classify(letter: DeadLettered) -> Category:
         return Category.TRANSIENT
     if letter.kind is DeadLetterKind.ORPHAN:
         return Category.ORPHAN
+    if letter.kind is DeadLetterKind.FORBIDDEN:
+        return Category.FORBIDDEN
     if letter.kind in SCHEMA_KINDS:
         return Category.SCHEMA
     if letter.kind is DeadLetterKind.BUDGET:  # the handler raised a BudgetExceededError
@@ -111,7 +116,7 @@ def judge(letter: DeadLettered, run_id: str, now: datetime, policy: RetryPolicy)
             not_before=now + timedelta(seconds=policy.delays_s[tier]),
         )
     described = _describe(letter, category, retries)
-    if category is Category.ORPHAN:
+    if category in (Category.ORPHAN, Category.FORBIDDEN):
         return Verdict(category, retries, message=described)
     if letter.source_topic not in RING_TOPICS or run_id in ("", "-"):
         return Verdict(category, retries, message=described)
