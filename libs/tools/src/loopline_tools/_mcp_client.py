@@ -66,10 +66,13 @@ class McpConnection:
         self._changed = asyncio.Event()
         self._wanted = asyncio.Event()
         self._problem = "not connected yet"
+        self._closing = False
         self._task: asyncio.Task[None] | None = None
 
     def start(self) -> None:
         """Begin connecting in the background (again, if the keeper stopped)."""
+        if self._closing:
+            return
         if self._task is None or self._task.done():
             self._task = asyncio.create_task(self._keep(), name=f"mcp:{self.config.name}")
 
@@ -87,11 +90,14 @@ class McpConnection:
 
     async def close(self) -> None:
         """Disconnect (a stdio server is stopped) and stop reconnecting."""
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        self._closing = True
+        task, self._task = self._task, None
+        # The SDK's task groups may fold a cancellation that meets a failing transport into
+        # that failure: the keeper then sees an error, not its end, hence the flag and the
+        # repeated request.
+        while task is not None and not task.done():
+            task.cancel()
+            await asyncio.wait({task}, timeout=1.0)
 
     async def call(
         self, tool: str, arguments: dict[str, Any], ctx: ToolContext
@@ -147,7 +153,7 @@ class McpConnection:
     async def _keep(self) -> None:
         """Connect, list, watch; when the connection is lost, connect again after a pause."""
         pause = FIRST_PAUSE_S
-        while True:
+        while not self._closing:
             self._lost.clear()
             try:
                 async with self._open() as client:
@@ -169,6 +175,8 @@ class McpConnection:
             finally:
                 self._up.clear()
                 self._client = None
+            if self._closing:
+                return
             # A call waiting for the server cuts the pause short: it tries again now.
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(pause):
