@@ -12,6 +12,7 @@ with SIGKILL in the middle of it.
 from __future__ import annotations
 
 import asyncio
+import re
 import sys
 import tempfile
 from collections.abc import Iterator
@@ -34,6 +35,7 @@ from loopline_testing.openai_server import OpenAIServer
 from loopline.sdk import Loopline
 
 AGENT = "mcp"
+NO_ANSWER = re.compile(r"MCP server '\w+' (gave no answer|is unreachable)")
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +63,7 @@ def agents(remote: HttpServer, effects: Path) -> str:
 command = "{sys.executable}"
 args = ["-m", "loopline_testing.mcp_server", "--effects", "{effects / "local"}"]
 timeout_s = 10
+connect_timeout_s = 5
 
 [mcp_servers.remote]
 url = "{remote.url}"
@@ -129,7 +132,8 @@ async def test_a_server_dying_mid_call_is_a_tool_error_and_the_run_goes_on(
 
     failed = [p for p in steps if isinstance(p, ToolCallFailed)]
     assert [(f.tool, f.error.kind) for f in failed] == [("local__crash", ToolErrorKind.EXECUTION)]
-    assert "gave no answer" in failed[0].error.message
+    # The last retry meets the dead server, or its successor still starting.
+    assert NO_ANSWER.search(failed[0].error.message), failed[0].error.message
     assert [p.output for p in steps if isinstance(p, ToolCallSucceeded)] == ["back"]
     assert isinstance(steps[-1], RunCompleted), steps[-1]
     assert all(s.state == "running" for s in system.services.status())

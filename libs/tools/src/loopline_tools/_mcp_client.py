@@ -39,6 +39,9 @@ IDEMPOTENCY_KEY = "loopline/idempotency-key"
 """The `_meta` entry of every call that carries the call's idempotency key (the same for every
 retry and redelivery of one call), for servers that can recognise a repeat."""
 
+CLOSE_GRACE_S = 10.0
+"""How long a closing connection is given to stop its server before it is asked again."""
+
 FIRST_PAUSE_S = 0.2
 MAX_PAUSE_S = 10.0
 """Pauses between attempts to reach a server that is away."""
@@ -91,13 +94,18 @@ class McpConnection:
     async def close(self) -> None:
         """Disconnect (a stdio server is stopped) and stop reconnecting."""
         self._closing = True
+        self._lose("the connection was closed")
         task, self._task = self._task, None
+        if task is None:
+            return
         # The SDK's task groups may fold a cancellation that meets a failing transport into
-        # that failure: the keeper then sees an error, not its end, hence the flag and the
-        # repeated request.
-        while task is not None and not task.done():
+        # that failure: the keeper then sees an error, not its end, and ends on the flag. A
+        # stdio server is given its grace period to exit (the SDK waits 2 s, then kills it)
+        # before the keeper is asked again.
+        task.cancel()
+        while not task.done():
+            await asyncio.wait({task}, timeout=CLOSE_GRACE_S)
             task.cancel()
-            await asyncio.wait({task}, timeout=1.0)
 
     async def call(
         self, tool: str, arguments: dict[str, Any], ctx: ToolContext
