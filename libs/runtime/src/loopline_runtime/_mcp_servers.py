@@ -74,7 +74,10 @@ class McpServerConfig(BaseModel):
     )
     timeout_s: float = Field(default=30.0, gt=0, description="Longest wait for one call.")
     connect_timeout_s: float = Field(
-        default=10.0, gt=0, description="Longest wait to connect (and list tools) before a call."
+        default=10.0,
+        gt=0,
+        description="Longest wait to connect (and list tools) before a call; keep it below "
+        "`timeout_s`, within which a call waits for its connection.",
     )
     max_output_chars: int = Field(
         default=1_000_000,
