@@ -42,7 +42,7 @@ class Namespace:
         return {
             "LOOPLINE_KAFKA_BOOTSTRAP": self.endpoints.kafka.bootstrap,
             "LOOPLINE_KAFKA_TOPIC_PREFIX": self.prefix,
-            "LOOPLINE_REDIS_URL": self.endpoints.redis.url,
+            "LOOPLINE_REDIS_URL": self.endpoints.redis.url.get_secret_value(),
             "LOOPLINE_POSTGRES_DSN": self.endpoints.postgres.dsn.get_secret_value(),
         }
 
@@ -56,7 +56,7 @@ class Namespace:
                 await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
         finally:
             await conn.close()
-        redis = aioredis.from_url(self.endpoints.redis.url)
+        redis = aioredis.from_url(self.endpoints.redis.url.get_secret_value())
         try:
             keys = [k async for k in redis.scan_iter(match=f"{self.prefix}*", count=1000)]
             for start in range(0, len(keys), 1000):

@@ -24,7 +24,7 @@ from loopline_events import (
 )
 from loopline_memory.domain.replay import Replay
 from loopline_memory.history import Rerun, replay_run, rerun_run
-from loopline_runtime import KafkaSettings
+from loopline_runtime import KafkaSettings, load_endpoints
 
 from loopline.sdk._fork import fork_run
 
@@ -119,7 +119,7 @@ class Loopline:
     """A client of a Loopline system: `async with Loopline() as client: ...`."""
 
     def __init__(self, settings: KafkaSettings | None = None, *, producer: str = "sdk"):
-        self.settings = settings or KafkaSettings()
+        self.settings = settings or load_endpoints().kafka
         self._bus = KafkaBus(settings=self.settings, client_id=producer)
         self._producer = producer
 

@@ -22,10 +22,11 @@ async def start() -> Stop:
     """Subscribe to contexts; return the function that stops it all."""
     endpoints = load_endpoints()
     namespace = endpoints.kafka.topic_prefix
-    redis = aioredis.from_url(endpoints.redis.url)
-    cache = ResponseCache(aioredis.from_url(endpoints.redis.url), namespace=namespace)
+    redis = aioredis.from_url(endpoints.redis.url.get_secret_value())
+    cache = ResponseCache(aioredis.from_url(endpoints.redis.url.get_secret_value()), namespace=namespace)
     pool = await asyncpg.create_pool(endpoints.postgres.dsn.get_secret_value(), min_size=1)
-    artifacts = ArtifactTexts(await open_artifacts(pool, namespace))
+    # The planner reads artifacts, never writes them: their writers migrate the schema.
+    artifacts = ArtifactTexts(await open_artifacts(pool, namespace, migrated=False))
 
     async def from_log(run_id: str) -> list[ContextAssembled]:
         recorded = await read_history(endpoints.kafka, [CONTEXTS.name], run_id)
