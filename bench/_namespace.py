@@ -48,7 +48,7 @@ class Namespace:
 
     async def cleanup(self) -> None:
         """Delete the namespace's topics, schemas and Redis keys."""
-        await delete_topics(self.endpoints.kafka.bootstrap, self.prefix)
+        await delete_topics(self.endpoints.kafka.model_copy(update={"topic_prefix": self.prefix}))
         conn = await asyncpg.connect(self.endpoints.postgres.dsn.get_secret_value())
         try:
             for base in SCHEMAS:

@@ -23,7 +23,7 @@ async def specs(kafka_settings: KafkaSettings) -> AsyncIterator[dict[str, TopicS
     """Every declared topic (few partitions) by its name in the test's namespace; deleted
     after."""
     yield {f"{kafka_settings.topic_prefix}{s.name}": s for s in small_topics()}
-    await delete_topics(kafka_settings.bootstrap, kafka_settings.topic_prefix)
+    await delete_topics(kafka_settings)
 
 
 async def test_topics_are_created_with_their_min_insync_replicas_and_then_fit(

@@ -142,10 +142,11 @@ class CredentialStore:
             internal.setdefault(CONTROLLER_SECRET, SecretStr(new_secret()))
             credentials = Credentials(endpoints=endpoints, principals=principals, internal=internal)
             if credentials != current:
-                self._write(credentials)
+                self.write(credentials)
             return credentials
 
-    def _write(self, credentials: Credentials) -> None:
+    def write(self, credentials: Credentials) -> None:
+        """Write `credentials` as this home's file, with their signing-keys table."""
         write_private(self.path, json.dumps(credentials.revealed(), indent=2) + "\n")
         signers = credentials.model_copy(
             update={"principals": {k: v for k, v in credentials.principals.items() if k != ADMIN}}

@@ -23,7 +23,9 @@ async def start() -> Stop:
     endpoints = load_endpoints()
     namespace = endpoints.kafka.topic_prefix
     redis = aioredis.from_url(endpoints.redis.url.get_secret_value())
-    cache = ResponseCache(aioredis.from_url(endpoints.redis.url.get_secret_value()), namespace=namespace)
+    cache = ResponseCache(
+        aioredis.from_url(endpoints.redis.url.get_secret_value()), namespace=namespace
+    )
     pool = await asyncpg.create_pool(endpoints.postgres.dsn.get_secret_value(), min_size=1)
     # The planner reads artifacts, never writes them: their writers migrate the schema.
     artifacts = ArtifactTexts(await open_artifacts(pool, namespace, migrated=False))

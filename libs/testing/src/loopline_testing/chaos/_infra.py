@@ -26,6 +26,7 @@ import redis.asyncio as aioredis
 from loopline_bus import TopicAdmin
 from loopline_infra import (
     ADMIN,
+    CredentialStore,
     Infra,
     Kafka,
     Paths,
@@ -34,6 +35,8 @@ from loopline_infra import (
     default_ports,
 )
 from loopline_runtime import Endpoints
+
+from loopline_testing.plugin import granted
 
 NEEDED = ("postgres", "redis")
 """Besides Kafka, the servers the four services need; nothing else is started."""
@@ -85,9 +88,9 @@ class PrivateInfra:
         paths = Paths(project=base.project, home=self.home, cache=base.cache)
         # The principals keep the passwords they have on the shared servers, which the
         # services use for what is not started here.
-        seed = CredentialStore(base).path
-        if seed.exists():
-            write_private(CredentialStore(paths).path, seed.read_text())
+        seed = CredentialStore(base).load()
+        if seed is not None:
+            CredentialStore(paths).write(seed)
         self.infra = Infra(paths, ports, brokers=brokers)
         self.infra.provision_namespace = False  # each scenario makes its own namespace
         self.infra.components = tuple(
