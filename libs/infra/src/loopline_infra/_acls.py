@@ -61,6 +61,8 @@ class Operation(IntEnum):
     ALL = 2
     READ = 3
     WRITE = 4
+    CREATE = 5
+    DELETE = 6
     DESCRIBE = 8
     DESCRIBE_CONFIGS = 10
 
@@ -241,3 +243,30 @@ def _bindings(principal: str, grant: Grant, namespace: str) -> list[Acl]:
             for t in (*grant.reads, *grant.writes)
         ]
     return acls
+
+
+IMPLIED: dict[Operation, frozenset[Operation]] = {
+    Operation.DESCRIBE: frozenset({Operation.READ, Operation.WRITE}),
+}
+"""Operations an ALLOW of another grants too: READ or WRITE lets a client DESCRIBE (Kafka's
+rule)."""
+
+
+def permits(
+    acls: list[Acl], principal: str, resource: Resource, name: str, operation: Operation
+) -> bool:
+    """Whether `acls` let `principal` (`User:<name>`) do `operation` on a resource, matched as
+    Kafka's StandardAuthorizer matches ALLOW bindings (literal, `*`, prefixed; ALL covers every
+    operation). Pure: what the tests check the table with."""
+    granting = {operation, Operation.ALL} | IMPLIED.get(operation, frozenset())
+    for acl in acls:
+        if acl.principal != principal or acl.resource is not resource:
+            continue
+        if acl.operation not in granting:
+            continue
+        if acl.pattern is Pattern.PREFIXED:
+            if name.startswith(acl.name):
+                return True
+        elif acl.name in (name, "*"):
+            return True
+    return False
