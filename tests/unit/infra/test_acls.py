@@ -29,6 +29,8 @@ from loopline_infra._acls import (
 NAMESPACE = "t1234."
 TENANTS = ("default", "acme")
 ACLS = namespace_acls(NAMESPACE, TENANTS)
+STREAMED = (CONTEXTS.name, DECISIONS.name, OBSERVATIONS.name, RESULTS.name)
+"""What the SDK follows of a run it submitted."""
 EVERYONE = (*SERVICE_PRINCIPALS, OPERATOR, *(client_principal(t) for t in TENANTS))
 """Every principal the table names; `admin`, a super user, is none of them."""
 
@@ -67,14 +69,14 @@ def test_each_loop_topic_is_written_by_its_producer_and_no_client() -> None:
     assert writers(CONTROL.name) == {"memory", "recovery", "gateway", OPERATOR, *clients}
 
 
-def test_a_client_writes_goals_and_control_reads_results_and_nothing_else() -> None:
+def test_a_client_writes_goals_and_control_reads_runs_and_nothing_else() -> None:
     client = client_principal("acme")
     for spec in ALL_TOPICS:
         name = NAMESPACE + spec.name
         may_write = permits(ACLS, f"User:{client}", Resource.TOPIC, name, Operation.WRITE)
         may_read = permits(ACLS, f"User:{client}", Resource.TOPIC, name, Operation.READ)
         assert may_write == (spec.name in (GOALS.name, CONTROL.name)), spec.name
-        assert may_read == (spec.name == RESULTS.name), spec.name
+        assert may_read == (spec.name in STREAMED), spec.name
     assert not permits(
         ACLS, f"User:{client}", Resource.CLUSTER, CLUSTER, Operation.DESCRIBE_CONFIGS
     )

@@ -157,8 +157,10 @@ GRANTS: dict[str, Grant] = {
     ),
 }
 
-CLIENT_READS: tuple[str, ...] = (RESULTS.name,)
-"""What a tenant's client reads: how its runs ended (and the stream topic, once declared)."""
+CLIENT_READS: tuple[str, ...] = (CONTEXTS.name, DECISIONS.name, OBSERVATIONS.name, RESULTS.name)
+"""What a tenant's client reads: its runs' steps as the SDK streams them, and how they ended
+(by partition, with no group: the topics are shared, and reading is not where tenants are
+kept apart; the gateway serves each tenant its own runs)."""
 CLIENT_WRITES: tuple[str, ...] = (GOALS.name, CONTROL.name)
 
 
@@ -178,7 +180,7 @@ def check_tenant(tenant: str) -> None:
 
 
 def client_grant(tenant: str) -> Grant:
-    """A tenant's client: writes goals and its commands, reads results."""
+    """A tenant's client: writes goals and its commands, reads runs' steps and results."""
     return Grant(
         reads=CLIENT_READS,
         writes=CLIENT_WRITES,
