@@ -36,12 +36,7 @@ def _store() -> tuple[CredentialStore, Credentials]:
 
 
 @click.command()
-@click.option(
-    "--principal",
-    default=OPERATOR,
-    show_default=True,
-    help="Whose: operator, memory, planner, tool-executor, recovery, gateway, client-TENANT.",
-)
+@click.argument("principal", default=OPERATOR)
 @click.option("--env", "as_env", is_flag=True, help="Print its variables as `export` lines.")
 @click.option(
     "--kcat",
@@ -51,8 +46,10 @@ def _store() -> tuple[CredentialStore, Credentials]:
 @click.option("--json", "as_json", is_flag=True, help="List the principals as JSON.")
 def credentials(principal: str, as_env: bool, kcat: bool, as_json: bool) -> None:
     """The principals `loopline infra up` made and what each logs in as; with --env or
-    --kcat, one principal's secrets (they are in .loopline/credentials.json, mode 0600; the
-    CLI and the SDK use the operator's when no variable names another)."""
+    --kcat, the secrets of PRINCIPAL (operator, memory, planner, tool-executor, recovery,
+    gateway, client-TENANT; the operator by default). They are in the credentials file of
+    LOOPLINE_HOME (mode 0600); the CLI and the SDK use the operator's when no variable names
+    another."""
     store, found = _store()
     if as_env or kcat:
         try:
@@ -62,7 +59,7 @@ def credentials(principal: str, as_env: bool, kcat: bool, as_json: bool) -> None
                 for name, value in store.process_env(principal).items():
                     click.echo(f"export {name}={shlex.quote(value)}")
         except ValueError as exc:
-            raise click.BadParameter(str(exc), param_hint="--principal") from None
+            raise click.BadParameter(str(exc), param_hint="PRINCIPAL") from None
         return
     rows: list[dict[str, Any]] = [
         {
@@ -92,7 +89,7 @@ def credentials(principal: str, as_env: bool, kcat: bool, as_json: bool) -> None
 @click.group()
 def tenants() -> None:
     """Tenants' client principals: `client-TENANT`, which may write goals and control commands
-    and read results in the namespace (LOOPLINE_KAFKA_TOPIC_PREFIX)."""
+    and read runs' steps and results in the namespace (LOOPLINE_KAFKA_TOPIC_PREFIX)."""
 
 
 @tenants.command("create")
@@ -136,13 +133,11 @@ def create(tenant: str, as_json: bool) -> None:
         return
     click.echo(f"tenant {tenant!r}: principal User:{principal} in namespace {namespace!r}")
     click.echo(
-        f"  may write {namespace}agent.goals and {namespace}agent.control, "
-        f"read {namespace}agent.results"
+        f"  may write {namespace}agent.goals and {namespace}agent.control, read the runs' "
+        f"steps and {namespace}agent.results"
     )
-    click.echo(f"  its variables: loopline infra credentials --env --principal {principal}")
-    click.echo(
-        f"  kcat:          kcat $(loopline infra credentials --kcat --principal {principal}) …"
-    )
+    click.echo(f"  its variables: loopline infra credentials --env {principal}")
+    click.echo(f"  kcat:          kcat $(loopline infra credentials --kcat {principal}) …")
 
 
 @tenants.command("ls")
