@@ -1,5 +1,5 @@
-"""`loopline infra credentials` and `loopline tenants create|ls`: who may do what on this
-machine's Loopline."""
+"""`loopline infra credentials|acls` and `loopline tenants create|ls`: who may do what on
+this machine's Loopline, and what a cluster of one's own must grant."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from typing import Any
 
 import click
 from loopline_infra import (
+    DEFAULT_TENANT,
     OPERATOR,
     CredentialStore,
     InfraError,
@@ -19,6 +20,7 @@ from loopline_infra import (
     client_principal,
     default_paths,
     grant_tenant,
+    namespace_acls,
     tenants_of,
 )
 from loopline_runtime import Credentials
@@ -84,6 +86,35 @@ def credentials(principal: str, as_env: bool, kcat: bool, as_json: bool) -> None
             f"  {row['principal']:<16} postgres {row['postgres_role'] or '-':<20} "
             f"redis {row['redis_user'] or '-':<14} signs for {','.join(row['signs_for']) or '-'}"
         )
+
+
+@click.command()
+@click.option(
+    "--namespace",
+    envvar="LOOPLINE_KAFKA_TOPIC_PREFIX",
+    default="",
+    show_default="LOOPLINE_KAFKA_TOPIC_PREFIX",
+    help="The topic prefix whose bindings to print.",
+)
+@click.option(
+    "--tenant",
+    "tenants",
+    multiple=True,
+    default=[DEFAULT_TENANT],
+    show_default=True,
+    help="A tenant with a client principal (again for more).",
+)
+def acls(namespace: str, tenants: tuple[str, ...]) -> None:
+    """The ACL bindings Loopline needs on a cluster, as options of Kafka's `kafka-acls.sh`
+    (one binding a line): what an administrator grants on a secured cluster Loopline does not
+    run itself (docs/operations.md)."""
+    try:
+        for tenant in tenants:
+            check_tenant(tenant)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--tenant") from None
+    for acl in namespace_acls(namespace, tenants):
+        click.echo(acl.describe())
 
 
 @click.group()

@@ -9,7 +9,7 @@ import sys
 import click
 from loopline_infra import BROKER_CHOICES, ComponentStatus, Infra, InfraError
 
-from loopline.cli._access import credentials
+from loopline.cli._access import acls, credentials
 from loopline.cli._topics import topics
 
 
@@ -38,6 +38,7 @@ def infra() -> None:
 
 infra.add_command(topics)
 infra.add_command(credentials)
+infra.add_command(acls)
 
 
 @infra.command()
