@@ -10,6 +10,7 @@ import click
 from loopline_infra import BROKER_CHOICES, ComponentStatus, Infra, InfraError
 
 from loopline.cli._access import acls, credentials
+from loopline.cli._compose import compose_secrets, provision
 from loopline.cli._topics import topics
 
 
@@ -39,6 +40,8 @@ def infra() -> None:
 infra.add_command(topics)
 infra.add_command(credentials)
 infra.add_command(acls)
+infra.add_command(compose_secrets)
+infra.add_command(provision)
 
 
 @infra.command()

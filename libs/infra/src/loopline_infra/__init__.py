@@ -15,6 +15,7 @@ from loopline_infra._acls import (
     namespace_acls,
 )
 from loopline_infra._components import DEFAULT_PROMETHEUS_PORT, Component, Ports
+from loopline_infra._compose import provision_servers, write_compose_secrets
 from loopline_infra._credentials import KEYS_READERS, CredentialStore
 from loopline_infra._kafka import Kafka
 from loopline_infra._kafka_access import KafkaAccess
@@ -88,8 +89,10 @@ __all__ = [
     "namespace_acls",
     "principal_settings",
     "provision_namespace",
+    "provision_servers",
     "recorded_brokers",
     "render_prometheus_config",
     "revoke_namespace",
     "tenants_of",
+    "write_compose_secrets",
 ]

@@ -105,10 +105,11 @@ def write_private(path: Path, text: str) -> None:
 class CredentialStore:
     """The credentials file of one Loopline home."""
 
-    def __init__(self, paths: Paths):
-        self.path = paths.home / CREDENTIALS_FILE
-        self.signing_keys_path = paths.home / SIGNING_KEYS_FILE
-        self._lock = paths.home / "credentials.lock"
+    def __init__(self, paths: Paths | Path):
+        home = paths if isinstance(paths, Path) else paths.home
+        self.path = home / CREDENTIALS_FILE
+        self.signing_keys_path = home / SIGNING_KEYS_FILE
+        self._lock = home / "credentials.lock"
 
     def load(self) -> Credentials | None:
         """The credentials, if `infra up` wrote them in this home."""
@@ -126,21 +127,28 @@ class CredentialStore:
             fcntl.flock(lock, fcntl.LOCK_EX)
             yield
 
-    def ensure(self, endpoints: ClusterEndpoints, tenants: tuple[str, ...] = ()) -> Credentials:
+    def ensure(
+        self,
+        endpoints: ClusterEndpoints,
+        tenants: tuple[str, ...] = (),
+        internal: tuple[str, ...] = (CONTROLLER_SECRET,),
+    ) -> Credentials:
         """The credentials of every principal (the admin, the operator, each service, the
-        `default` tenant's client and `tenants`' clients), the missing ones made, for servers
-        at `endpoints`; written with the signing-keys table."""
+        `default` tenant's client and `tenants`' clients) and the servers' `internal`
+        secrets, the missing ones made, for servers at `endpoints`; written with the
+        signing-keys table."""
         with self._locked():
             current = self.load()
             principals = dict(current.principals) if current else {}
-            internal = dict(current.internal) if current else {}
+            secrets_ = dict(current.internal) if current else {}
             names = [ADMIN, OPERATOR, *SERVICE_PRINCIPALS, client_principal(DEFAULT_TENANT)]
             names += [client_principal(t) for t in tenants]
             for name in names:
                 if name not in principals:
                     principals[name] = _principal(name, _acts_for(name))
-            internal.setdefault(CONTROLLER_SECRET, SecretStr(new_secret()))
-            credentials = Credentials(endpoints=endpoints, principals=principals, internal=internal)
+            for secret in internal:
+                secrets_.setdefault(secret, SecretStr(new_secret()))
+            credentials = Credentials(endpoints=endpoints, principals=principals, internal=secrets_)
             if credentials != current:
                 self.write(credentials)
             return credentials
