@@ -8,6 +8,12 @@ topics and join only their own consumer groups.
 
 from __future__ import annotations
 
+import asyncio
+import json
+import os
+import subprocess
+import sys
+
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import (
@@ -147,3 +153,26 @@ async def test_no_one_reads_for_another_services_group(
             await consumer.committed(TopicPartition(topics + topic, 0))
     finally:
         await consumer.stop()
+
+
+async def test_tenants_create_gives_a_tenant_a_client_of_its_own(
+    store: CredentialStore, topics: str
+) -> None:
+    created = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "loopline.cli", "tenants", "create", "acme", "--json"],
+        env={**os.environ, "LOOPLINE_KAFKA_TOPIC_PREFIX": topics},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
+    shown = json.loads(created.stdout)
+    assert (shown["principal"], shown["namespace"]) == ("client-acme", topics)
+    assert store.require().principal("client-acme").acts_for == ("acme",)
+    acme = as_principal(store, "client-acme", topics)
+    assert acme.password is not None
+    assert acme.password.get_secret_value() == shown["kafka"]["password"]
+    await produce(acme, GOALS.name)
+    with pytest.raises(TopicAuthorizationFailedError):
+        await produce(acme, RESULTS.name)
