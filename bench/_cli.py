@@ -155,10 +155,9 @@ async def _cluster(home: Home, sizes: Sizes, parts: set[str], brokers: int) -> d
     say(f"bringing up a private Kafka of {brokers} brokers")
     results: dict[str, Any] = {"brokers": brokers}
     async with PrivateInfra(say=say, brokers=brokers, servers=()) as cluster:
-        bootstrap = cluster.infra.bootstrap
         endpoints = load_endpoints().model_copy(update={"kafka": cluster.endpoints.kafka})
         results["durability"] = await environment.durability(endpoints)
-        await _live(home, sizes, parts, False, results, kafka=cluster.infra, bootstrap=bootstrap)
+        await _live(home, sizes, parts, False, results, kafka=cluster.infra)
     return results
 
 
@@ -170,11 +169,10 @@ async def _live(
     results: dict[str, Any],
     *,
     kafka: Infra | None = None,
-    bootstrap: str | None = None,
 ) -> None:
     """Latency, throughput and the profile, on one system of the four services (on the shared
-    Kafka, or on `kafka` at `bootstrap`)."""
-    ns = new_namespace("c" if kafka else "", bootstrap)
+    Kafka, or on `kafka`)."""
+    ns = await new_namespace("c" if kafka else "", kafka)
     system = System(ns, home, kafka=kafka)
     where = f" on {len(kafka.kafka_nodes)} brokers" if kafka else ""
     say(f"starting the four services (one process each){where}")
@@ -225,7 +223,7 @@ async def _profile(driver: Driver, sizes: Sizes) -> dict[str, Any]:
 
 
 async def _failover(home: Home, service: str, sizes: Sizes) -> dict[str, Any]:
-    ns = new_namespace()
+    ns = await new_namespace()
     try:
         return await failover(ns, home, service, sizes.failover_runs, sizes.failover_iterations)
     finally:
@@ -233,7 +231,7 @@ async def _failover(home: Home, service: str, sizes: Sizes) -> dict[str, Any]:
 
 
 async def _replay(sizes: Sizes) -> dict[str, Any]:
-    ns = new_namespace("r")
+    ns = await new_namespace("r")
     try:
         return await replay(ns, sizes.replay_events, sizes.replay_iterations)
     finally:
@@ -241,7 +239,7 @@ async def _replay(sizes: Sizes) -> dict[str, Any]:
 
 
 async def _floors(sizes: Sizes) -> dict[str, Any]:
-    ns = new_namespace("f")
+    ns = await new_namespace("f")
     args = (sizes.throughput_runs, sizes.throughput_iterations)
     one_by_one = (sizes.floor_latency_runs, sizes.latency_iterations)
     try:
@@ -254,7 +252,7 @@ async def _floors(sizes: Sizes) -> dict[str, Any]:
 
 
 async def _gateway(home: Home, sizes: Sizes) -> dict[str, Any]:
-    ns = new_namespace("g")
+    ns = await new_namespace("g")
     try:
         return await gateway(ns, home, sizes.gateway_runs, sizes.gateway_iterations)
     finally:

@@ -5,10 +5,12 @@
 set -euo pipefail
 : "${LOOPLINE_ADMIN_PASSWORD:?run loopline infra compose-secrets first}"
 : "${LOOPLINE_CONTROLLER_PASSWORD:?run loopline infra compose-secrets first}"
+: "${LOOPLINE_PLAIN_USERS:?run loopline infra compose-secrets first}"
 umask 077
 config=/tmp/server.properties
 sed -e "s|@ADMIN_PASSWORD@|${LOOPLINE_ADMIN_PASSWORD}|g" \
     -e "s|@CONTROLLER_PASSWORD@|${LOOPLINE_CONTROLLER_PASSWORD}|g" \
+    -e "s|@PLAIN_USERS@|${LOOPLINE_PLAIN_USERS}|g" \
     /loopline/compose.properties > "$config"
 if [ ! -f /var/lib/kafka/data/meta.properties ]; then
   /opt/kafka/bin/kafka-storage.sh format --standalone \

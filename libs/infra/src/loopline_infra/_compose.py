@@ -30,6 +30,7 @@ from loopline_infra._credentials import (
     CredentialStore,
     write_private,
 )
+from loopline_infra._kafka import plain_users
 from loopline_infra._kafka_access import wait_login
 from loopline_infra._postgres import ADMIN_ROLE, DATABASE
 from loopline_infra._postgres_roles import provision_roles
@@ -92,6 +93,7 @@ def write_compose_secrets(folder: Path) -> list[Path]:
             {
                 "LOOPLINE_ADMIN_PASSWORD": admin,
                 "LOOPLINE_CONTROLLER_PASSWORD": secret[CONTROLLER_SECRET],
+                "LOOPLINE_PLAIN_USERS": plain_users(credentials),
             },
         )
     )

@@ -43,6 +43,16 @@ def kafka_uuid() -> str:
             return text
 
 
+def plain_users(credentials: Credentials) -> str:
+    """The PLAIN login module's table of users (`user_NAME="PASSWORD"`): every principal but
+    the admin, with its SCRAM password, for clients that cannot do SCRAM with Kafka 4."""
+    return " ".join(
+        f'user_{p.kafka.username}="{p.kafka.password.get_secret_value()}"'
+        for name, p in sorted(credentials.principals.items())
+        if name != ADMIN
+    )
+
+
 class Kafka(Component):
     """One Kafka node, broker and controller, of a cluster of `brokers` nodes (1: on its own)."""
 
@@ -134,6 +144,7 @@ class Kafka(Component):
             admin_user=ADMIN,
             admin_password=credentials.principal(ADMIN).kafka.password.get_secret_value(),
             controller_password=credentials.internal[CONTROLLER_SECRET].get_secret_value(),
+            plain_users=plain_users(credentials),
         )
 
     def _fetch_jars(self, say: Say) -> None:

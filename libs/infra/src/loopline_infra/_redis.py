@@ -29,9 +29,10 @@ KEYS: dict[str, tuple[str, ...]] = {
     "gateway": ("*gateway:*",),
 }
 """Each service's keys, whatever the namespace before them."""
-OPERATOR_COMMANDS = "+@all -@dangerous +scan +info"
-"""The operator rebuilds memory's projections and drops a namespace's keys (SCAN, DEL); it
-does not flush, reconfigure or manage users."""
+OPERATOR_COMMANDS = "+@all -@dangerous +scan +info +config|get"
+"""The operator rebuilds memory's projections, drops a namespace's keys (SCAN, DEL) and reads
+the server's settings (the benchmark states its durability); it does not flush, reconfigure or
+manage users."""
 
 
 def acl_file(credentials: Credentials) -> str:
