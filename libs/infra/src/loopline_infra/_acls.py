@@ -150,9 +150,10 @@ GRANTS: dict[str, Grant] = {
         group_prefixes=("recovery",),
     ),
     # Publishes its users' goals and commands, and operators' redrives; follows runs' events
-    # by partition (no group).
+    # by partition (no group); replays a run from its whole log (state at a step, re-run,
+    # fork), goals and control included.
     "gateway": Grant(
-        reads=(CONTEXTS.name, DECISIONS.name, OBSERVATIONS.name, RESULTS.name),
+        reads=_LOOP,
         writes=(GOALS.name, CONTROL.name, OPERATIONS.name),
     ),
 }
