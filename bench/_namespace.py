@@ -23,12 +23,14 @@ from loopline_infra import (
     CredentialStore,
     Infra,
     Services,
+    create_topics,
     default_paths,
     grant_namespace,
     revoke_namespace,
 )
 from loopline_runtime import AGENTS_FILE_VARIABLE, Endpoints, load_endpoints, schema_name
-from loopline_testing.plugin import delete_topics, session_access
+from loopline_testing._system import replication_asked
+from loopline_testing.plugin import delete_topics, run_apart, session_access
 
 from bench._proc import Watched
 from bench._sizes import AGENTS_TOML
@@ -133,10 +135,16 @@ class System:
             **(env or {}),
         }
         self.services = Services(home.path / folder, env, namespace.store)
+        self.namespace = namespace
         self.kafka = kafka
 
     def up(self, replicas: dict[str, int] | None = None) -> None:
         """Start every service (one of each unless `replicas` says more) and wait for them."""
+        if self.namespace.store is not None:
+            # The services check their topics, they do not create them: the admin does, with
+            # the replication the services are told to want.
+            wanted = replication_asked(self.namespace.endpoints.kafka, self.services.env)
+            run_apart(create_topics(self.namespace.store.require(), wanted))
         counts = {name: (replicas or {}).get(name, 1) for name in SERVICES}
         for count in sorted(set(counts.values())):
             names = [n for n in SERVICES if counts[n] == count]

@@ -169,6 +169,10 @@ def create(tenant: str, as_json: bool) -> None:
     )
     click.echo(f"  its variables: loopline infra credentials --env {principal}")
     click.echo(f"  kcat:          kcat $(loopline infra credentials --kcat {principal}) …")
+    click.echo(
+        "  (SCRAM clients log in at once; kcat's PLAIN login once the local Kafka restarts: "
+        "`loopline infra down && loopline infra up`)"
+    )
 
 
 @tenants.command("ls")
