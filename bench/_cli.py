@@ -155,8 +155,6 @@ async def _cluster(home: Home, sizes: Sizes, parts: set[str], brokers: int) -> d
     say(f"bringing up a private Kafka of {brokers} brokers")
     results: dict[str, Any] = {"brokers": brokers}
     async with PrivateInfra(say=say, brokers=brokers, servers=()) as cluster:
-        endpoints = load_endpoints().model_copy(update={"kafka": cluster.endpoints.kafka})
-        results["durability"] = await environment.durability(endpoints)
         await _live(home, sizes, parts, False, results, kafka=cluster.infra)
     return results
 
@@ -173,6 +171,9 @@ async def _live(
     """Latency, throughput and the profile, on one system of the four services (on the shared
     Kafka, or on `kafka`)."""
     ns = await new_namespace("c" if kafka else "", kafka)
+    if kafka is not None:
+        # In the namespace: the operator of a private cluster may produce there alone.
+        results["durability"] = await environment.durability(ns.endpoints)
     system = System(ns, home, kafka=kafka)
     where = f" on {len(kafka.kafka_nodes)} brokers" if kafka else ""
     say(f"starting the four services (one process each){where}")
