@@ -138,17 +138,20 @@ class System:
         self.namespace = namespace
         self.kafka = kafka
 
-    def up(self, replicas: dict[str, int] | None = None) -> None:
-        """Start every service (one of each unless `replicas` says more) and wait for them."""
+    def up(
+        self, replicas: dict[str, int] | None = None, names: Sequence[str] = SERVICES
+    ) -> None:
+        """Start the services of `names` (one of each unless `replicas` says more) and wait
+        for them."""
         if self.namespace.store is not None:
             # The services check their topics, they do not create them: the admin does, with
             # the replication the services are told to want.
             wanted = replication_asked(self.namespace.endpoints.kafka, self.services.env)
             run_apart(create_topics(self.namespace.store.require(), wanted))
-        counts = {name: (replicas or {}).get(name, 1) for name in SERVICES}
+        counts = {name: (replicas or {}).get(name, 1) for name in names}
         for count in sorted(set(counts.values())):
-            names = [n for n in SERVICES if counts[n] == count]
-            self.services.up(names, replicas=count, say=lambda _: None)
+            started = [n for n in names if counts[n] == count]
+            self.services.up(started, replicas=count, say=lambda _: None)
 
     def down(self) -> None:
         """Stop every service instance (SIGTERM; each commits what it did)."""
