@@ -138,9 +138,7 @@ class System:
         self.namespace = namespace
         self.kafka = kafka
 
-    def up(
-        self, replicas: dict[str, int] | None = None, names: Sequence[str] = SERVICES
-    ) -> None:
+    def up(self, replicas: dict[str, int] | None = None, names: Sequence[str] = SERVICES) -> None:
         """Start the services of `names` (one of each unless `replicas` says more) and wait
         for them."""
         if self.namespace.store is not None:
