@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -176,3 +177,28 @@ async def test_tenants_create_gives_a_tenant_a_client_of_its_own(
     await produce(acme, GOALS.name)
     with pytest.raises(TopicAuthorizationFailedError):
         await produce(acme, RESULTS.name)
+
+
+def test_kcat_logs_in_as_a_tenants_client_and_is_held_to_its_acls(
+    store: CredentialStore, topics: str
+) -> None:
+    # librdkafka logs in with PLAIN on the loopback listener (before 2.6.1 it cannot complete
+    # SCRAM with Kafka 4): the same principal, the same ACLs.
+    kcat = shutil.which("kcat")
+    assert kcat, "kcat is part of the test set-up (.ci/run installs it)"
+    options = store.require().kcat_args(CLIENT)
+
+    def kcat_produce(topic: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [kcat, "-P", *options, "-t", topics + topic, "-k", "run-1"],
+            input="{}",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+
+    assert kcat_produce(GOALS.name).returncode == 0
+    refused = kcat_produce(RESULTS.name)
+    assert refused.returncode != 0
+    assert "Topic authorization failed" in refused.stderr
