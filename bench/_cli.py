@@ -168,10 +168,7 @@ async def _cluster(home: Home, sizes: Sizes, parts: set[str], brokers: int) -> d
     say(f"bringing up a private Kafka of {brokers} brokers")
     results: dict[str, Any] = {"brokers": brokers}
     async with PrivateInfra(say=say, brokers=brokers, servers=()) as cluster:
-        bootstrap = cluster.infra.bootstrap
-        endpoints = load_endpoints().model_copy(update={"kafka": cluster.endpoints.kafka})
-        results["durability"] = await environment.durability(endpoints)
-        await _live(home, sizes, parts, False, results, kafka=cluster.infra, bootstrap=bootstrap)
+        await _live(home, sizes, parts, False, results, kafka=cluster.infra)
     return results
 
 
@@ -183,11 +180,13 @@ async def _live(
     results: dict[str, Any],
     *,
     kafka: Infra | None = None,
-    bootstrap: str | None = None,
 ) -> None:
     """Latency, throughput and the profile, on one system of the four services (on the shared
-    Kafka, or on `kafka` at `bootstrap`)."""
-    ns = new_namespace("c" if kafka else "", bootstrap)
+    Kafka, or on `kafka`)."""
+    ns = await new_namespace("c" if kafka else "", kafka)
+    if kafka is not None:
+        # In the namespace: the operator of a private cluster may produce there alone.
+        results["durability"] = await environment.durability(ns.endpoints)
     system = System(ns, home, kafka=kafka)
     where = f" on {len(kafka.kafka_nodes)} brokers" if kafka else ""
     say(f"starting the four services (one process each){where}")
@@ -238,7 +237,7 @@ async def _profile(driver: Driver, sizes: Sizes) -> dict[str, Any]:
 
 
 async def _failover(home: Home, service: str, sizes: Sizes) -> dict[str, Any]:
-    ns = new_namespace()
+    ns = await new_namespace()
     try:
         return await failover(ns, home, service, sizes.failover_runs, sizes.failover_iterations)
     finally:
@@ -246,7 +245,7 @@ async def _failover(home: Home, service: str, sizes: Sizes) -> dict[str, Any]:
 
 
 async def _replay(sizes: Sizes) -> dict[str, Any]:
-    ns = new_namespace("r")
+    ns = await new_namespace("r")
     try:
         return await replay(ns, sizes.replay_events, sizes.replay_iterations)
     finally:
@@ -254,7 +253,7 @@ async def _replay(sizes: Sizes) -> dict[str, Any]:
 
 
 async def _floors(sizes: Sizes) -> dict[str, Any]:
-    ns = new_namespace("f")
+    ns = await new_namespace("f")
     args = (sizes.throughput_runs, sizes.throughput_iterations)
     one_by_one = (sizes.floor_latency_runs, sizes.latency_iterations)
     try:
@@ -267,7 +266,7 @@ async def _floors(sizes: Sizes) -> dict[str, Any]:
 
 
 async def _gateway(home: Home, sizes: Sizes) -> dict[str, Any]:
-    ns = new_namespace("g")
+    ns = await new_namespace("g")
     try:
         return await gateway(ns, home, sizes.gateway_runs, sizes.gateway_iterations)
     finally:
@@ -279,7 +278,7 @@ async def _limits(sizes: Sizes, faust_broker: str) -> dict[str, Any]:
     if faust_broker == "own":
         measured["faust"] = await faust_cpu(sizes.faust_warmup, sizes.faust_events)
         return measured
-    ns = new_namespace("q")
+    ns = await new_namespace("q")
     try:
         measured["faust"] = await faust_cpu(sizes.faust_warmup, sizes.faust_events, shared=ns)
     finally:

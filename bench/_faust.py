@@ -80,7 +80,7 @@ async def faust_cpu(
     say("faust: starting a Kafka broker of its own")
     async with infra:
         kafka = infra.infra.component("kafka")
-        settings = KafkaSettings(bootstrap=kafka.endpoint, topic_prefix="q.")
+        settings = infra.endpoints.kafka.model_copy(update={"topic_prefix": "q."})
         pid = kafka.pid()
         assert pid is not None
         idle = CpuWindow([Watched("kafka", pid)])
@@ -93,6 +93,17 @@ async def faust_cpu(
         figures = await _run_worker(settings, pid, warmup, measure, idle_rate)
     figures["python"] = sys.version.split()[0]
     return figures
+
+
+def _login(settings: KafkaSettings) -> dict[str, str]:
+    """The worker's SASL login, by environment (not its command line, which anyone sees)."""
+    if settings.username is None or settings.password is None:
+        return {}
+    return {
+        "FAUST_SASL_USERNAME": settings.username,
+        "FAUST_SASL_PASSWORD": settings.password.get_secret_value(),
+        "FAUST_SASL_MECHANISM": settings.sasl_mechanism,
+    }
 
 
 APP = "quotas"
@@ -168,7 +179,7 @@ async def _run_worker(
             *command,
             stdout=asyncio.subprocess.PIPE,
             stderr=log,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            env={**os.environ, **_login(settings), "PYTHONWARNINGS": "ignore"},
         )
         broker: CpuWindow | None = None
         try:

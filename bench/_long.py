@@ -52,13 +52,13 @@ async def long_run(driver: Driver, iterations: int) -> dict[str, Any]:
 async def bytes_by_step(driver: Driver, run_id: str) -> dict[int, int]:
     """Bytes of the run's records by step (its contexts alone under the negated step)."""
     settings = driver.bus.settings
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**settings.client_options(), enable_auto_commit=False)
     await consumer.start()
     out: dict[int, int] = defaultdict(int)
     try:
         key = run_id.encode()
         topics = [settings.topic_prefix + t for t in RUN_TOPICS]
-        counts = await partition_counts(settings.bootstrap, topics)
+        counts = await partition_counts(settings, topics)
         parts = [TopicPartition(t, partition_for(key, counts[t])) for t in topics]
         consumer.assign(parts)
         ends = await consumer.end_offsets(parts)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 from datetime import timedelta
 from typing import Any
@@ -44,9 +45,20 @@ def _usage(value: bytes) -> tuple[str, int, int]:
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    username = os.environ.get("FAUST_SASL_USERNAME")
+    credentials = (
+        faust.SASLCredentials(
+            username=username,
+            password=os.environ["FAUST_SASL_PASSWORD"],
+            mechanism=os.environ.get("FAUST_SASL_MECHANISM", "SCRAM-SHA-512"),
+        )
+        if username
+        else None
+    )
     app = faust.App(
         args.app_id,
         broker=f"kafka://{args.bootstrap}",
+        broker_credentials=credentials,
         store="memory://",
         value_serializer="raw",
         topic_partitions=args.partitions,

@@ -46,7 +46,7 @@ def bench_run(loopline_endpoints: Endpoints, tmp_path_factory: pytest.TempPathFa
     env = {
         **os.environ,
         "LOOPLINE_KAFKA_BOOTSTRAP": loopline_endpoints.kafka.bootstrap,
-        "LOOPLINE_REDIS_URL": loopline_endpoints.redis.url,
+        "LOOPLINE_REDIS_URL": loopline_endpoints.redis.url.get_secret_value(),
         "LOOPLINE_POSTGRES_DSN": loopline_endpoints.postgres.dsn.get_secret_value(),
     }
     done = subprocess.run(

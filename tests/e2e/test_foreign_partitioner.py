@@ -24,7 +24,7 @@ async def _landed(system: System, run_ids: set[str]) -> dict[str, int]:
     """The partition of agent.goals each run's first record landed in (kcat's choice)."""
     consumer = AIOKafkaConsumer(
         system.kafka.topic_prefix + "agent.goals",
-        bootstrap_servers=system.kafka.bootstrap,
+        **system.kafka.client_options(),
         auto_offset_reset="earliest",
     )
     await consumer.start()

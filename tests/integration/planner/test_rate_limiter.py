@@ -26,7 +26,7 @@ MODEL = "openai:gpt-test"
 
 @pytest.fixture
 async def redis(loopline_endpoints: Endpoints, topic_prefix: str) -> AsyncIterator[aioredis.Redis]:
-    client = aioredis.from_url(loopline_endpoints.redis.url)
+    client = aioredis.from_url(loopline_endpoints.redis.url.get_secret_value())
     yield client
     keys = [k async for k in client.scan_iter(match=f"{topic_prefix}*")]
     if keys:

@@ -19,7 +19,12 @@ from collections.abc import Iterable
 
 import asyncpg
 from loopline_events import ArtifactRef
-from loopline_runtime import migrate, postgres_unavailable_is_retryable, schema_name
+from loopline_runtime import (
+    migrate,
+    postgres_unavailable_is_retryable,
+    schema_name,
+    schema_owner,
+)
 
 from loopline_artifacts._tokens import count_tokens
 
@@ -147,9 +152,13 @@ class ArtifactStore:
         )
 
 
-async def open_artifacts(pool: asyncpg.Pool, namespace: str = "") -> ArtifactStore:
-    """The namespace's artifact store on `pool`'s database, its schema migrated."""
+async def open_artifacts(
+    pool: asyncpg.Pool, namespace: str = "", *, migrated: bool = True
+) -> ArtifactStore:
+    """The namespace's artifact store on `pool`'s database, its schema migrated (by its
+    writers; a reader, `migrated=False`, only reads what they made)."""
     schema = schema_name(SCHEMA, namespace)
-    async with pool.acquire() as conn:
-        await migrate(conn, schema, MIGRATIONS)
+    if migrated:
+        async with pool.acquire() as conn:
+            await migrate(conn, schema, MIGRATIONS, schema_owner(SCHEMA))
     return ArtifactStore(pool, schema)

@@ -51,7 +51,7 @@ async def read_history(
         for p in ([partition_for(run_id.encode(), counts[t])] if run_id else range(counts[t]))
     ]
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap,
+        **settings.client_options(),
         enable_auto_commit=False,
         isolation_level="read_committed",
         max_partition_fetch_bytes=8 * 1024 * 1024,

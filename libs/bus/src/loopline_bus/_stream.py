@@ -35,7 +35,7 @@ class EventStream:
         self.settings = settings
         self.topics = [f"{settings.topic_prefix}{t}" for t in topics]
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap,
+            **settings.client_options(),
             enable_auto_commit=False,
             isolation_level="read_committed",
             fetch_max_wait_ms=50,
@@ -82,7 +82,7 @@ class EventStream:
 
 async def partition_counts(settings: KafkaSettings, topics: Sequence[str]) -> dict[str, int]:
     """How many partitions each (physical) topic has; LookupError for a missing topic."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    admin = AIOKafkaAdminClient(**settings.client_options())
     await admin.start()
     try:
         described = await admin.describe_topics(list(topics))

@@ -184,7 +184,7 @@ async def held_states(endpoints: Endpoints, run_ids: Sequence[str]) -> dict[str,
     pool = await asyncpg.create_pool(
         endpoints.postgres.dsn.get_secret_value(), min_size=1, max_size=2
     )
-    redis = aioredis.from_url(endpoints.redis.url)
+    redis = aioredis.from_url(endpoints.redis.url.get_secret_value())
     store = RunStore(pool, redis, schema_name("memory", namespace), namespace)
     held: dict[str, RunState] = {}
     try:

@@ -97,10 +97,18 @@ async def run_scenario(
 
     With `logs`, the services' logs are kept in a folder of it named after the scenario.
     """
-    namespace = unique_prefix()
+    with infra.granted(unique_prefix()) as namespace:
+        return await _play(infra, scenario, namespace, say, logs)
+
+
+async def _play(
+    infra: PrivateInfra, scenario: Scenario, namespace: str, say: Say, logs: Path | None
+) -> ScenarioReport:
     home = Path(tempfile.mkdtemp(prefix="system-", dir=infra.home))
     say(f"{scenario.name}: starting the services in {namespace}")
-    system = await asyncio.to_thread(launch_system, infra.endpoints, namespace, home)
+    system = await asyncio.to_thread(
+        launch_system, infra.endpoints, namespace, home, store=infra.store
+    )
     stream = EventStream(system.kafka)
     timeline = Timeline()
     follower: asyncio.Task[None] | None = None
@@ -137,7 +145,7 @@ async def run_scenario(
             kept = logs / re.sub(r"[^a-z0-9]+", "-", scenario.name.lower()).strip("-")
             shutil.copytree(system.services.dir, kept, dirs_exist_ok=True)
         with contextlib.suppress(Exception):  # a dead broker must not hide the real error
-            await delete_topics(infra.endpoints.kafka.bootstrap, namespace)
+            await delete_topics(system.kafka)
         shutil.rmtree(home, ignore_errors=True)
 
 
