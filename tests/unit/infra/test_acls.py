@@ -12,6 +12,7 @@ from loopline_events import (
     GOALS,
     OBSERVATIONS,
     RESULTS,
+    STREAM,
     dlq_name,
 )
 from loopline_infra import OPERATOR, SERVICE_PRINCIPALS, namespace_acls
@@ -29,8 +30,8 @@ from loopline_infra._acls import (
 NAMESPACE = "t1234."
 TENANTS = ("default", "acme")
 ACLS = namespace_acls(NAMESPACE, TENANTS)
-STREAMED = (CONTEXTS.name, DECISIONS.name, OBSERVATIONS.name, RESULTS.name)
-"""What the SDK follows of a run it submitted."""
+STREAMED = (CONTEXTS.name, DECISIONS.name, OBSERVATIONS.name, RESULTS.name, STREAM.name)
+"""What the SDK follows of a run it submitted: its steps, its end and its model's text."""
 EVERYONE = (*SERVICE_PRINCIPALS, OPERATOR, *(client_principal(t) for t in TENANTS))
 """Every principal the table names; `admin`, a super user, is none of them."""
 
@@ -66,7 +67,9 @@ def test_each_loop_topic_is_written_by_its_producer_and_no_client() -> None:
     assert writers(OBSERVATIONS.name) == {"tool-executor", "memory", "recovery", OPERATOR}
     clients = {client_principal(t) for t in TENANTS}
     assert writers(GOALS.name) == {"memory", "recovery", "gateway", OPERATOR, *clients}
-    assert writers(CONTROL.name) == {"memory", "recovery", "gateway", OPERATOR, *clients}
+    # The planner fails a run over its tenant's quota; it alone streams the models' text.
+    assert writers(CONTROL.name) == {"memory", "planner", "recovery", "gateway", OPERATOR, *clients}
+    assert writers(STREAM.name) == {"planner", OPERATOR}
 
 
 def test_a_client_writes_goals_and_control_reads_runs_and_nothing_else() -> None:

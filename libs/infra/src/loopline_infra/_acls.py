@@ -22,6 +22,7 @@ from loopline_events import (
     OPERATIONS,
     RESULTS,
     RETRY_TOPICS,
+    STREAM,
     dlq_name,
 )
 
@@ -133,9 +134,12 @@ GRANTS: dict[str, Grant] = {
         ),
         groups=("memory",),
     ),
-    # Reads contexts (and a run's past contexts from the log), decides.
+    # Reads contexts (and a run's past contexts from the log), decides; streams the model's
+    # text as it comes; fails a run over its tenant's quota (FailRun on control).
     "planner": Grant(
-        reads=(CONTEXTS.name,), writes=(DECISIONS.name, *_dlqs(CONTEXTS.name)), groups=("planner",)
+        reads=(CONTEXTS.name,),
+        writes=(DECISIONS.name, STREAM.name, CONTROL.name, *_dlqs(CONTEXTS.name)),
+        groups=("planner",),
     ),
     "tool-executor": Grant(
         reads=(DECISIONS.name,),
@@ -158,8 +162,14 @@ GRANTS: dict[str, Grant] = {
     ),
 }
 
-CLIENT_READS: tuple[str, ...] = (CONTEXTS.name, DECISIONS.name, OBSERVATIONS.name, RESULTS.name)
-"""What a tenant's client reads: its runs' steps as the SDK streams them, and how they ended
+CLIENT_READS: tuple[str, ...] = (
+    CONTEXTS.name,
+    DECISIONS.name,
+    OBSERVATIONS.name,
+    RESULTS.name,
+    STREAM.name,
+)
+"""What a tenant's client reads: its runs' steps and text as the SDK streams them, how they ended
 (by partition, with no group: the topics are shared, and reading is not where tenants are
 kept apart; the gateway serves each tenant its own runs)."""
 CLIENT_WRITES: tuple[str, ...] = (GOALS.name, CONTROL.name)
