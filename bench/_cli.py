@@ -191,7 +191,7 @@ async def _live(
     where = f" on {len(kafka.kafka_nodes)} brokers" if kafka else ""
     say(f"starting the four services (one process each){where}")
     system.up()
-    bus = KafkaBus(settings=ns.endpoints.kafka, client_id="bench")
+    bus = KafkaBus(settings=ns.endpoints.kafka, client_id="bench", signing_key=ns.signing_key())
     log = StepLog(ns.endpoints.kafka)
     await bus.start()
     await log.start()

@@ -18,7 +18,9 @@ from pathlib import Path
 
 import asyncpg
 import redis.asyncio as aioredis
+from loopline_events import SigningKey, decode_secret
 from loopline_infra import (
+    OPERATOR,
     SERVICES,
     CredentialStore,
     Infra,
@@ -54,6 +56,14 @@ class Namespace:
         """The variables that put a Loopline process (the CLI, as the operator) into this
         namespace."""
         return {**self.endpoints.env(), "LOOPLINE_KAFKA_TOPIC_PREFIX": self.prefix}
+
+    def signing_key(self) -> SigningKey | None:
+        """The operator's key, which the driver signs its goals with (memory refuses them
+        unsigned); None on a cluster whose credentials are not ours."""
+        if self.store is None:
+            return None
+        secret = self.store.require().principal(OPERATOR).signing_key.get_secret_value()
+        return SigningKey(OPERATOR, decode_secret(secret, what=OPERATOR))
 
     async def cleanup(self) -> None:
         """Delete the namespace's topics, schemas and Redis keys; withdraw its ACLs."""

@@ -21,6 +21,7 @@ from loopline_bus._metrics import MetricsMiddleware
 from loopline_bus._middleware import Handle, Lag, Middleware
 from loopline_bus._partitioner import partition_for
 from loopline_bus._records import (
+    SIGNED_TYPES,
     Encoded,
     Outbound,
     RawRecord,
@@ -46,6 +47,7 @@ from loopline_bus._tracing import TracingMiddleware, start_trace
 
 __all__ = [
     "RUN_TOPICS",
+    "SIGNED_TYPES",
     "Bus",
     "BusMetrics",
     "Difference",

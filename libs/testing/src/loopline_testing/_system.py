@@ -20,8 +20,20 @@ from typing import Any
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
-from loopline_bus import EventStream, TopicsUnfitError
-from loopline_events import RESULTS, Envelope, Payload, RunCancelled, RunCompleted, RunFailed
+from loopline_bus import SIGNED_TYPES, EventStream, TopicsUnfitError
+from loopline_events import (
+    RESULTS,
+    Envelope,
+    EventDecodeError,
+    Payload,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+    SigningKey,
+    decode_event,
+    decode_secret,
+    encode_event,
+)
 from loopline_infra import (
     GATEWAY,
     OPERATOR,
@@ -253,14 +265,37 @@ class System:
             return ["-b", self.kafka.bootstrap]
         return self.store.require().kcat_args(principal)
 
+    def signing_key(self, principal: str = OPERATOR) -> SigningKey | None:
+        """The key `principal` signs goals and commands with (None without credentials)."""
+        if self.store is None:
+            return None
+        credentials = self.store.require().principal(principal)
+        secret = decode_secret(credentials.signing_key.get_secret_value(), what=principal)
+        return SigningKey(principal, secret)
+
     def kcat_produce(
-        self, topic: str, key: str, value: str | bytes, principal: str = OPERATOR
+        self,
+        topic: str,
+        key: str,
+        value: str | bytes,
+        principal: str = OPERATOR,
+        *,
+        signed: bool = True,
     ) -> None:
         """Produce one record with kcat, a librdkafka client: its default partitioner is
-        CRC32-based, not the murmur2 of Java clients and aiokafka; blocks (use a thread)."""
+        CRC32-based, not the murmur2 of Java clients and aiokafka; blocks (use a thread).
+
+        A goal or command is signed with `principal`'s key first, as `loopline sign --as
+        PRINCIPAL | kcat` does (unless `signed` is false)."""
         kcat = shutil.which("kcat")
         assert kcat, "kcat is part of the test set-up (.ci/run and make install it)"
         data = value.encode() if isinstance(value, str) else value
+        signer = self.signing_key(principal) if signed else None
+        if signer is not None:
+            with contextlib.suppress(EventDecodeError):
+                event = decode_event(data)
+                if event.type in SIGNED_TYPES:
+                    data = encode_event(signer.sign(event))
         subprocess.run(
             [
                 kcat,

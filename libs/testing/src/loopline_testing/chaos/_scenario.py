@@ -182,7 +182,7 @@ async def check_replays(system: System, run_ids: Sequence[str]) -> dict[str, str
 async def _submit(system: System, scenario: Scenario) -> list[str]:
     """Publish every goal at once; their run ids."""
     run_ids = [f"chaos-{i:03d}-{uuid.uuid4().hex[:6]}" for i in range(scenario.runs)]
-    bus = KafkaBus(settings=system.kafka, client_id="chaos")
+    bus = KafkaBus(settings=system.kafka, client_id="chaos", signing_key=system.signing_key())
     await bus.start()
     try:
         goal = GoalSubmitted(goal=scenario.goal(), agent=AGENT)
