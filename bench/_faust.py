@@ -138,7 +138,7 @@ async def _coordinator_ready(settings: KafkaSettings) -> None:
     group coordinator before faust's consumer asks for one (it may wait long otherwise)."""
     consumer = AIOKafkaConsumer(
         settings.topic_prefix + DECISIONS.name,
-        bootstrap_servers=settings.bootstrap,
+        **settings.client_options(),
         group_id=f"{settings.topic_prefix}warm",
         enable_auto_commit=False,
     )

@@ -21,7 +21,7 @@ from loopline_infra._process import InfraError, spawn
 
 SERVICE_COMMANDS = (
     "-@all +@read +@write +@transaction +@connection -@dangerous -scan -randomkey "
-    "+eval +evalsha +script|load"
+    "+eval +evalsha +script|load +time"
 )
 """Reads, writes, MULTI/EXEC and scripts (the planner's rate limiter is one) on its keys;
 nothing that lists, flushes or reconfigures."""

@@ -24,13 +24,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from loopline_bus import KafkaBus
 from loopline_events import ALL_TOPICS, TopicSpec
 from loopline_infra import CredentialStore, Infra, default_paths, grant_namespace, revoke_namespace
-from loopline_runtime import (
-    Endpoints,
-    KafkaSettings,
-    PostgresSettings,
-    RedisSettings,
-    load_signing,
-)
+from loopline_runtime import Endpoints, KafkaSettings, PostgresSettings, RedisSettings
 
 from loopline_testing._deadline import bound_coroutine_tests
 
@@ -142,12 +136,7 @@ async def kafka_bus(kafka_settings: KafkaSettings) -> AsyncIterator[KafkaBus]:
 @contextlib.asynccontextmanager
 async def started_kafka_bus(settings: KafkaSettings) -> AsyncIterator[KafkaBus]:
     """A KafkaBus on the namespace of `settings`, its topics created, and deleted on exit."""
-    bus = KafkaBus(
-        settings=settings,
-        specs=small_topics(),
-        client_id="test",
-        signing_key=load_signing().signing_key(),
-    )
+    bus = KafkaBus(settings=settings, specs=small_topics(), client_id="test")
     await bus.ensure_topics()
     await bus.start()
     try:
