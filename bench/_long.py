@@ -79,4 +79,6 @@ async def bytes_by_step(driver: Driver, run_id: str) -> dict[int, int]:
                     remaining.discard(tp)
     finally:
         await consumer.stop()
+    if not out:  # the run went through these partitions: reading none of it is a fault here
+        raise RuntimeError(f"read no record of run {run_id} in {parts} (ends {ends})")
     return dict(out)

@@ -46,6 +46,7 @@ def _usage(value: bytes) -> tuple[str, int, int]:
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
     app = faust.App(
         args.app_id,
+        datadir=args.datadir,
         broker=f"kafka://{args.bootstrap}",
         store="memory://",
         value_serializer="raw",
@@ -99,6 +100,7 @@ def main() -> None:
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", required=True)
     parser.add_argument("--app-id", required=True)
+    parser.add_argument("--datadir", required=True)
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--warmup", type=int, required=True)
     parser.add_argument("--measure", type=int, required=True)
