@@ -174,7 +174,10 @@ async def _run_worker(
         "--measure",
         str(measure),
     ]
-    with tempfile.TemporaryFile() as log:  # faust logs a lot: a pipe left unread would fill
+    # faust keeps its tables' state in a data directory (the working one unless told).
+    datadir = tempfile.TemporaryDirectory(prefix="loopline-faust-")
+    command += ["--datadir", datadir.name]
+    with datadir, tempfile.TemporaryFile() as log:  # faust logs a lot: an unread pipe fills
         process = await asyncio.create_subprocess_exec(
             *command,
             stdout=asyncio.subprocess.PIPE,

@@ -62,7 +62,9 @@ async def bytes_by_step(driver: Driver, run_id: str) -> dict[int, int]:
         parts = [TopicPartition(t, partition_for(key, counts[t])) for t in topics]
         consumer.assign(parts)
         ends = await consumer.end_offsets(parts)
-        await consumer.seek_to_beginning(*parts)
+        starts = await consumer.beginning_offsets(parts)
+        for tp in parts:  # explicit offsets: a lazy seek_to_beginning races the default reset
+            consumer.seek(tp, starts[tp])
         remaining = {tp for tp in parts if ends[tp] > 0}
         while remaining:
             batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=5000)
@@ -79,4 +81,6 @@ async def bytes_by_step(driver: Driver, run_id: str) -> dict[int, int]:
                     remaining.discard(tp)
     finally:
         await consumer.stop()
+    if not out:  # the run went through these partitions: reading none of it is a fault
+        raise RuntimeError(f"read no record of run {run_id} in {parts} (ends {ends})")
     return dict(out)

@@ -57,6 +57,7 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     )
     app = faust.App(
         args.app_id,
+        datadir=args.datadir,
         broker=f"kafka://{args.bootstrap}",
         broker_credentials=credentials,
         store="memory://",
@@ -111,6 +112,7 @@ def main() -> None:
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", required=True)
     parser.add_argument("--app-id", required=True)
+    parser.add_argument("--datadir", required=True)
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--warmup", type=int, required=True)
     parser.add_argument("--measure", type=int, required=True)

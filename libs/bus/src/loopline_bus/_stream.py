@@ -53,12 +53,14 @@ class EventStream:
                 assignment.append(TopicPartition(topic, p))
         await self._consumer.start()
         self._consumer.assign(assignment)
-        if from_beginning:
-            await self._consumer.seek_to_beginning(*assignment)
+        if from_beginning:  # explicit offsets: a lazy seek_to_beginning races the default reset
+            starts = await self._consumer.beginning_offsets(assignment)
+            for tp in assignment:
+                self._consumer.seek(tp, starts[tp])
         else:
             await self._consumer.seek_to_end(*assignment)
-        for tp in assignment:  # resolve the positions now, before anything is sent
-            await self._consumer.position(tp)
+            for tp in assignment:  # resolve the positions now, before anything is sent
+                await self._consumer.position(tp)
 
     async def stop(self) -> None:
         await self._consumer.stop()

@@ -65,14 +65,8 @@ def models_for(model: str, profile: AgentProfile | None) -> tuple[str, ...]:
 
 def estimated_tokens(request: ModelRequest) -> int:
     """About how many tokens the request reads: its text, four characters a token."""
-    chars = sum(_chars(m) for m in request.messages)
+    chars = sum(m.text_chars for m in request.messages)
     chars += sum(
         len(t.name) + len(t.description) + len(json.dumps(t.parameters)) for t in request.tools
     )
     return chars // CHARS_PER_TOKEN + 4 * len(request.messages)
-
-
-def _chars(message: Message) -> int:
-    return len(message.content) + sum(
-        len(c.tool) + len(json.dumps(c.arguments)) for c in message.tool_calls
-    )
