@@ -102,7 +102,10 @@ class Records:
     def __init__(self, bus: KafkaBus, topics: list[str]):
         self.bus, self.topics = bus, topics
         self.seen: list[tuple[str, Any]] = []
-        self._consumer = AIOKafkaConsumer(**bus.settings.client_options())
+        # Earliest as the default reset too: a lazy seek_to_beginning races the default one.
+        self._consumer = AIOKafkaConsumer(
+            **bus.settings.client_options(), auto_offset_reset="earliest"
+        )
 
     async def __aenter__(self) -> Records:
         await self._consumer.start()
