@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import signal
 import shutil
 import sys
 import tempfile
@@ -106,8 +107,10 @@ def _login(settings: KafkaSettings) -> dict[str, str]:
     }
 
 
-APP = "quotas"
-"""The faust app's id, within the namespace."""
+APP = "agent.quotas"
+"""The faust app's id, within the namespace: under `agent.`, as Loopline's topics, so that the
+topics faust makes of it (changelogs, repartition, its assignor's) are the namespace's too, and
+so are its ACLs on a secured cluster."""
 
 
 async def _publish(settings: KafkaSettings, count: int) -> None:
@@ -183,12 +186,13 @@ async def _run_worker(
             stdout=asyncio.subprocess.PIPE,
             stderr=log,
             env={**os.environ, **_login(settings), "PYTHONWARNINGS": "ignore"},
+            start_new_session=True,  # uv starts the worker as its child: both go together
         )
         broker: CpuWindow | None = None
         try:
             figures, started, broker = await _read(process, broker_pid)
         except TimeoutError:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
             figures = {}
         if process.returncode != 0 or not figures:

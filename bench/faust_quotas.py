@@ -76,7 +76,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     seen = {"events": 0}
     marks: dict[str, float] = {}
 
-    @app.agent(source)  # type: ignore[untyped-decorator]
+    # Named as the app: its repartition topic is then `<app id>-<topic>-by-tenant-repartition`,
+    # in the namespace (and its ACLs), not under the module's name.
+    @app.agent(source, name=args.app_id)  # type: ignore[untyped-decorator]
     async def windows(stream: Any) -> None:
         async for value in stream.group_by(lambda v: json.loads(v)["tenant"], name="by-tenant"):
             tenant, spent, micro = _usage(value)
