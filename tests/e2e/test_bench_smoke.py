@@ -28,6 +28,8 @@ SIZES = {
     "failover-runs": 4,
     "failover-iterations": 10,
     "long-iterations": 20,
+    "gateway-runs": 10,
+    "gateway-iterations": 2,
     "floor-latency-runs": 1,
     "limiter-calls": 200,
     "faust-warmup": 100,
@@ -137,3 +139,13 @@ def test_context_of_the_figures(bench_run: Any) -> None:
     assert results["machine"]["cores"] >= 1
     assert results["commit"]
     assert "durability: producer acks=all" in printed
+
+
+@pytest.mark.timeout(600)
+def test_the_gateway_streams_every_run_to_its_end(bench_run: Any) -> None:
+    results, printed = bench_run
+    gateway = results["gateway"]
+    assert gateway["runs_completed"] == gateway["clients"] == SIZES["gateway-runs"]
+    assert gateway["events_streamed"] >= SIZES["gateway-runs"] * (2 * 2 + 1)
+    assert gateway["gateway_us_per_event"] > 0
+    assert "gateway CPU per streamed event, µs" in printed
