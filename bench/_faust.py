@@ -29,7 +29,7 @@ from loopline_events import DECISIONS, Envelope, ModelDecided, TokenUsage, Topic
 from loopline_runtime import KafkaSettings
 from loopline_testing.chaos._infra import PrivateInfra
 
-from bench._namespace import Namespace
+from bench._namespace import Namespace, new_namespace
 from bench._proc import CpuWindow, Watched
 from bench._progress import say
 
@@ -81,7 +81,8 @@ async def faust_cpu(
     say("faust: starting a Kafka broker of its own")
     async with infra:
         kafka = infra.infra.component("kafka")
-        settings = infra.endpoints.kafka.model_copy(update={"topic_prefix": "q."})
+        # A namespace of the broker's, its ACLs granted (as the shared broker's would be).
+        settings = (await new_namespace("q", infra.infra)).endpoints.kafka
         pid = kafka.pid()
         assert pid is not None
         idle = CpuWindow([Watched("kafka", pid)])
