@@ -12,7 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from loopline_bus import partition_for
+from loopline_bus import partition_for, seek_to_first
 from loopline_events import CONTEXTS, DECISIONS, OBSERVATIONS, RESULTS
 from pydantic_core import from_json
 
@@ -62,9 +62,7 @@ async def bytes_by_step(driver: Driver, run_id: str) -> dict[int, int]:
         parts = [TopicPartition(t, partition_for(key, counts[t])) for t in topics]
         consumer.assign(parts)
         ends = await consumer.end_offsets(parts)
-        starts = await consumer.beginning_offsets(parts)
-        for tp in parts:  # explicit offsets: a lazy seek_to_beginning races the default reset
-            consumer.seek(tp, starts[tp])
+        await seek_to_first(consumer, parts)
         remaining = {tp for tp in parts if ends[tp] > 0}
         while remaining:
             batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=5000)

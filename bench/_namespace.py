@@ -18,7 +18,7 @@ from pathlib import Path
 
 import asyncpg
 import redis.asyncio as aioredis
-from loopline_events import SigningKey, decode_secret
+from loopline_events import SigningKey
 from loopline_infra import (
     OPERATOR,
     SERVICES,
@@ -60,10 +60,7 @@ class Namespace:
     def signing_key(self) -> SigningKey | None:
         """The operator's key, which the driver signs its goals with (memory refuses them
         unsigned); None on a cluster whose credentials are not ours."""
-        if self.store is None:
-            return None
-        secret = self.store.require().principal(OPERATOR).signing_key.get_secret_value()
-        return SigningKey(OPERATOR, decode_secret(secret, what=OPERATOR))
+        return None if self.store is None else self.store.require().signing_key(OPERATOR)
 
     async def cleanup(self) -> None:
         """Delete the namespace's topics, schemas and Redis keys; withdraw its ACLs."""

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from loopline_bus import seek_to_first
 from loopline_events import (
     CONTEXTS,
     GOALS,
@@ -131,9 +132,7 @@ async def redriven(system: System) -> list[str]:
     read = 0
     try:
         consumer.assign(partitions)
-        starts = await consumer.beginning_offsets(partitions)
-        for tp in partitions:  # explicit offsets: a lazy seek_to_beginning races the reset
-            consumer.seek(tp, starts[tp])
+        await seek_to_first(consumer, partitions)
         ends = await consumer.end_offsets(partitions)
         while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
             batch = await consumer.getmany(timeout_ms=1000)

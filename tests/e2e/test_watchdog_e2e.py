@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from loopline_bus import partition_for
+from loopline_bus import partition_for, seek_to_first
 from loopline_events import (
     CONTEXTS,
     CONTROL,
@@ -128,8 +128,7 @@ async def records_of(kafka: KafkaSettings, topic: str, run_id: str) -> list[Any]
         tp = TopicPartition(physical, partition_for(run_id.encode(), count))
         consumer.assign([tp])
         end = (await consumer.end_offsets([tp]))[tp]
-        # An explicit offset: a lazy seek_to_beginning races position().
-        consumer.seek(tp, (await consumer.beginning_offsets([tp]))[tp])
+        await seek_to_first(consumer, [tp])
         out: list[Any] = []
         while await consumer.position(tp) < end:
             batch = await consumer.getmany(tp, timeout_ms=500)

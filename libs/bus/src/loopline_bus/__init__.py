@@ -28,7 +28,7 @@ from loopline_bus._records import (
     trace_context,
     trace_from_headers,
 )
-from loopline_bus._stream import RUN_TOPICS, EventStream, partition_counts
+from loopline_bus._stream import RUN_TOPICS, EventStream, partition_counts, seek_to_first
 from loopline_bus._topic_admin import TopicAdmin, TopicAdminError, spread
 from loopline_bus._topic_fit import (
     Difference,
@@ -85,6 +85,7 @@ __all__ = [
     "partition_for",
     "read_history",
     "repair_topics",
+    "seek_to_first",
     "spread",
     "start_trace",
     "summarise",

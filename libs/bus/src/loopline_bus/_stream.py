@@ -28,6 +28,18 @@ RUN_TOPICS: tuple[str, ...] = (CONTEXTS.name, DECISIONS.name, OBSERVATIONS.name,
 """The topics that carry a run's steps and its end."""
 
 
+async def seek_to_first(
+    consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """Position assigned `partitions` at their first retained offsets, explicitly, and return
+    those offsets: aiokafka's `seek_to_beginning` is lazy and can lose to the consumer's default
+    reset to the end, leaving a reader that sees nothing."""
+    starts: dict[TopicPartition, int] = await consumer.beginning_offsets(list(partitions))
+    for tp in partitions:
+        consumer.seek(tp, starts[tp])
+    return starts
+
+
 class EventStream:
     """Events of the loop topics, decoded, from chosen partitions and positions."""
 
@@ -53,10 +65,8 @@ class EventStream:
                 assignment.append(TopicPartition(topic, p))
         await self._consumer.start()
         self._consumer.assign(assignment)
-        if from_beginning:  # explicit offsets: a lazy seek_to_beginning races the default reset
-            starts = await self._consumer.beginning_offsets(assignment)
-            for tp in assignment:
-                self._consumer.seek(tp, starts[tp])
+        if from_beginning:
+            await seek_to_first(self._consumer, assignment)
         else:
             await self._consumer.seek_to_end(*assignment)
             for tp in assignment:  # resolve the positions now, before anything is sent

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
+from loopline_events import SigningKey, decode_secret
 from pydantic import BaseModel, ConfigDict, Field, SecretStr
 
 from loopline_runtime._errors import ConfigurationError
@@ -114,6 +115,14 @@ class Credentials(BaseModel):
             raise ConfigurationError(
                 f"no principal {name!r} in the credentials file (there are: {known})"
             ) from None
+
+    def signing_key(self, name: str) -> SigningKey:
+        """The key principal `name` signs the goals and commands it produces with."""
+        secret = self.principal(name).signing_key.get_secret_value()
+        try:
+            return SigningKey(name, decode_secret(secret, what=f"{name}'s signing key"))
+        except ValueError as exc:
+            raise ConfigurationError(str(exc)) from None
 
     def kafka_env(self, name: str) -> dict[str, str]:
         """The LOOPLINE_KAFKA_* variables of principal `name`."""

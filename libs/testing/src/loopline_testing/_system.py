@@ -31,7 +31,6 @@ from loopline_events import (
     RunFailed,
     SigningKey,
     decode_event,
-    decode_secret,
     encode_event,
 )
 from loopline_infra import (
@@ -267,11 +266,7 @@ class System:
 
     def signing_key(self, principal: str = OPERATOR) -> SigningKey | None:
         """The key `principal` signs goals and commands with (None without credentials)."""
-        if self.store is None:
-            return None
-        credentials = self.store.require().principal(principal)
-        secret = decode_secret(credentials.signing_key.get_secret_value(), what=principal)
-        return SigningKey(principal, secret)
+        return None if self.store is None else self.store.require().signing_key(principal)
 
     def kcat_produce(
         self,

@@ -33,7 +33,7 @@ class DemoModel:
         """The demo's decision for `request`; a final answer is handed to `on_text` whole, as
         a model writing it at once would."""
         decided = plan(request.messages)
-        prompt = sum(m.text_chars // 4 + 1 for m in request.messages)  # as estimate_tokens
+        prompt = sum(_tokens(m.text_chars) for m in request.messages)
         if decided.answer is not None:
             usage = TokenUsage(
                 prompt_tokens=prompt, completion_tokens=estimate_tokens([decided.answer])
@@ -57,7 +57,11 @@ class DemoModel:
 
 def estimate_tokens(texts: Iterable[str]) -> int:
     """About four characters a token, at least one a text: enough to exercise token budgets."""
-    return sum(len(text) // 4 + 1 for text in texts)
+    return sum(_tokens(len(text)) for text in texts)
+
+
+def _tokens(chars: int) -> int:
+    return chars // 4 + 1
 
 
 def _call_text(call: ToolCall) -> str:
