@@ -26,7 +26,7 @@ from loopline_runtime import (
     schema_owner,
 )
 
-from loopline_artifacts._tokens import count_tokens
+from loopline_artifacts._tokens import count_tokens, load_tokenizer
 
 SCHEMA = "artifacts"
 """The store's schema, within each namespace."""
@@ -156,9 +156,11 @@ async def open_artifacts(
     pool: asyncpg.Pool, namespace: str = "", *, migrated: bool = True
 ) -> ArtifactStore:
     """The namespace's artifact store on `pool`'s database, its schema migrated (by its
-    writers; a reader, `migrated=False`, only reads what they made)."""
+    writers; a reader, `migrated=False`, only reads what they made). A writer counts the
+    tokens of what it stores: its tokenizer is loaded here, before the first event."""
     schema = schema_name(SCHEMA, namespace)
     if migrated:
         async with pool.acquire() as conn:
             await migrate(conn, schema, MIGRATIONS, schema_owner(SCHEMA))
+        await load_tokenizer()
     return ArtifactStore(pool, schema)
