@@ -21,6 +21,7 @@ from bench._failover import failover
 from bench._faust import faust_cpu
 from bench._floor import floor
 from bench._gateway import gateway
+from bench._hostile import hostile
 from bench._limits import limiter_cpu
 from bench._live import BenchError, Driver, latency, throughput
 from bench._long import long_run
@@ -32,7 +33,17 @@ from bench._report import RESULTS_DIR, render, save
 from bench._sizes import SIZE_HELP, Sizes
 from bench._steps import StepLog
 
-PARTS = ("latency", "throughput", "long", "replay", "failover", "floor", "gateway", "limits")
+PARTS = (
+    "latency",
+    "throughput",
+    "long",
+    "hostile",
+    "replay",
+    "failover",
+    "floor",
+    "gateway",
+    "limits",
+)
 FAILOVER = ("planner", "tool-executor", "memory")
 """Services whose failover is measured (recovery's work waits for no step)."""
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -143,7 +154,7 @@ async def run(args: argparse.Namespace, results: dict[str, Any]) -> None:
     home = Home(dict(args.service_env))
     results["service_env"] = home.service_env
     try:
-        if parts & {"latency", "throughput", "long"} or args.profile:
+        if parts & {"latency", "throughput", "long", "hostile"} or args.profile:
             await _live(home, sizes, parts, args.profile, results)
         if parts & {"latency", "throughput"} and args.cluster:
             results["cluster"] = await _cluster(home, sizes, parts, args.cluster)
@@ -212,6 +223,9 @@ async def _live(
         if "long" in parts:
             say(f"long: one run of {sizes.long_iterations} steps")
             results["long"] = await long_run(driver, sizes.long_iterations)
+        if "hostile" in parts and kafka is None:
+            say(f"hostile: {sizes.hostile_runs} runs alone, then each beside a 100 kB goal")
+            results["hostile"] = await hostile(driver, sizes.hostile_runs, sizes.hostile_iterations)
         if profile:
             results["profile"] = await _profile(driver, sizes)
     finally:

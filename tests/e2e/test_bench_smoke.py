@@ -28,6 +28,8 @@ SIZES = {
     "failover-runs": 4,
     "failover-iterations": 10,
     "long-iterations": 20,
+    "hostile-runs": 2,
+    "hostile-iterations": 2,
     "gateway-runs": 10,
     "gateway-iterations": 2,
     "floor-latency-runs": 1,
@@ -149,3 +151,15 @@ def test_the_gateway_streams_every_run_to_its_end(bench_run: Any) -> None:
     assert gateway["events_streamed"] >= SIZES["gateway-runs"] * (2 * 2 + 1)
     assert gateway["gateway_us_per_event"] > 0
     assert "gateway CPU per streamed event, µs" in printed
+
+
+@pytest.mark.timeout(600)
+def test_what_a_hostile_goal_costs_the_others(bench_run: Any) -> None:
+    results, printed = bench_run
+    hostile = results["hostile"]
+    assert hostile["goal_bytes"] > 90_000
+    assert hostile["hostile_outcome"] in {"RunCompleted", "RunFailed"}
+    assert 0 < hostile["alone_s"]["median"] <= hostile["alone_s"]["max"]
+    slowest_beside = hostile["beside_s"]["max"] - hostile["alone_s"]["median"]
+    assert abs(hostile["delay_s"] - slowest_beside) <= 0.002  # each rounded to the ms
+    assert "delay a 100 kB hostile goal causes a run, s" in printed
