@@ -98,7 +98,7 @@ browser: ## Install Debian's chromium (the page's tests drive it headless) when 
 
 .PHONY: test
 test: lint typecheck browser ## Lint, type-check, then every test against the real infrastructure
-	@$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" $(PYTEST_ARGS)
+	@$(RUN) pytest -n $(PYTEST_WORKERS) --dist loadfile -m "not slow" --durations=15 $(PYTEST_ARGS)
 
 .PHONY: test-limits
 test-limits: install ## The slow rate-limit scenario: 4 planners, 100 runs, a provider at 60/min

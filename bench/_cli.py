@@ -21,6 +21,7 @@ from bench._failover import failover
 from bench._faust import faust_cpu
 from bench._floor import floor
 from bench._gateway import gateway
+from bench._hostile import hostile
 from bench._limits import limiter_cpu
 from bench._live import BenchError, Driver, latency, throughput
 from bench._long import long_run
@@ -32,7 +33,17 @@ from bench._report import RESULTS_DIR, render, save
 from bench._sizes import SIZE_HELP, Sizes
 from bench._steps import StepLog
 
-PARTS = ("latency", "throughput", "long", "replay", "failover", "floor", "gateway", "limits")
+PARTS = (
+    "latency",
+    "throughput",
+    "long",
+    "hostile",
+    "replay",
+    "failover",
+    "floor",
+    "gateway",
+    "limits",
+)
 FAILOVER = ("planner", "tool-executor", "memory")
 """Services whose failover is measured (recovery's work waits for no step)."""
 PROFILES_DIR = Path(__file__).resolve().parent / "profiles"
@@ -143,7 +154,7 @@ async def run(args: argparse.Namespace, results: dict[str, Any]) -> None:
     home = Home(dict(args.service_env))
     results["service_env"] = home.service_env
     try:
-        if parts & {"latency", "throughput", "long"} or args.profile:
+        if parts & {"latency", "throughput", "long", "hostile"} or args.profile:
             await _live(home, sizes, parts, args.profile, results)
         if parts & {"latency", "throughput"} and args.cluster:
             results["cluster"] = await _cluster(home, sizes, parts, args.cluster)
@@ -168,10 +179,7 @@ async def _cluster(home: Home, sizes: Sizes, parts: set[str], brokers: int) -> d
     say(f"bringing up a private Kafka of {brokers} brokers")
     results: dict[str, Any] = {"brokers": brokers}
     async with PrivateInfra(say=say, brokers=brokers, servers=()) as cluster:
-        bootstrap = cluster.infra.bootstrap
-        endpoints = load_endpoints().model_copy(update={"kafka": cluster.endpoints.kafka})
-        results["durability"] = await environment.durability(endpoints)
-        await _live(home, sizes, parts, False, results, kafka=cluster.infra, bootstrap=bootstrap)
+        await _live(home, sizes, parts, False, results, kafka=cluster.infra)
     return results
 
 
@@ -183,16 +191,18 @@ async def _live(
     results: dict[str, Any],
     *,
     kafka: Infra | None = None,
-    bootstrap: str | None = None,
 ) -> None:
     """Latency, throughput and the profile, on one system of the four services (on the shared
-    Kafka, or on `kafka` at `bootstrap`)."""
-    ns = new_namespace("c" if kafka else "", bootstrap)
+    Kafka, or on `kafka`)."""
+    ns = await new_namespace("c" if kafka else "", kafka)
+    if kafka is not None:
+        # In the namespace: the operator of a private cluster may produce there alone.
+        results["durability"] = await environment.durability(ns.endpoints)
     system = System(ns, home, kafka=kafka)
     where = f" on {len(kafka.kafka_nodes)} brokers" if kafka else ""
     say(f"starting the four services (one process each){where}")
     system.up()
-    bus = KafkaBus(settings=ns.endpoints.kafka, client_id="bench")
+    bus = KafkaBus(settings=ns.endpoints.kafka, client_id="bench", signing_key=ns.signing_key())
     log = StepLog(ns.endpoints.kafka)
     await bus.start()
     await log.start()
@@ -213,6 +223,9 @@ async def _live(
         if "long" in parts:
             say(f"long: one run of {sizes.long_iterations} steps")
             results["long"] = await long_run(driver, sizes.long_iterations)
+        if "hostile" in parts and kafka is None:
+            say(f"hostile: {sizes.hostile_runs} runs alone, then each beside a 100 kB goal")
+            results["hostile"] = await hostile(driver, sizes.hostile_runs, sizes.hostile_iterations)
         if profile:
             results["profile"] = await _profile(driver, sizes)
     finally:
@@ -238,7 +251,7 @@ async def _profile(driver: Driver, sizes: Sizes) -> dict[str, Any]:
 
 
 async def _failover(home: Home, service: str, sizes: Sizes) -> dict[str, Any]:
-    ns = new_namespace()
+    ns = await new_namespace()
     try:
         return await failover(ns, home, service, sizes.failover_runs, sizes.failover_iterations)
     finally:
@@ -246,7 +259,7 @@ async def _failover(home: Home, service: str, sizes: Sizes) -> dict[str, Any]:
 
 
 async def _replay(sizes: Sizes) -> dict[str, Any]:
-    ns = new_namespace("r")
+    ns = await new_namespace("r")
     try:
         return await replay(ns, sizes.replay_events, sizes.replay_iterations)
     finally:
@@ -254,7 +267,7 @@ async def _replay(sizes: Sizes) -> dict[str, Any]:
 
 
 async def _floors(sizes: Sizes) -> dict[str, Any]:
-    ns = new_namespace("f")
+    ns = await new_namespace("f")
     args = (sizes.throughput_runs, sizes.throughput_iterations)
     one_by_one = (sizes.floor_latency_runs, sizes.latency_iterations)
     try:
@@ -267,7 +280,7 @@ async def _floors(sizes: Sizes) -> dict[str, Any]:
 
 
 async def _gateway(home: Home, sizes: Sizes) -> dict[str, Any]:
-    ns = new_namespace("g")
+    ns = await new_namespace("g")
     try:
         return await gateway(ns, home, sizes.gateway_runs, sizes.gateway_iterations)
     finally:
@@ -279,7 +292,7 @@ async def _limits(sizes: Sizes, faust_broker: str) -> dict[str, Any]:
     if faust_broker == "own":
         measured["faust"] = await faust_cpu(sizes.faust_warmup, sizes.faust_events)
         return measured
-    ns = new_namespace("q")
+    ns = await new_namespace("q")
     try:
         measured["faust"] = await faust_cpu(sizes.faust_warmup, sizes.faust_events, shared=ns)
     finally:

@@ -90,7 +90,7 @@ async def versions(endpoints: Endpoints) -> dict[str, str]:
         found["postgresql"] = str(await conn.fetchval("SHOW server_version"))
     finally:
         await conn.close()
-    redis = aioredis.from_url(endpoints.redis.url)
+    redis = aioredis.from_url(endpoints.redis.url.get_secret_value())
     try:
         info = await redis.info("server")
         found["redis"] = str(info.get("redis_version", "unknown"))
@@ -138,7 +138,7 @@ async def _producer(endpoints: Endpoints) -> dict[str, Any]:
 
 
 async def _broker(endpoints: Endpoints) -> dict[str, Any]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=endpoints.kafka.bootstrap)
+    admin = AIOKafkaAdminClient(**endpoints.kafka.client_options())
     await admin.start()
     try:
         cluster = await admin.describe_cluster()
@@ -176,7 +176,7 @@ async def _postgres(endpoints: Endpoints) -> dict[str, str]:
 
 
 async def _redis(endpoints: Endpoints) -> dict[str, str]:
-    redis = aioredis.from_url(endpoints.redis.url)
+    redis = aioredis.from_url(endpoints.redis.url.get_secret_value())
     try:
         found: dict[str, str] = {}
         for name in ("appendonly", "appendfsync", "save"):

@@ -71,7 +71,9 @@ async def failover(
     system = System(namespace, home, folder=f"failover-{service}")
     say(f"failover {service}: starting two replicas of it, one of each other service")
     system.up({service: 2})
-    bus = KafkaBus(settings=namespace.endpoints.kafka, client_id="bench")
+    bus = KafkaBus(
+        settings=namespace.endpoints.kafka, client_id="bench", signing_key=namespace.signing_key()
+    )
     log = StepLog(namespace.endpoints.kafka)
     await bus.start()
     await log.start()

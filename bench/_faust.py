@@ -15,6 +15,7 @@ import asyncio
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 import time
@@ -28,7 +29,7 @@ from loopline_events import DECISIONS, Envelope, ModelDecided, TokenUsage, Topic
 from loopline_runtime import KafkaSettings
 from loopline_testing.chaos._infra import PrivateInfra
 
-from bench._namespace import Namespace
+from bench._namespace import Namespace, new_namespace
 from bench._proc import CpuWindow, Watched
 from bench._progress import say
 
@@ -80,7 +81,8 @@ async def faust_cpu(
     say("faust: starting a Kafka broker of its own")
     async with infra:
         kafka = infra.infra.component("kafka")
-        settings = KafkaSettings(bootstrap=kafka.endpoint, topic_prefix="q.")
+        # A namespace of the broker's, its ACLs granted (as the shared broker's would be).
+        settings = (await new_namespace("q", infra.infra)).endpoints.kafka
         pid = kafka.pid()
         assert pid is not None
         idle = CpuWindow([Watched("kafka", pid)])
@@ -95,8 +97,21 @@ async def faust_cpu(
     return figures
 
 
-APP = "quotas"
-"""The faust app's id, within the namespace."""
+def _login(settings: KafkaSettings) -> dict[str, str]:
+    """The worker's SASL login, by environment (not its command line, which anyone sees)."""
+    if settings.username is None or settings.password is None:
+        return {}
+    return {
+        "FAUST_SASL_USERNAME": settings.username,
+        "FAUST_SASL_PASSWORD": settings.password.get_secret_value(),
+        "FAUST_SASL_MECHANISM": settings.sasl_mechanism,
+    }
+
+
+APP = "agent.quotas"
+"""The faust app's id, within the namespace: under `agent.`, as Loopline's topics, so that the
+topics faust makes of it (changelogs, repartition, its assignor's) are the namespace's too, and
+so are its ACLs on a secured cluster."""
 
 
 async def _publish(settings: KafkaSettings, count: int) -> None:
@@ -127,7 +142,7 @@ async def _coordinator_ready(settings: KafkaSettings) -> None:
     group coordinator before faust's consumer asks for one (it may wait long otherwise)."""
     consumer = AIOKafkaConsumer(
         settings.topic_prefix + DECISIONS.name,
-        bootstrap_servers=settings.bootstrap,
+        **settings.client_options(),
         group_id=f"{settings.topic_prefix}warm",
         enable_auto_commit=False,
     )
@@ -163,18 +178,22 @@ async def _run_worker(
         "--measure",
         str(measure),
     ]
-    with tempfile.TemporaryFile() as log:  # faust logs a lot: a pipe left unread would fill
+    # faust keeps its tables' state in a data directory (the working one unless told).
+    datadir = tempfile.TemporaryDirectory(prefix="loopline-faust-")
+    command += ["--datadir", datadir.name]
+    with datadir, tempfile.TemporaryFile() as log:  # faust logs a lot: an unread pipe fills
         process = await asyncio.create_subprocess_exec(
             *command,
             stdout=asyncio.subprocess.PIPE,
             stderr=log,
-            env={**os.environ, "PYTHONWARNINGS": "ignore"},
+            env={**os.environ, **_login(settings), "PYTHONWARNINGS": "ignore"},
+            start_new_session=True,  # uv starts the worker as its child: both go together
         )
         broker: CpuWindow | None = None
         try:
             figures, started, broker = await _read(process, broker_pid)
         except TimeoutError:
-            process.kill()
+            os.killpg(process.pid, signal.SIGKILL)
             await process.wait()
             figures = {}
         if process.returncode != 0 or not figures:

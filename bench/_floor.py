@@ -106,9 +106,10 @@ async def wire(namespace: Namespace | None) -> Loop:
     else:
         endpoints = namespace.endpoints
         pool, schema = await open_schema(endpoints, "memory", memory_migrations.MIGRATIONS)
-        redis = aioredis.from_url(endpoints.redis.url)
+        redis = aioredis.from_url(endpoints.redis.url.get_secret_value())
         store = RunStore(pool, redis, schema, namespace.prefix)
-        cache = ResponseCache(aioredis.from_url(endpoints.redis.url), namespace=namespace.prefix)
+        url = endpoints.redis.url.get_secret_value()
+        cache = ResponseCache(aioredis.from_url(url), namespace=namespace.prefix)
         ex_pool, ex_schema = await open_schema(
             endpoints, "executor", executor_migrations.MIGRATIONS
         )

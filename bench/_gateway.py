@@ -29,7 +29,7 @@ async def gateway(ns: Namespace, home: Home, runs: int, iterations: int) -> dict
     """Submit `runs` goals through the gateway and follow each over SSE to its end."""
     system = System(ns, home, folder="gateway", env={"LOOPLINE_GATEWAY_PORT": "0"})
     say("gateway: starting the four services and the gateway")
-    system.services.up((*SERVICES, GATEWAY), say=lambda _: None)
+    system.up(names=(*SERVICES, GATEWAY))
     try:
         status = {s.name: s for s in system.services.status()}[GATEWAY]
         assert status.api_url is not None, "the gateway serves no API"

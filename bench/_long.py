@@ -12,7 +12,7 @@ from collections import defaultdict
 from typing import Any
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from loopline_bus import partition_for
+from loopline_bus import partition_for, seek_to_first
 from loopline_events import CONTEXTS, DECISIONS, OBSERVATIONS, RESULTS
 from pydantic_core import from_json
 
@@ -52,17 +52,17 @@ async def long_run(driver: Driver, iterations: int) -> dict[str, Any]:
 async def bytes_by_step(driver: Driver, run_id: str) -> dict[int, int]:
     """Bytes of the run's records by step (its contexts alone under the negated step)."""
     settings = driver.bus.settings
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**settings.client_options(), enable_auto_commit=False)
     await consumer.start()
     out: dict[int, int] = defaultdict(int)
     try:
         key = run_id.encode()
         topics = [settings.topic_prefix + t for t in RUN_TOPICS]
-        counts = await partition_counts(settings.bootstrap, topics)
+        counts = await partition_counts(settings, topics)
         parts = [TopicPartition(t, partition_for(key, counts[t])) for t in topics]
         consumer.assign(parts)
         ends = await consumer.end_offsets(parts)
-        await consumer.seek_to_beginning(*parts)
+        await seek_to_first(consumer, parts)
         remaining = {tp for tp in parts if ends[tp] > 0}
         while remaining:
             batch = await consumer.getmany(*remaining, timeout_ms=500, max_records=5000)
@@ -79,4 +79,6 @@ async def bytes_by_step(driver: Driver, run_id: str) -> dict[int, int]:
                     remaining.discard(tp)
     finally:
         await consumer.stop()
+    if not out:  # the run went through these partitions: reading none of it is a fault
+        raise RuntimeError(f"read no record of run {run_id} in {parts} (ends {ends})")
     return dict(out)

@@ -18,9 +18,21 @@ from pathlib import Path
 
 import asyncpg
 import redis.asyncio as aioredis
-from loopline_infra import SERVICES, Infra, Services, default_paths
+from loopline_events import SigningKey
+from loopline_infra import (
+    OPERATOR,
+    SERVICES,
+    CredentialStore,
+    Infra,
+    Services,
+    create_topics,
+    default_paths,
+    grant_namespace,
+    revoke_namespace,
+)
 from loopline_runtime import AGENTS_FILE_VARIABLE, Endpoints, load_endpoints, schema_name
-from loopline_testing.plugin import delete_topics
+from loopline_testing._system import replication_asked
+from loopline_testing.plugin import delete_topics, run_apart, session_access
 
 from bench._proc import Watched
 from bench._sizes import AGENTS_TOML
@@ -31,24 +43,28 @@ SCHEMAS = ("memory", "executor", "recovery", "artifacts", "gateway")
 
 @dataclass
 class Namespace:
-    """A topic prefix and the endpoints pointing into it."""
+    """A topic prefix and the endpoints pointing into it (as the operator), with the
+    credentials of every principal when the cluster is one Loopline runs (its ACLs are
+    granted for the namespace's life, and the services run each as its own principal)."""
 
     prefix: str
     endpoints: Endpoints
+    store: CredentialStore | None = None
 
     @property
     def env(self) -> dict[str, str]:
-        """The variables that put a Loopline process into this namespace."""
-        return {
-            "LOOPLINE_KAFKA_BOOTSTRAP": self.endpoints.kafka.bootstrap,
-            "LOOPLINE_KAFKA_TOPIC_PREFIX": self.prefix,
-            "LOOPLINE_REDIS_URL": self.endpoints.redis.url,
-            "LOOPLINE_POSTGRES_DSN": self.endpoints.postgres.dsn.get_secret_value(),
-        }
+        """The variables that put a Loopline process (the CLI, as the operator) into this
+        namespace."""
+        return {**self.endpoints.env(), "LOOPLINE_KAFKA_TOPIC_PREFIX": self.prefix}
+
+    def signing_key(self) -> SigningKey | None:
+        """The operator's key, which the driver signs its goals with (memory refuses them
+        unsigned); None on a cluster whose credentials are not ours."""
+        return None if self.store is None else self.store.require().signing_key(OPERATOR)
 
     async def cleanup(self) -> None:
-        """Delete the namespace's topics, schemas and Redis keys."""
-        await delete_topics(self.endpoints.kafka.bootstrap, self.prefix)
+        """Delete the namespace's topics, schemas and Redis keys; withdraw its ACLs."""
+        await delete_topics(self.endpoints.kafka)
         conn = await asyncpg.connect(self.endpoints.postgres.dsn.get_secret_value())
         try:
             for base in SCHEMAS:
@@ -56,24 +72,30 @@ class Namespace:
                 await conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
         finally:
             await conn.close()
-        redis = aioredis.from_url(self.endpoints.redis.url)
+        redis = aioredis.from_url(self.endpoints.redis.url.get_secret_value())
         try:
             keys = [k async for k in redis.scan_iter(match=f"{self.prefix}*", count=1000)]
             for start in range(0, len(keys), 1000):
                 await redis.delete(*keys[start : start + 1000])
         finally:
             await redis.aclose()
+        if self.store is not None:
+            await revoke_namespace(self.store.require(), self.prefix)
 
 
-def new_namespace(tag: str = "", bootstrap: str | None = None) -> Namespace:
-    """A namespace no one else uses, on the endpoints of the environment (on the Kafka at
-    `bootstrap` when given)."""
+async def new_namespace(tag: str = "", kafka: Infra | None = None) -> Namespace:
+    """A namespace no one else uses, on the endpoints of the environment (on the Kafka of
+    `kafka` when given), its ACLs granted."""
     prefix = f"bench{uuid.uuid4().hex[:8]}{tag}."
     base = load_endpoints()
-    kafka = base.kafka.model_copy(
-        update={"topic_prefix": prefix, "bootstrap": bootstrap or base.kafka.bootstrap}
+    store = kafka.store if kafka is not None else session_access(base)
+    kafka_settings = (kafka.endpoints().kafka if kafka is not None else base.kafka).model_copy(
+        update={"topic_prefix": prefix}
     )
-    return Namespace(prefix, Endpoints(kafka=kafka, redis=base.redis, postgres=base.postgres))
+    if store is not None:
+        await grant_namespace(store.require(), prefix)
+    endpoints = Endpoints(kafka=kafka_settings, redis=base.redis, postgres=base.postgres)
+    return Namespace(prefix, endpoints, store)
 
 
 class Home:
@@ -106,21 +128,35 @@ class System:
         kafka: Infra | None = None,
         env: dict[str, str] | None = None,
     ):
+        # Each service as its own principal when the credentials are known; else as the
+        # environment says.
+        where = (
+            {"LOOPLINE_KAFKA_TOPIC_PREFIX": namespace.prefix}
+            if namespace.store is not None
+            else namespace.env
+        )
         env = {
-            **namespace.env,
+            **where,
             AGENTS_FILE_VARIABLE: str(home.agents),
             **home.service_env,
             **(env or {}),
         }
-        self.services = Services(home.path / folder, env)
+        self.services = Services(home.path / folder, env, namespace.store)
+        self.namespace = namespace
         self.kafka = kafka
 
-    def up(self, replicas: dict[str, int] | None = None) -> None:
-        """Start every service (one of each unless `replicas` says more) and wait for them."""
-        counts = {name: (replicas or {}).get(name, 1) for name in SERVICES}
+    def up(self, replicas: dict[str, int] | None = None, names: Sequence[str] = SERVICES) -> None:
+        """Start the services of `names` (one of each unless `replicas` says more) and wait
+        for them."""
+        if self.namespace.store is not None:
+            # The services check their topics, they do not create them: the admin does, with
+            # the replication the services are told to want.
+            wanted = replication_asked(self.namespace.endpoints.kafka, self.services.env)
+            run_apart(create_topics(self.namespace.store.require(), wanted))
+        counts = {name: (replicas or {}).get(name, 1) for name in names}
         for count in sorted(set(counts.values())):
-            names = [n for n in SERVICES if counts[n] == count]
-            self.services.up(names, replicas=count, say=lambda _: None)
+            started = [n for n in names if counts[n] == count]
+            self.services.up(started, replicas=count, say=lambda _: None)
 
     def down(self) -> None:
         """Stop every service instance (SIGTERM; each commits what it did)."""

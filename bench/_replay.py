@@ -102,7 +102,7 @@ async def build_log(
     await KafkaBus(settings=settings, specs=[*specs, *outputs]).ensure_topics()
     run_ids = _run_ids_on(PARTITION, specs[0].partitions, copies)
     producer = AIOKafkaProducer(
-        bootstrap_servers=settings.bootstrap,
+        **settings.client_options(),
         acks="all",
         enable_idempotence=True,
         linger_ms=20,

@@ -93,6 +93,12 @@ ROWS = (
     Row("long run, largest context, bytes", _get("long", "largest_context_bytes")),
     Row("long run, steps 1-20, mean ms", _get("long", "first_20_steps", "mean_ms")),
     Row("long run, last 20 steps, mean ms", _get("long", "last_20_steps", "mean_ms")),
+    Row(
+        "delay a 100 kB hostile goal causes a run, s",
+        _get("hostile", "delay_s"),
+        "hostile_delay_s",
+        higher_is_better=False,
+    ),
     Row("gateway, SSE clients that saw their run's end", _get("gateway", "runs_completed")),
     Row(
         "gateway CPU per streamed event, µs",

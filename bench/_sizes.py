@@ -31,6 +31,7 @@ TARGETS = {
     "failover_s": 10.0,
     "late_over_early": 1.2,
     "quota_ms_per_call": 0.3,
+    "hostile_delay_s": 1.0,
 }
 """The issue's targets on a 2-core machine (≥ for rates, ≤ for times and CPU)."""
 
@@ -74,6 +75,8 @@ SIZE_HELP = {
     "failover_iterations": "calculator calls of each failover run",
     "floor_latency_runs": "runs, one after another, timed in the floor",
     "long_iterations": "calculator calls of the long run (bytes and time per step along it)",
+    "hostile_runs": "ordinary runs timed alone, then as many each beside a 100 kB hostile goal",
+    "hostile_iterations": "calculator calls of each of those ordinary runs",
     "gateway_runs": "runs submitted through the gateway, each followed by its own SSE client",
     "gateway_iterations": "calculator calls of each gateway run",
     "limiter_calls": "model calls' worth of limiter rounds (ask, settle) timed",
@@ -97,6 +100,8 @@ class Sizes:
     failover_iterations: int = 20
     floor_latency_runs: int = 5
     long_iterations: int = 1000
+    hostile_runs: int = 10
+    hostile_iterations: int = 5
     gateway_runs: int = 200
     gateway_iterations: int = 3
     limiter_calls: int = 5000
@@ -117,6 +122,8 @@ class Sizes:
             failover_iterations=12,
             floor_latency_runs=2,
             long_iterations=30,
+            hostile_runs=2,
+            hostile_iterations=2,
             gateway_runs=10,
             gateway_iterations=2,
             limiter_calls=300,

@@ -80,7 +80,7 @@ class StepLog:
         self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap,
+            **settings.client_options(),
             enable_auto_commit=False,
             isolation_level="read_committed",
             fetch_max_wait_ms=100,
@@ -89,7 +89,7 @@ class StepLog:
     async def start(self) -> None:
         """Assign every partition at its current end, then follow in the background."""
         topics = [self.settings.topic_prefix + t for t in (*STEP_TOPICS, RESULTS.name)]
-        counts = await partition_counts(self.settings.bootstrap, topics)
+        counts = await partition_counts(self.settings, topics)
         assignment = [TopicPartition(t, p) for t in topics for p in range(counts[t])]
         await self._consumer.start()
         self._consumer.assign(assignment)
@@ -177,8 +177,8 @@ def check_counted(log: StepLog, run_ids: Sequence[str], iterations: int) -> list
     return wrong
 
 
-async def partition_counts(bootstrap: str, topics: Sequence[str]) -> dict[str, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def partition_counts(settings: KafkaSettings, topics: Sequence[str]) -> dict[str, int]:
+    admin = AIOKafkaAdminClient(**settings.client_options())
     await admin.start()
     try:
         described = await admin.describe_topics(list(topics))

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 from datetime import timedelta
 from typing import Any
@@ -44,9 +45,21 @@ def _usage(value: bytes) -> tuple[str, int, int]:
 
 
 async def measure(args: argparse.Namespace) -> dict[str, Any]:
+    username = os.environ.get("FAUST_SASL_USERNAME")
+    credentials = (
+        faust.SASLCredentials(
+            username=username,
+            password=os.environ["FAUST_SASL_PASSWORD"],
+            mechanism=os.environ.get("FAUST_SASL_MECHANISM", "SCRAM-SHA-512"),
+        )
+        if username
+        else None
+    )
     app = faust.App(
         args.app_id,
+        datadir=args.datadir,
         broker=f"kafka://{args.bootstrap}",
+        broker_credentials=credentials,
         store="memory://",
         value_serializer="raw",
         topic_partitions=args.partitions,
@@ -63,7 +76,9 @@ async def measure(args: argparse.Namespace) -> dict[str, Any]:
     seen = {"events": 0}
     marks: dict[str, float] = {}
 
-    @app.agent(source)  # type: ignore[untyped-decorator]
+    # Named as the app: its repartition topic is then `<app id>-<topic>-by-tenant-repartition`,
+    # in the namespace (and its ACLs), not under the module's name.
+    @app.agent(source, name=args.app_id)  # type: ignore[untyped-decorator]
     async def windows(stream: Any) -> None:
         async for value in stream.group_by(lambda v: json.loads(v)["tenant"], name="by-tenant"):
             tenant, spent, micro = _usage(value)
@@ -99,6 +114,7 @@ def main() -> None:
     parser.add_argument("--bootstrap", required=True)
     parser.add_argument("--topic", required=True)
     parser.add_argument("--app-id", required=True)
+    parser.add_argument("--datadir", required=True)
     parser.add_argument("--partitions", type=int, default=12)
     parser.add_argument("--warmup", type=int, required=True)
     parser.add_argument("--measure", type=int, required=True)

@@ -22,6 +22,7 @@ from loopline_events import (
     Envelope,
     GoalSubmitted,
     RunCompleted,
+    SigningKey,
     encode_event,
     utcnow,
 )
@@ -115,7 +116,8 @@ async def test_bad_retries_are_logged_and_the_retry_behind_them_is_re_published(
     goods = {tier: sibling_run_id(key) for tier, key in tiers.items()}
     async with Loopline(system.kafka, producer="bad-input") as client:
         for tier, good in goods.items():
-            await client._bus.publish(tier, _due_retry_of_goal(good, "What is 2 + 2?"))
+            retry = _due_retry_of_goal(good, "What is 2 + 2?", system.signing_key())
+            await client._bus.publish(tier, retry)
     async with system.results() as results:
         outcomes = await results.wait_for(set(goods.values()), timeout=90)
     for good in goods.values():
@@ -130,9 +132,12 @@ async def test_bad_retries_are_logged_and_the_retry_behind_them_is_re_published(
     assert all(s.state == "running" for s in system.services.status())
 
 
-def _due_retry_of_goal(run_id: str, goal: str) -> Envelope[DeadLettered]:
-    """A retry, due now, of a goal recovery had dead-lettered."""
+def _due_retry_of_goal(run_id: str, goal: str, signer: SigningKey | None) -> Envelope[DeadLettered]:
+    """A retry, due now, of a goal (signed as its sender signed it) recovery had
+    dead-lettered."""
     submitted = Envelope.of(GoalSubmitted(goal=goal), run_id=run_id, producer="test")
+    if signer is not None:
+        submitted = signer.sign(submitted)
     letter = _letter(GOALS.name, run_id, encode_event(submitted))
     waiting = DeadLettered.model_validate({**letter, "not_before": utcnow().isoformat()})
     return Envelope.of(waiting, run_id=run_id, producer="test")

@@ -23,28 +23,31 @@ from loopline.sdk import Loopline
 async def test_a_dead_letter_arriving_while_postgres_is_down_is_recorded_after() -> None:
     async with PrivateInfra(say=print) as infra:
         home = Path(tempfile.mkdtemp(prefix="system-", dir=infra.home))
-        system = await asyncio.to_thread(launch_system, infra.endpoints, unique_prefix(), home)
-        try:
-            letter = DeadLettered(
-                source_topic=CONTROL.name,
-                partition=0,
-                offset=4242,
-                consumer_group="memory",
-                kind=DeadLetterKind.HANDLER,
-                error="RuntimeError: a command memory could not handle",
-                original_key=base64.b64encode(b"run-1"),
-                original_value=base64.b64encode(b"{}"),
+        with infra.granted(unique_prefix()) as namespace:
+            system = await asyncio.to_thread(
+                launch_system, infra.endpoints, namespace, home, store=infra.store
             )
-            await infra.stop("postgres")
-            async with Loopline(system.kafka, producer="chaos") as client:
-                await client._bus.publish(
-                    CONTROL.dlq.name, Envelope.of(letter, run_id="run-1", producer="chaos")
+            try:
+                letter = DeadLettered(
+                    source_topic=CONTROL.name,
+                    partition=0,
+                    offset=4242,
+                    consumer_group="memory",
+                    kind=DeadLetterKind.HANDLER,
+                    error="RuntimeError: a command memory could not handle",
+                    original_key=base64.b64encode(b"run-1"),
+                    original_value=base64.b64encode(b"{}"),
                 )
-            await asyncio.sleep(5)  # recovery meets it while the database is down
-            await infra.start("postgres")
-            recorded = await wait_for_dead_letters(
-                system, Placed(CONTROL.name, 0, 4242), timeout=30
-            )
-            assert [(e["run_id"], e["kind"]) for e in recorded] == [("run-1", "handler")]
-        finally:
-            await asyncio.to_thread(system.services.down, say=lambda _: None)
+                await infra.stop("postgres")
+                async with Loopline(system.kafka, producer="chaos") as client:
+                    await client._bus.publish(
+                        CONTROL.dlq.name, Envelope.of(letter, run_id="run-1", producer="chaos")
+                    )
+                await asyncio.sleep(5)  # recovery meets it while the database is down
+                await infra.start("postgres")
+                recorded = await wait_for_dead_letters(
+                    system, Placed(CONTROL.name, 0, 4242), timeout=30
+                )
+                assert [(e["run_id"], e["kind"]) for e in recorded] == [("run-1", "handler")]
+            finally:
+                await asyncio.to_thread(system.services.down, say=lambda _: None)

@@ -28,6 +28,10 @@ SIZES = {
     "failover-runs": 4,
     "failover-iterations": 10,
     "long-iterations": 20,
+    "hostile-runs": 2,
+    "hostile-iterations": 2,
+    "gateway-runs": 10,
+    "gateway-iterations": 2,
     "floor-latency-runs": 1,
     "limiter-calls": 200,
     "faust-warmup": 100,
@@ -46,7 +50,7 @@ def bench_run(loopline_endpoints: Endpoints, tmp_path_factory: pytest.TempPathFa
     env = {
         **os.environ,
         "LOOPLINE_KAFKA_BOOTSTRAP": loopline_endpoints.kafka.bootstrap,
-        "LOOPLINE_REDIS_URL": loopline_endpoints.redis.url,
+        "LOOPLINE_REDIS_URL": loopline_endpoints.redis.url.get_secret_value(),
         "LOOPLINE_POSTGRES_DSN": loopline_endpoints.postgres.dsn.get_secret_value(),
     }
     done = subprocess.run(
@@ -137,3 +141,25 @@ def test_context_of_the_figures(bench_run: Any) -> None:
     assert results["machine"]["cores"] >= 1
     assert results["commit"]
     assert "durability: producer acks=all" in printed
+
+
+@pytest.mark.timeout(600)
+def test_the_gateway_streams_every_run_to_its_end(bench_run: Any) -> None:
+    results, printed = bench_run
+    gateway = results["gateway"]
+    assert gateway["runs_completed"] == gateway["clients"] == SIZES["gateway-runs"]
+    assert gateway["events_streamed"] >= SIZES["gateway-runs"] * (2 * 2 + 1)
+    assert gateway["gateway_us_per_event"] > 0
+    assert "gateway CPU per streamed event, µs" in printed
+
+
+@pytest.mark.timeout(600)
+def test_what_a_hostile_goal_costs_the_others(bench_run: Any) -> None:
+    results, printed = bench_run
+    hostile = results["hostile"]
+    assert hostile["goal_bytes"] > 90_000
+    assert hostile["hostile_outcome"] in {"RunCompleted", "RunFailed"}
+    assert 0 < hostile["alone_s"]["median"] <= hostile["alone_s"]["max"]
+    slowest_beside = hostile["beside_s"]["max"] - hostile["alone_s"]["median"]
+    assert abs(hostile["delay_s"] - slowest_beside) <= 0.002  # each rounded to the ms
+    assert "delay a 100 kB hostile goal causes a run, s" in printed

@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import json
+import subprocess
 import uuid
 from collections.abc import Callable
 from typing import Any
 
+import pytest
 from aiokafka import AIOKafkaConsumer
 from loopline_bus import partition_for
 from loopline_events import GOALS, RunCompleted
@@ -24,7 +26,7 @@ async def _landed(system: System, run_ids: set[str]) -> dict[str, int]:
     """The partition of agent.goals each run's first record landed in (kcat's choice)."""
     consumer = AIOKafkaConsumer(
         system.kafka.topic_prefix + "agent.goals",
-        bootstrap_servers=system.kafka.bootstrap,
+        **system.kafka.client_options(),
         auto_offset_reset="earliest",
     )
     await consumer.start()
@@ -75,8 +77,23 @@ async def test_goals_from_a_crc32_client_run_and_replay_with_two_replicas(
     rerun = await asyncio.to_thread(system.cli, "rerun", run_id)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "no divergence" in rerun.stdout
-    forked = await asyncio.to_thread(system.cli, "fork", run_id, "--from", "1", "--wait")
+    try:
+        forked = await asyncio.to_thread(
+            system.cli, "fork", run_id, "--from", "1", "--wait", timeout=45
+        )
+    except subprocess.TimeoutExpired as hung:  # tell where the fork stood, and the services
+        said = f"{hung.stdout!r}\n{hung.stderr!r}"
+        pytest.fail(f"fork --wait got no end in 45 s:\n{said}\n{_logs(system)}")
     assert forked.returncode == 0, forked.stdout + forked.stderr
+
+
+def _logs(system: System) -> str:
+    """The last lines of every service instance's log."""
+    tails = []
+    for log in sorted(system.services.dir.glob("*.log")):
+        lines = log.read_text(errors="replace").splitlines()[-25:]
+        tails.append(f"--- {log.name}\n" + "\n".join(lines))
+    return "\n".join(tails)
 
 
 async def test_a_run_the_log_does_not_hold_is_a_clear_message_and_exit_1(system: System) -> None:

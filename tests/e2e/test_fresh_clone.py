@@ -45,9 +45,8 @@ class Clone:
             "LOOPLINE_INFRA_REDIS_PORT": str(redis),
             "LOOPLINE_INFRA_POSTGRES_PORT": str(postgres),
             "LOOPLINE_INFRA_PROMETHEUS_PORT": str(prometheus),
-            "LOOPLINE_KAFKA_BOOTSTRAP": f"127.0.0.1:{kafka}",
-            "LOOPLINE_REDIS_URL": f"redis://127.0.0.1:{redis}/0",
-            "LOOPLINE_POSTGRES_DSN": f"postgresql://loopline@127.0.0.1:{postgres}/loopline",
+            # Nothing else: the CLI finds the servers, and the operator's credentials, in the
+            # credentials file `make demo` writes into the clone's .loopline/.
         }
 
     def run(self, command: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

@@ -6,6 +6,7 @@ output is read to its end with read_artifact; a summarising profile replays with
 from __future__ import annotations
 
 import asyncio
+import json
 import re
 import threading
 from collections.abc import Callable, Iterator
@@ -103,7 +104,7 @@ def received(request: RecordedRequest) -> list[dict[str, Any]]:
                 (
                     c["id"],
                     c["function"]["name"],
-                    __import__("json").loads(c["function"]["arguments"]),
+                    json.loads(c["function"]["arguments"]),
                 )
                 for c in m["tool_calls"]
             ]

@@ -21,6 +21,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from loopline_bus import seek_to_first
 from loopline_events import (
     CONTEXTS,
     GOALS,
@@ -118,20 +119,20 @@ async def test_four_planners_hold_a_provider_limit_of_60_a_minute_and_every_run_
 async def redriven(system: System) -> list[str]:
     """Run ids of the contexts the watchdog re-published."""
     topic = system.kafka.topic_prefix + CONTEXTS.name
-    admin = AIOKafkaAdminClient(bootstrap_servers=system.kafka.bootstrap)
+    admin = AIOKafkaAdminClient(**system.kafka.client_options())
     await admin.start()
     try:
         (described,) = await admin.describe_topics([topic])
     finally:
         await admin.close()
     partitions = [TopicPartition(topic, p["partition"]) for p in described["partitions"]]
-    consumer = AIOKafkaConsumer(bootstrap_servers=system.kafka.bootstrap, enable_auto_commit=False)
+    consumer = AIOKafkaConsumer(**system.kafka.client_options(), enable_auto_commit=False)
     await consumer.start()
     found: list[str] = []
     read = 0
     try:
         consumer.assign(partitions)
-        await consumer.seek_to_beginning(*partitions)
+        await seek_to_first(consumer, partitions)
         ends = await consumer.end_offsets(partitions)
         while [tp for tp, end in ends.items() if await consumer.position(tp) < end]:
             batch = await consumer.getmany(timeout_ms=1000)

@@ -20,7 +20,7 @@ import pytest
 from loopline_bus import KafkaBus, TopicAdmin
 from loopline_events import ALL_TOPICS, RunCompleted
 from loopline_infra import InfraError, default_paths
-from loopline_runtime import Endpoints
+from loopline_runtime import Endpoints, KafkaSettings
 from loopline_testing._system import drop_namespace, launch_system
 from loopline_testing.chaos import PrivateInfra
 from loopline_testing.plugin import unique_prefix
@@ -31,16 +31,14 @@ ASK_FOR_THREE = {"LOOPLINE_KAFKA_REPLICATION_FACTOR": "3"}
 
 
 @pytest.fixture
-async def cluster(loopline_endpoints: Endpoints) -> AsyncIterator[Endpoints]:
+async def cluster(loopline_endpoints: Endpoints) -> AsyncIterator[PrivateInfra]:
     """A private Kafka of three brokers, with the shared Redis and PostgreSQL."""
     async with PrivateInfra(say=print, brokers=3, servers=()) as infra:
         statuses = await infra.infra.status()
         assert [s.name for s in statuses] == ["kafka-1", "kafka-2", "kafka-3"]
         assert all(s.state == "ready" for s in statuses)
         assert sorted(s.role for s in statuses) == ["active controller", "controller", "controller"]
-        yield infra.endpoints.model_copy(
-            update={"redis": loopline_endpoints.redis, "postgres": loopline_endpoints.postgres}
-        )
+        yield infra
 
 
 def infra_topics(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -56,18 +54,28 @@ def infra_topics(env: dict[str, str], *args: str) -> subprocess.CompletedProcess
 
 @pytest.mark.timeout(400)
 async def test_one_copy_refuses_the_start_until_the_fix_moves_topics_onto_three_brokers(
-    cluster: Endpoints,
+    cluster: PrivateInfra,
 ) -> None:
-    namespace = unique_prefix()
     home = Path(tempfile.mkdtemp(prefix="e2e-", dir=default_paths().home))
-    kafka = cluster.kafka.model_copy(update={"topic_prefix": namespace})
-    env = {"LOOPLINE_KAFKA_BOOTSTRAP": kafka.bootstrap, "LOOPLINE_KAFKA_TOPIC_PREFIX": namespace}
+    with cluster.granted(unique_prefix()) as namespace:
+        await _refused_then_fixed(cluster, namespace, home)
+
+
+async def _refused_then_fixed(cluster: PrivateInfra, namespace: str, home: Path) -> None:
+    endpoints = cluster.endpoints
+    kafka = endpoints.kafka.model_copy(update={"topic_prefix": namespace})
+    # The CLI of the machine that runs the cluster: its credentials (the operator's, and the
+    # admin's to move partitions) from the cluster's home.
+    env = {"LOOPLINE_HOME": str(cluster.home), "LOOPLINE_KAFKA_TOPIC_PREFIX": namespace}
+    store = cluster.store
     try:
         # Someone created the topics with one copy (an older Loopline did, whatever the cluster).
         await KafkaBus(settings=kafka.model_copy(update={"replication_factor": 1})).ensure_topics()
 
         with pytest.raises(InfraError) as refused:
-            await asyncio.to_thread(launch_system, cluster, namespace, home, 1, ASK_FOR_THREE)
+            await asyncio.to_thread(
+                launch_system, endpoints, namespace, home, 1, ASK_FOR_THREE, store=store
+            )
         message = str(refused.value)
         topics = len(ALL_TOPICS)
         partitions = sum(spec.partitions for spec in ALL_TOPICS)
@@ -91,9 +99,11 @@ async def test_one_copy_refuses_the_start_until_the_fix_moves_topics_onto_three_
             in fixed.stdout
         )
         assert "Every topic is as Loopline needs it." in fixed.stdout
-        await assert_three_copies_two_in_sync(kafka.bootstrap, namespace)
+        await assert_three_copies_two_in_sync(kafka)
 
-        system = await asyncio.to_thread(launch_system, cluster, namespace, home, 1, ASK_FOR_THREE)
+        system = await asyncio.to_thread(
+            launch_system, endpoints, namespace, home, 1, ASK_FOR_THREE, store=store
+        )
         try:
             async with Loopline(system.kafka, producer="e2e") as client:
                 run = await client.submit("What is 6 * 7?")
@@ -103,13 +113,13 @@ async def test_one_copy_refuses_the_start_until_the_fix_moves_topics_onto_three_
         finally:
             await asyncio.to_thread(system.services.down, say=lambda _: None)
     finally:
-        await drop_namespace(cluster, namespace)
+        await drop_namespace(endpoints, namespace)
         shutil.rmtree(home, ignore_errors=True)
 
 
-async def assert_three_copies_two_in_sync(bootstrap: str, namespace: str) -> None:
-    names = [f"{namespace}{s.name}" for s in ALL_TOPICS]
-    async with TopicAdmin(bootstrap) as admin:
+async def assert_three_copies_two_in_sync(kafka: KafkaSettings) -> None:
+    names = [f"{kafka.topic_prefix}{s.name}" for s in ALL_TOPICS]
+    async with TopicAdmin(kafka) as admin:
         found = await admin.describe(names)
         assert await admin.in_sync(names)
     assert {(f.replication, f.configs["min.insync.replicas"]) for f in found.values()} == {(3, "2")}

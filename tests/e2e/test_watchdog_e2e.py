@@ -18,7 +18,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.errors import KafkaError
-from loopline_bus import partition_for
+from loopline_bus import partition_for, seek_to_first
 from loopline_events import (
     CONTEXTS,
     CONTROL,
@@ -115,21 +115,20 @@ async def metric(system: System, instance: str, name: str, **labels: str) -> flo
 async def records_of(kafka: KafkaSettings, topic: str, run_id: str) -> list[Any]:
     """Every record of the run in `topic`, as the log holds it now."""
     physical = kafka.topic_prefix + topic
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka.bootstrap)
+    admin = AIOKafkaAdminClient(**kafka.client_options())
     await admin.start()
     try:
         (described,) = await admin.describe_topics([physical])
     finally:
         await admin.close()
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka.bootstrap)
+    consumer = AIOKafkaConsumer(**kafka.client_options())
     await consumer.start()
     try:
         count = len(described["partitions"])
         tp = TopicPartition(physical, partition_for(run_id.encode(), count))
         consumer.assign([tp])
         end = (await consumer.end_offsets([tp]))[tp]
-        # An explicit offset: a lazy seek_to_beginning races position().
-        consumer.seek(tp, (await consumer.beginning_offsets([tp]))[tp])
+        await seek_to_first(consumer, [tp])
         out: list[Any] = []
         while await consumer.position(tp) < end:
             batch = await consumer.getmany(tp, timeout_ms=500)
@@ -156,7 +155,7 @@ async def skip_for_group(kafka: KafkaSettings, group: str, record: Any) -> None:
     """Commit `group` past `record`: the record is lost to it, as after an offset reset."""
     tp = TopicPartition(record.topic, record.partition)
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=kafka.bootstrap,
+        **kafka.client_options(),
         group_id=kafka.topic_prefix + group,
         enable_auto_commit=False,
     )
@@ -358,8 +357,8 @@ async def settled(system: System, timeout: float = 60.0) -> None:
         "tool-executor": (DECISIONS.name,),
     }
     prefix = system.kafka.topic_prefix
-    admin = AIOKafkaAdminClient(bootstrap_servers=system.kafka.bootstrap)
-    probe = AIOKafkaConsumer(bootstrap_servers=system.kafka.bootstrap)
+    admin = AIOKafkaAdminClient(**system.kafka.client_options())
+    probe = AIOKafkaConsumer(**system.kafka.client_options())
     await admin.start()
     await probe.start()
     try:

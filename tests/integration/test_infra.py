@@ -38,8 +38,15 @@ def test_a_kafka_client_outside_the_project_lists_the_broker(
 ) -> None:
     kcat = shutil.which("kcat") or shutil.which("kafkacat")
     assert kcat, "kcat is part of the test set-up (.ci/run installs it)"
+    # Connected as the README shows: the options `loopline infra credentials --kcat` prints.
+    options = subprocess.run(
+        [sys.executable, "-m", "loopline.cli", "infra", "credentials", "--kcat"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
     listed = subprocess.run(
-        [kcat, "-b", loopline_endpoints.kafka.bootstrap, "-L", "-m", "10"],
+        [kcat, *options, "-L", "-m", "10"],
         capture_output=True,
         text=True,
         check=True,

@@ -34,7 +34,7 @@ from loopline_runtime import schema_name
 from loopline_testing import System
 from loopline_testing.probes import produce
 
-from loopline.sdk import Loopline
+from loopline.sdk import Loopline, NoGoalError, replay_run
 
 SERVICES = SigningKey("services", os.urandom(32))
 ACME = SigningKey("client-acme", os.urandom(32))
@@ -89,6 +89,10 @@ async def test_an_unsigned_goal_from_a_raw_client_is_rejected(signed_system: Sys
     outcome = answers[run_id]
     assert isinstance(outcome.payload, GoalRejected)
     assert outcome.payload.message == "goal refused: it is not signed"
+    # A replay without the signing keys (this process has none) folds what memory took, and
+    # memory took nothing: the rejection in the log says so.
+    with pytest.raises(NoGoalError, match="never started: memory rejected it"):
+        await replay_run(signed_system.kafka, run_id)
 
 
 async def test_commands_about_another_tenant_s_run_are_dead_lettered_as_forbidden(

@@ -8,6 +8,7 @@ import click
 from loopline_runtime import ConfigurationError, settings_problem
 
 from loopline import __version__
+from loopline.cli._access import tenants
 from loopline.cli._dlq import dlq
 from loopline.cli._infra import infra
 from loopline.cli._keys import keys
@@ -62,6 +63,7 @@ for command in (
     serve,
     services,
     infra,
+    tenants,
 ):
     main.add_command(command)
 

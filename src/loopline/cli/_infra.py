@@ -9,6 +9,8 @@ import sys
 import click
 from loopline_infra import BROKER_CHOICES, ComponentStatus, Infra, InfraError
 
+from loopline.cli._access import acls, credentials
+from loopline.cli._compose import compose_secrets, provision
 from loopline.cli._topics import topics
 
 
@@ -36,6 +38,10 @@ def infra() -> None:
 
 
 infra.add_command(topics)
+infra.add_command(credentials)
+infra.add_command(acls)
+infra.add_command(compose_secrets)
+infra.add_command(provision)
 
 
 @infra.command()
@@ -58,9 +64,11 @@ def up(brokers: str | None, as_json: bool) -> None:
         sys.exit(1)
     _print_status(statuses, as_json)
     if not as_json:
-        click.echo("\nPoint Loopline (and your own clients) at them with:")
-        for name, value in infra.env().items():
-            click.echo(f"  export {name}={value}")
+        click.echo(
+            f"\nEvery server asks for credentials: each principal's are in {infra.store.path} "
+            "(mode 0600).\nThe CLI and the SDK use the operator's; "
+            "`loopline infra credentials --env` prints its variables for other programs."
+        )
 
 
 @infra.command()

@@ -3,15 +3,25 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import importlib
 import json
 import logging
+import os
 import sys
 
 import click
-from loopline_infra import PROCESSES, InfraError, Services, default_paths
+from loopline_infra import (
+    PROCESSES,
+    CredentialStore,
+    InfraError,
+    Services,
+    default_paths,
+    provision_namespace,
+)
 from loopline_runtime import (
     ConfigurationError,
+    KafkaSettings,
     Stop,
     configure_logging,
     serve_until_signalled,
@@ -33,6 +43,9 @@ def serve(name: str) -> None:
     """Run one service (or the gateway) in the foreground until SIGTERM or Ctrl-C."""
     configure_logging(name)
     start = importlib.import_module(MODULES[name]).start
+    # What was loaded to start lives as long as the process: the collector's full passes skip
+    # it, so their cost follows what the service holds of its runs, not its imports.
+    gc.freeze()
 
     async def main() -> None:
         async def started() -> Stop:
@@ -61,8 +74,21 @@ def services() -> None:
     .loopline/services)."""
 
 
+def _local_store() -> CredentialStore | None:
+    """This machine's credentials, unless the environment points at another cluster or names
+    credentials of its own (then every process takes the environment as it is)."""
+    store = CredentialStore(default_paths())
+    found = store.load()
+    if found is None or os.environ.get("LOOPLINE_KAFKA_USERNAME"):
+        return None
+    bootstrap = os.environ.get("LOOPLINE_KAFKA_BOOTSTRAP")
+    if bootstrap and bootstrap != found.endpoints.kafka_bootstrap:
+        return None
+    return store
+
+
 def _services() -> Services:
-    return Services(default_paths().home)
+    return Services(default_paths().home, store=_local_store())
 
 
 @services.command("up")
@@ -72,8 +98,20 @@ def _services() -> Services:
 def services_up(replicas: int) -> None:
     """Start the services that are not running and wait until each consumes; then the gateway
     (one instance, on LOOPLINE_GATEWAY_PORT, 18080 by default), whose page URL is printed."""
+    services = _services()
     try:
-        _services().up(replicas=replicas, say=click.echo)
+        if services.store is not None:
+            # The namespace's topics and ACLs, made by the cluster's admin: the services may
+            # check topics, not create them.
+            found = services.store.require()
+            settings = KafkaSettings(
+                bootstrap=found.endpoints.kafka_bootstrap,
+                security_protocol="PLAINTEXT",
+                username=None,
+                password=None,
+            )
+            asyncio.run(provision_namespace(found, settings))
+        services.up(replicas=replicas, say=click.echo)
     except InfraError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)

@@ -12,22 +12,30 @@ from loopline.cli._runs import EXIT_FAILED
 
 
 @click.command()
-def sign() -> None:
+@click.option(
+    "--as",
+    "principal",
+    metavar="PRINCIPAL",
+    help="Sign with this principal's key from the credentials file (client-acme, say).",
+)
+def sign(principal: str | None) -> None:
     """Sign the events read from stdin, one JSON object per line, and print each signed.
 
     Fields the event leaves out (its id, its time) are filled in first, since a signature
-    covers them. The key comes from LOOPLINE_SIGNING_KEY_ID and LOOPLINE_SIGNING_KEY. For
-    example, a goal from kcat:
+    covers them. The key is PRINCIPAL's from the credentials file, else LOOPLINE_SIGNING_KEY_ID
+    and LOOPLINE_SIGNING_KEY, else the local operator's. For example, a goal from kcat:
 
       echo '{"type": "GoalSubmitted", "run_id": "run-42", "tenant": "acme",
-      "payload": {"goal": "What is 6 * 7?"}}' | loopline sign | kcat -P -t agent.goals -k run-42
+      "payload": {"goal": "What is 6 * 7?"}}' | loopline sign --as client-acme
+      | kcat -P ... -t agent.goals -k run-42
 
     Exit 1 when a line is not an event (the others are still printed).
     """
-    key = load_signing().signing_key()
+    key = load_signing(principal).signing_key()
     if key is None:
         raise ConfigurationError(
-            "nothing to sign with: set LOOPLINE_SIGNING_KEY_ID and LOOPLINE_SIGNING_KEY"
+            "nothing to sign with: give --as PRINCIPAL, or set LOOPLINE_SIGNING_KEY_ID and "
+            "LOOPLINE_SIGNING_KEY"
         )
     failed = False
     for number, line in enumerate(sys.stdin, start=1):

@@ -20,7 +20,8 @@ from loopline_bus import (
     summarise,
 )
 from loopline_events import ALL_TOPICS, TopicSpec
-from loopline_runtime import ConfigurationError, KafkaSettings
+from loopline_infra import local_admin
+from loopline_runtime import ConfigurationError, KafkaSettings, load_endpoints
 
 EXIT_RISKY = 1
 EXIT_CANNOT = 2
@@ -31,7 +32,7 @@ def _specs(settings: KafkaSettings) -> dict[str, TopicSpec]:
 
 
 async def _inspect(settings: KafkaSettings) -> TopicsReport:
-    async with TopicAdmin(settings.bootstrap) as admin:
+    async with TopicAdmin(settings) as admin:
         return await inspect_topics(settings, _specs(settings), admin)
 
 
@@ -68,8 +69,10 @@ def topics(fix: bool, grow_partitions: bool, as_json: bool) -> None:
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
     say = (lambda line: click.echo(line, err=True)) if as_json else click.echo
     try:
-        settings = KafkaSettings()
+        settings = load_endpoints().kafka
         if fix:
+            # Moving partitions is the cluster's business: on this machine's cluster, its admin.
+            settings = local_admin(settings) or settings
             report = asyncio.run(
                 repair_topics(settings, _specs(settings), grow_partitions=grow_partitions, say=say)
             )

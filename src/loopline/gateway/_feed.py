@@ -105,7 +105,7 @@ class RunFeed:
     async def start(self) -> None:
         self._counts = await partition_counts(self.settings, self.physical)
         consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap,
+            **self.settings.client_options(),
             enable_auto_commit=False,
             isolation_level="read_committed",
             fetch_max_wait_ms=20,
@@ -266,7 +266,7 @@ class RunFeed:
 
 def _reader(settings: KafkaSettings) -> AIOKafkaConsumer:
     return AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap,
+        **settings.client_options(),
         enable_auto_commit=False,
         isolation_level="read_committed",
         fetch_max_wait_ms=20,

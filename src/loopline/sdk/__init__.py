@@ -11,6 +11,7 @@ from loopline_bus import EventStream
 from loopline_events import TextChunk
 from loopline_memory.history import (
     Divergence,
+    NoGoalError,
     Replay,
     Rerun,
     StepNotReachedError,
@@ -26,6 +27,7 @@ __all__ = [
     "Divergence",
     "EventStream",
     "Loopline",
+    "NoGoalError",
     "Replay",
     "Rerun",
     "Run",

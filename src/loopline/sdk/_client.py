@@ -29,7 +29,7 @@ from loopline_events import (
 )
 from loopline_memory.domain.replay import Replay
 from loopline_memory.history import Rerun, replay_run, rerun_run
-from loopline_runtime import KafkaSettings, load_signing
+from loopline_runtime import KafkaSettings, load_endpoints, load_signing
 
 from loopline.sdk._fork import fork_run
 
@@ -155,9 +155,10 @@ class Loopline:
         producer: str = "sdk",
         signing_key: SigningKey | None = None,
     ):
-        """Connect with `settings` (else LOOPLINE_KAFKA_*); goals and commands are signed with
-        `signing_key` (else LOOPLINE_SIGNING_KEY_ID and LOOPLINE_SIGNING_KEY, if set)."""
-        self.settings = settings or KafkaSettings()
+        """Connect with `settings` (else LOOPLINE_KAFKA_*, or this machine's operator); goals
+        and commands are signed with `signing_key` (else LOOPLINE_SIGNING_KEY_ID and
+        LOOPLINE_SIGNING_KEY, or this machine's operator's key)."""
+        self.settings = settings or load_endpoints().kafka
         key = signing_key or load_signing().signing_key()
         self._bus = KafkaBus(settings=self.settings, client_id=producer, signing_key=key)
         self._producer = producer

@@ -118,7 +118,7 @@ async def read_records(settings: KafkaSettings, topic: str, count: int) -> list[
     """The first `count` records of a topic of the namespace, headers and all."""
     consumer = AIOKafkaConsumer(
         f"{settings.topic_prefix}{topic}",
-        bootstrap_servers=settings.bootstrap,
+        **settings.client_options(),
         auto_offset_reset="earliest",
         enable_auto_commit=False,
     )

@@ -23,14 +23,14 @@ async def specs(kafka_settings: KafkaSettings) -> AsyncIterator[dict[str, TopicS
     """Every declared topic (few partitions) by its name in the test's namespace; deleted
     after."""
     yield {f"{kafka_settings.topic_prefix}{s.name}": s for s in small_topics()}
-    await delete_topics(kafka_settings.bootstrap, kafka_settings.topic_prefix)
+    await delete_topics(kafka_settings)
 
 
 async def test_topics_are_created_with_their_min_insync_replicas_and_then_fit(
     kafka_settings: KafkaSettings, specs: dict[str, TopicSpec]
 ) -> None:
     await ensure_topics(kafka_settings, specs)
-    async with TopicAdmin(kafka_settings.bootstrap) as admin:
+    async with TopicAdmin(kafka_settings) as admin:
         report = await inspect_topics(kafka_settings, specs, admin)
     assert report.missing == []
     assert report.differences == []
@@ -49,7 +49,7 @@ async def test_more_copies_than_live_brokers_are_refused_before_anything_is_crea
         await ensure_topics(three, specs)
     assert "with 3 copies (LOOPLINE_KAFKA_REPLICATION_FACTOR=3)" in str(refused.value)
     assert "the cluster has 1 live broker(s)" in str(refused.value)
-    async with TopicAdmin(kafka_settings.bootstrap) as admin:
+    async with TopicAdmin(kafka_settings) as admin:
         assert not set(specs) & await admin.existing()
 
 
@@ -59,7 +59,7 @@ async def test_a_risky_topic_refuses_the_start_and_the_fix_keeps_the_operators_s
     await ensure_topics(kafka_settings, specs)
     goals = f"{kafka_settings.topic_prefix}agent.goals"
     results = f"{kafka_settings.topic_prefix}agent.results"
-    async with TopicAdmin(kafka_settings.bootstrap) as admin:
+    async with TopicAdmin(kafka_settings) as admin:
         await admin.set_configs(
             {
                 goals: {"retention.ms": "86400000", "compression.type": "lz4"},
@@ -82,6 +82,6 @@ async def test_a_risky_topic_refuses_the_start_and_the_fix_keeps_the_operators_s
     assert after.differences == []
     assert said == ["setting 2 configuration(s) of 2 topic(s)"]
     await ensure_topics(kafka_settings, specs)
-    async with TopicAdmin(kafka_settings.bootstrap) as admin:
+    async with TopicAdmin(kafka_settings) as admin:
         found = await admin.configs({goals: ["retention.ms", "compression.type"]})
     assert found[goals] == {"retention.ms": "-1", "compression.type": "lz4"}

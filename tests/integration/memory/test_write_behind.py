@@ -45,7 +45,7 @@ async def store(
 ) -> AsyncIterator[RunStore]:
     endpoints = loopline_endpoints.model_copy(update={"kafka": kafka_bus.settings})
     pool, schema = await open_schema(endpoints, "memory", MIGRATIONS)
-    redis = aioredis.from_url(endpoints.redis.url)
+    redis = aioredis.from_url(endpoints.redis.url.get_secret_value())
     yield RunStore(pool, redis, schema, topic_prefix)
     keys = [k async for k in redis.scan_iter(match=f"{topic_prefix}*")]
     if keys:

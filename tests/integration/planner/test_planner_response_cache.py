@@ -44,8 +44,10 @@ async def planner(
 ) -> AsyncIterator[PlannerHandler]:
     # One attempt per decision: a second, uncached call would meet an empty script and fail.
     settings = ModelSettings(openai_base_url=server.base_url, max_attempts=1)
-    redis = aioredis.from_url(loopline_endpoints.redis.url)
-    cache = ResponseCache(aioredis.from_url(loopline_endpoints.redis.url), namespace=topic_prefix)
+    redis = aioredis.from_url(loopline_endpoints.redis.url.get_secret_value())
+    cache = ResponseCache(
+        aioredis.from_url(loopline_endpoints.redis.url.get_secret_value()), namespace=topic_prefix
+    )
     conversations = Conversations(redis, topic_prefix, _nothing_logged)
     handler = PlannerHandler(settings, build_model, cache, conversations=conversations)
     yield handler

@@ -27,7 +27,7 @@ async def test_a_record_written_after_the_last_fetch_keeps_its_partition_behind(
     )
     tp = TopicPartition(kafka_bus.topic(CONTEXTS.name), 0)
     await kafka_bus.publish_raw(CONTEXTS.name, b"{}", key=b"a", partition=0)
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka_bus.settings.bootstrap)
+    consumer = AIOKafkaConsumer(**kafka_bus.settings.client_options())
     await consumer.start()
     try:
         consumer.assign([tp])

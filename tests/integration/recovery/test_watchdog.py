@@ -66,7 +66,7 @@ async def recovery(
         "LOOPLINE_KAFKA_BOOTSTRAP": loopline_endpoints.kafka.bootstrap,
         "LOOPLINE_KAFKA_TOPIC_PREFIX": topic_prefix,
         "LOOPLINE_POSTGRES_DSN": loopline_endpoints.postgres.dsn.get_secret_value(),
-        "LOOPLINE_REDIS_URL": loopline_endpoints.redis.url,
+        "LOOPLINE_REDIS_URL": loopline_endpoints.redis.url.get_secret_value(),
         "LOOPLINE_AGENTS_FILE": str(agents),
         "LOOPLINE_RECOVERY_WATCHDOG_SWEEP_S": "0.1",
     }.items():
@@ -87,7 +87,7 @@ async def recovery(
         await conn.execute(f'DROP SCHEMA IF EXISTS "{schema}" CASCADE')
     finally:
         await conn.close()
-    redis = aioredis.from_url(loopline_endpoints.redis.url)
+    redis = aioredis.from_url(loopline_endpoints.redis.url.get_secret_value())
     try:
         keys = [k async for k in redis.scan_iter(match=f"{topic_prefix}*")]
         if keys:
@@ -102,7 +102,10 @@ class Records:
     def __init__(self, bus: KafkaBus, topics: list[str]):
         self.bus, self.topics = bus, topics
         self.seen: list[tuple[str, Any]] = []
-        self._consumer = AIOKafkaConsumer(bootstrap_servers=bus.settings.bootstrap)
+        # Earliest as the default reset too: a lazy seek_to_beginning races the default one.
+        self._consumer = AIOKafkaConsumer(
+            **bus.settings.client_options(), auto_offset_reset="earliest"
+        )
 
     async def __aenter__(self) -> Records:
         await self._consumer.start()
@@ -194,7 +197,7 @@ async def test_progress_after_a_re_drive_ends_the_watch_and_a_result_forgets_the
         await kafka_bus.publish(DECISIONS.name, decided)
         done = decided.follow(RunCompleted(answer="5", steps=1), producer="memory")
         await kafka_bus.publish(RESULTS.name, done)
-        redis = aioredis.from_url(loopline_endpoints.redis.url)
+        redis = aioredis.from_url(loopline_endpoints.redis.url.get_secret_value())
         try:
             await _until_forgotten(redis, kafka_bus.prefix, "run-slow")
         finally:

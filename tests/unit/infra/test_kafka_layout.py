@@ -24,11 +24,20 @@ def test_a_single_node_keeps_its_name_folder_and_quorum(paths: Paths) -> None:
     (kafka,) = infra.kafka_nodes
     assert (kafka.name, kafka.dir) == ("kafka", paths.home / "kafka")
     assert infra.env()["LOOPLINE_KAFKA_BOOTSTRAP"] == "127.0.0.1:19092"
-    rendered = properties(kafka.render())
+    credentials = infra.store.ensure(infra.cluster_endpoints())
+    rendered = properties(kafka.render(credentials))
     assert rendered["node.id"] == "1"
     assert rendered["controller.quorum.bootstrap.servers"] == "127.0.0.1:19093"
     assert rendered["default.replication.factor"] == "1"
     assert rendered["min.insync.replicas"] == "1"
+    # Secured: SCRAM (and PLAIN on the loopback listener), nothing without an ACL.
+    assert rendered["listeners"].startswith("SASL_PLAINTEXT://127.0.0.1:")
+    assert rendered["allow.everyone.if.no.acl.found"] == "false"
+    assert rendered["super.users"] == "User:admin;User:controller"
+    plain = rendered["listener.name.sasl_plaintext.plain.sasl.jaas.config"]
+    operator = credentials.principal("operator").kafka.password.get_secret_value()
+    assert f'user_operator="{operator}"' in plain
+    assert "user_admin=" not in plain
 
 
 def test_three_nodes_take_the_next_ports_and_keep_three_copies_two_in_sync(paths: Paths) -> None:
@@ -42,9 +51,9 @@ def test_three_nodes_take_the_next_ports_and_keep_three_copies_two_in_sync(paths
         "prometheus",
     ]
     assert infra.bootstrap == "127.0.0.1:19092,127.0.0.1:19094,127.0.0.1:19096"
-    second = properties(infra.kafka_node(2).render())
+    second = properties(infra.kafka_node(2).render(infra.store.ensure(infra.cluster_endpoints())))
     assert second["node.id"] == "2"
-    assert second["listeners"] == "PLAINTEXT://127.0.0.1:19094,CONTROLLER://127.0.0.1:19095"
+    assert second["listeners"] == ("SASL_PLAINTEXT://127.0.0.1:19094,CONTROLLER://127.0.0.1:19095")
     assert second["controller.quorum.bootstrap.servers"] == (
         "127.0.0.1:19093,127.0.0.1:19095,127.0.0.1:19097"
     )

@@ -6,6 +6,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from loopline_events import (
@@ -17,14 +18,16 @@ from loopline_events import (
     RESULTS,
     CancelRun,
     Envelope,
+    GoalRejected,
     GoalSubmitted,
     ModelDecided,
+    RejectionReason,
     ToolCall,
     ToolCallSucceeded,
     ToolSpec,
 )
 from loopline_memory.domain import Environment, RunState, apply
-from loopline_memory.domain.replay import fold, in_folding_order
+from loopline_memory.domain.replay import NoGoalError, fold, in_folding_order
 from loopline_runtime import AgentProfile
 
 # Events made by hand, not chained by cause: test_orphans.py tests those checks.
@@ -103,3 +106,30 @@ def test_a_result_after_the_cancel_is_ignored_by_the_replay_as_by_memory() -> No
     assert replayed is not None
     assert replayed.model_dump_json() == live.model_dump_json()
     assert [t for t, _ in outputs] == [CONTEXTS.name, RESULTS.name]
+
+
+def rejected(goal: Envelope[Any], why: str) -> tuple[str, Envelope[Any]]:
+    """Memory's answer to a goal it did not take, as the log holds it."""
+    refusal = GoalRejected(reason=RejectionReason.NOT_AUTHORIZED, message=why)
+    return RESULTS.name, goal.follow(refusal, producer="memory", seq=0)
+
+
+def test_a_goal_memory_rejected_is_not_folded_by_a_replay_without_the_keys() -> None:
+    """The replay's environment has no keyring (ENV): it cannot tell a forged goal by its
+    signature, but memory's rejection in the log says it was never taken."""
+    forged = Envelope.of(GoalSubmitted(goal="g", agent="a"), run_id="r", producer="kcat")
+    log = [(GOALS.name, forged), rejected(forged, "goal refused: it is not signed")]
+    assert in_folding_order(log) == []
+    with pytest.raises(NoGoalError):
+        fold(in_folding_order(log), ENV)
+
+
+def test_a_second_goal_of_a_run_memory_rejected_leaves_the_first_one_s_run() -> None:
+    goal, decided, first, second, _ = a_step_then_a_cancel()
+    live, outputs = memory([goal, decided, first, second])
+    again = Envelope.of(GoalSubmitted(goal="another", agent="a"), run_id="r", producer="sdk")
+    log = [(GOALS.name, goal), (GOALS.name, again), rejected(again, "run r exists")]
+    log += [(TOPIC[e.type], e) for e in (decided, first, second)] + outputs
+    replayed = fold(in_folding_order(log), ENV).state
+    assert replayed is not None
+    assert replayed.model_dump_json() == live.model_dump_json()

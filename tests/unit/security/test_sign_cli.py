@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -42,9 +43,13 @@ def test_a_line_that_is_no_event_is_told_and_exits_1() -> None:
     assert len(result.stdout.splitlines()) == 1
 
 
-def test_without_a_key_it_says_what_to_set_and_exits_2(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_without_a_key_it_says_what_to_set_and_exits_2(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     monkeypatch.delenv("LOOPLINE_SIGNING_KEY_ID", raising=False)
     monkeypatch.delenv("LOOPLINE_SIGNING_KEY", raising=False)
+    monkeypatch.delenv("LOOPLINE_CREDENTIALS_FILE", raising=False)
+    monkeypatch.setenv("LOOPLINE_HOME", str(tmp_path))  # no credentials file there
     result = CliRunner().invoke(main, ["sign"], input=json.dumps(GOAL))
     assert result.exit_code == 2
     assert "set LOOPLINE_SIGNING_KEY_ID and LOOPLINE_SIGNING_KEY" in result.stderr

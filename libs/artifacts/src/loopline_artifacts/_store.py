@@ -19,9 +19,14 @@ from collections.abc import Iterable
 
 import asyncpg
 from loopline_events import ArtifactRef
-from loopline_runtime import migrate, postgres_unavailable_is_retryable, schema_name
+from loopline_runtime import (
+    migrate,
+    postgres_unavailable_is_retryable,
+    schema_name,
+    schema_owner,
+)
 
-from loopline_artifacts._tokens import count_tokens
+from loopline_artifacts._tokens import count_tokens, load_tokenizer
 
 SCHEMA = "artifacts"
 """The store's schema, within each namespace."""
@@ -147,9 +152,15 @@ class ArtifactStore:
         )
 
 
-async def open_artifacts(pool: asyncpg.Pool, namespace: str = "") -> ArtifactStore:
-    """The namespace's artifact store on `pool`'s database, its schema migrated."""
+async def open_artifacts(
+    pool: asyncpg.Pool, namespace: str = "", *, migrated: bool = True
+) -> ArtifactStore:
+    """The namespace's artifact store on `pool`'s database, its schema migrated (by its
+    writers; a reader, `migrated=False`, only reads what they made). A writer counts the
+    tokens of what it stores: its tokenizer is loaded here, before the first event."""
     schema = schema_name(SCHEMA, namespace)
-    async with pool.acquire() as conn:
-        await migrate(conn, schema, MIGRATIONS)
+    if migrated:
+        async with pool.acquire() as conn:
+            await migrate(conn, schema, MIGRATIONS, schema_owner(SCHEMA))
+        await load_tokenizer()
     return ArtifactStore(pool, schema)

@@ -8,6 +8,7 @@ model reports; counts here only decide what fits a context before a call.
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import warnings
 from typing import Any
@@ -17,13 +18,20 @@ ENCODING = "o200k_base"
 
 @functools.cache
 def _encoding() -> Any:
-    # Loaded on first use: its vocabulary takes a moment to read. The package reads its data
-    # with an importlib.resources call Python deprecates; that is its business, not ours.
+    # Its vocabulary takes a second or more of CPU to read: a service loads it as it starts
+    # (load_tokenizer), never on its event loop in the middle of someone's step. The package
+    # reads its data with an importlib.resources call Python deprecates; that is its business.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         import bpe_openai
 
         return bpe_openai.get_encoding(ENCODING)
+
+
+async def load_tokenizer() -> None:
+    """Read the tokenizer's vocabulary now, in a thread: a service that counts tokens calls it
+    before it takes any event, so its first step waits for nothing."""
+    await asyncio.to_thread(_encoding)
 
 
 PIECE_CHARS = 256 * 1024

@@ -21,13 +21,14 @@ from loopline_bus._metrics import MetricsMiddleware
 from loopline_bus._middleware import Handle, Lag, Middleware
 from loopline_bus._partitioner import partition_for
 from loopline_bus._records import (
+    SIGNED_TYPES,
     Encoded,
     Outbound,
     RawRecord,
     trace_context,
     trace_from_headers,
 )
-from loopline_bus._stream import RUN_TOPICS, EventStream, partition_counts
+from loopline_bus._stream import RUN_TOPICS, EventStream, partition_counts, seek_to_first
 from loopline_bus._topic_admin import TopicAdmin, TopicAdminError, spread
 from loopline_bus._topic_fit import (
     Difference,
@@ -46,6 +47,7 @@ from loopline_bus._tracing import TracingMiddleware, start_trace
 
 __all__ = [
     "RUN_TOPICS",
+    "SIGNED_TYPES",
     "Bus",
     "BusMetrics",
     "Difference",
@@ -83,6 +85,7 @@ __all__ = [
     "partition_for",
     "read_history",
     "repair_topics",
+    "seek_to_first",
     "spread",
     "start_trace",
     "summarise",

@@ -18,7 +18,7 @@ from loopline_events import Envelope, EventDecodeError, decode_event
 from loopline_runtime import KafkaSettings
 
 from loopline_bus._partitioner import partition_for
-from loopline_bus._stream import partition_counts
+from loopline_bus._stream import partition_counts, seek_to_first
 
 Progress = Callable[[int, int], None]
 """Called with (records read, records to read) as the read goes on."""
@@ -51,7 +51,7 @@ async def read_history(
         for p in ([partition_for(run_id.encode(), counts[t])] if run_id else range(counts[t]))
     ]
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.bootstrap,
+        **settings.client_options(),
         enable_auto_commit=False,
         isolation_level="read_committed",
         max_partition_fetch_bytes=8 * 1024 * 1024,
@@ -61,9 +61,7 @@ async def read_history(
     try:
         consumer.assign(assignment)
         ends = await consumer.end_offsets(assignment)
-        starts = await consumer.beginning_offsets(assignment)
-        for tp in assignment:  # explicit offsets: a lazy seek_to_beginning races position()
-            consumer.seek(tp, starts[tp])
+        starts = await seek_to_first(consumer, assignment)
         per_partition = await _drain(consumer, starts, ends, run_id, progress, settings)
     finally:
         await consumer.stop()

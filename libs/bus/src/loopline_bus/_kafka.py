@@ -62,7 +62,7 @@ class KafkaBus(Bus):
         if self._producer is not None:
             return
         producer = AIOKafkaProducer(
-            bootstrap_servers=self.settings.bootstrap,
+            **self.settings.client_options(),
             client_id=self.client_id,
             acks="all",
             enable_idempotence=True,
@@ -209,7 +209,7 @@ class _KafkaSubscription(Subscription):
     async def start(self) -> None:
         settings = self.bus.settings
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap,
+            **settings.client_options(),
             group_id=self.bus.topic(self.group),
             client_id=f"{self.bus.client_id}-{socket.gethostname()}-{os.getpid()}",
             enable_auto_commit=False,

@@ -28,6 +28,18 @@ RUN_TOPICS: tuple[str, ...] = (CONTEXTS.name, DECISIONS.name, OBSERVATIONS.name,
 """The topics that carry a run's steps and its end."""
 
 
+async def seek_to_first(
+    consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """Position assigned `partitions` at their first retained offsets, explicitly, and return
+    those offsets: aiokafka's `seek_to_beginning` is lazy and can lose to the consumer's default
+    reset to the end, leaving a reader that sees nothing."""
+    starts: dict[TopicPartition, int] = await consumer.beginning_offsets(list(partitions))
+    for tp in partitions:
+        consumer.seek(tp, starts[tp])
+    return starts
+
+
 class EventStream:
     """Events of the loop topics, decoded, from chosen partitions and positions."""
 
@@ -35,7 +47,7 @@ class EventStream:
         self.settings = settings
         self.topics = [f"{settings.topic_prefix}{t}" for t in topics]
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=settings.bootstrap,
+            **settings.client_options(),
             enable_auto_commit=False,
             isolation_level="read_committed",
             fetch_max_wait_ms=50,
@@ -54,11 +66,11 @@ class EventStream:
         await self._consumer.start()
         self._consumer.assign(assignment)
         if from_beginning:
-            await self._consumer.seek_to_beginning(*assignment)
+            await seek_to_first(self._consumer, assignment)
         else:
             await self._consumer.seek_to_end(*assignment)
-        for tp in assignment:  # resolve the positions now, before anything is sent
-            await self._consumer.position(tp)
+            for tp in assignment:  # resolve the positions now, before anything is sent
+                await self._consumer.position(tp)
 
     async def stop(self) -> None:
         await self._consumer.stop()
@@ -82,7 +94,7 @@ class EventStream:
 
 async def partition_counts(settings: KafkaSettings, topics: Sequence[str]) -> dict[str, int]:
     """How many partitions each (physical) topic has; LookupError for a missing topic."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.bootstrap)
+    admin = AIOKafkaAdminClient(**settings.client_options())
     await admin.start()
     try:
         described = await admin.describe_topics(list(topics))

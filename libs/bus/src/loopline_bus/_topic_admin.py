@@ -25,12 +25,14 @@ from aiokafka.protocol.admin import (
 )
 from aiokafka.protocol.api import Request, RequestStruct, Response
 from aiokafka.protocol.types import Array, Boolean, Int8, Int16, Int32, Schema, String
+from loopline_runtime import KafkaSettings
 
 from loopline_bus._topic_fit import CHECKED_CONFIGS, Found
 
 SET = 0
 """IncrementalAlterConfigs' operation that sets a value."""
 TOPIC_ALREADY_EXISTS = 36
+TOPIC_AUTHORIZATION_FAILED = 29
 REQUEST_TIMEOUT_MS = 30_000
 CONFIG_TIMEOUT_S = 30.0
 
@@ -95,13 +97,16 @@ class TopicAdminError(RuntimeError):
 
 
 class TopicAdmin:
-    """An admin connection for Loopline's topics: `async with TopicAdmin(bootstrap) as admin`."""
+    """An admin connection for Loopline's topics: `async with TopicAdmin(settings) as admin`."""
 
-    def __init__(self, bootstrap: str, timeout_ms: int = REQUEST_TIMEOUT_MS):
+    def __init__(self, settings: KafkaSettings, timeout_ms: int = REQUEST_TIMEOUT_MS):
         self._admin = AIOKafkaAdminClient(
-            bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms
+            **settings.client_options(), request_timeout_ms=timeout_ms
         )
         self._timeout_ms = timeout_ms
+        self.hidden: set[str] = set()
+        """Topics this principal may not describe (or not see the configuration of): a
+        client's ACLs cover its own topics only, and it checks those alone."""
 
     async def __aenter__(self) -> Self:
         await self._admin.start()
@@ -120,8 +125,9 @@ class TopicAdmin:
         cluster = await self._admin.describe_cluster()
         return sorted(b["node_id"] for b in cluster["brokers"])
 
-    async def default_replication(self) -> int:
-        """The cluster's default.replication.factor, as a broker reports it."""
+    async def default_replication(self) -> int | None:
+        """The cluster's default.replication.factor, as a broker reports it (None when this
+        principal may not read the brokers' configuration)."""
         broker = (await self.brokers())[0]
         response = await self._admin.describe_configs(
             [
@@ -130,8 +136,10 @@ class TopicAdmin:
                 )
             ]
         )
-        entries = response[0].to_object()["resources"][0]["config_entries"]
-        return int(entries[0]["config_value"])
+        resource = response[0].to_object()["resources"][0]
+        if resource["error_code"] or not resource["config_entries"]:
+            return None
+        return int(resource["config_entries"][0]["config_value"])
 
     async def existing(self) -> set[str]:
         return set(await self._admin.list_topics())
@@ -141,10 +149,14 @@ class TopicAdmin:
         if not topics:
             return {}
         metadata = {t["topic"]: t for t in await self._admin.describe_topics(list(topics))}
+        self.hidden |= {
+            t for t, m in metadata.items() if m["error_code"] == TOPIC_AUTHORIZATION_FAILED
+        }
         present = [t for t in topics if t in metadata and not metadata[t]["error_code"]]
         if not present:
             return {}
         configs = await self.configs(dict.fromkeys(present, CHECKED_CONFIGS))
+        present = [t for t in present if t not in self.hidden]
         return {
             t: Found(
                 topic=t,
@@ -225,6 +237,9 @@ class TopicAdmin:
         found: dict[str, dict[str, str]] = {}
         for response in responses:
             for resource in response.to_object()["resources"]:
+                if resource["error_code"] == TOPIC_AUTHORIZATION_FAILED:
+                    self.hidden.add(resource["resource_name"])
+                    continue
                 found[resource["resource_name"]] = {
                     e["config_names"]: e["config_value"] for e in resource["config_entries"]
                 }

@@ -14,6 +14,7 @@ from loopline_runtime import ConfigurationError, KafkaSettings
 
 from loopline_bus._topic_admin import TopicAdmin, TopicAdminError, spread
 from loopline_bus._topic_fit import (
+    FIX_COMMAND,
     Difference,
     Found,
     Repair,
@@ -55,9 +56,17 @@ async def inspect_topics(
 ) -> TopicsReport:
     """`specs` (by their name on the cluster) as wanted by `settings` and as found."""
     brokers = await admin.brokers()
+    found = await admin.describe(list(specs))
     default = await admin.default_replication()
-    wanted = [Wanted(name, s, durability(s.kind, settings, default)) for name, s in specs.items()]
-    found = await admin.describe([w.topic for w in wanted])
+    if default is None:
+        # A principal that may not read the brokers' configuration (a tenant's client) checks
+        # its topics against the settings, or as they are.
+        default = min((f.replication for f in found.values()), default=1)
+    wanted = [
+        Wanted(name, s, durability(s.kind, settings, default))
+        for name, s in specs.items()
+        if name not in admin.hidden
+    ]
     differences = [d for w in wanted if w.topic in found for d in compare(w, found[w.topic])]
     return TopicsReport(brokers, wanted, found, differences)
 
@@ -66,16 +75,18 @@ async def ensure_topics(settings: KafkaSettings, specs: Mapping[str, TopicSpec])
     """Create the topics that do not exist, with the replication and min.insync.replicas the
     settings ask; check those that do. Raises TopicsUnfitError (a ConfigurationError) when one
     puts data at risk; logs the harmless differences."""
-    async with TopicAdmin(settings.bootstrap) as admin:
+    async with TopicAdmin(settings) as admin:
         report = await inspect_topics(settings, specs, admin)
-        await _create(admin, report.missing, report.brokers)
+        await _create(admin, report.missing, report.brokers, settings.principal)
         if report.risky:
             raise TopicsUnfitError(report.risky, settings)
         for line in summarise(report.differences):
             log.warning("topics %s", line)
 
 
-async def _create(admin: TopicAdmin, missing: list[Wanted], brokers: list[int]) -> None:
+async def _create(
+    admin: TopicAdmin, missing: list[Wanted], brokers: list[int], principal: str
+) -> None:
     if not missing:
         return
     short = [w for w in missing if w.durability.replication > len(brokers)]
@@ -96,6 +107,12 @@ async def _create(admin: TopicAdmin, missing: list[Wanted], brokers: list[int]) 
             ]
         )
     except TopicAdminError as exc:
+        if "uthoriz" in str(exc):
+            names = ", ".join(w.topic for w in missing[:3]) + (", …" if len(missing) > 3 else "")
+            raise ConfigurationError(
+                f"{len(missing)} topic(s) are missing ({names}) and {principal} may not create "
+                f"them: create them as an administrator of the namespace ({FIX_COMMAND})"
+            ) from None
         raise ConfigurationError(str(exc)) from None
     log.info("created %d topic(s)", len(missing))
     await _wait_for_leaders(admin, [w.topic for w in missing])
@@ -124,11 +141,11 @@ async def repair_topics(
     more brokers (reassignment) where they have too few copies, then set their configuration
     (min.insync.replicas last, once the copies exist), and grow partition counts only when
     asked. Returns the topics as they are afterwards."""
-    async with TopicAdmin(settings.bootstrap) as admin:
+    async with TopicAdmin(settings) as admin:
         report = await inspect_topics(settings, specs, admin)
         if report.missing:
             say(f"creating {len(report.missing)} topic(s)")
-            await _create(admin, report.missing, report.brokers)
+            await _create(admin, report.missing, report.brokers, settings.principal)
         await _reassign(admin, report, say, timeout_s)
         configs: dict[str, dict[str, str]] = {}
         wanted = {w.topic: w for w in report.wanted}

@@ -63,9 +63,8 @@ class SigningKey:
         return f"SigningKey(key_id={self.key_id!r})"
 
     def sign(self, envelope: Envelope[P]) -> Envelope[P]:
-        """`envelope`, signed (whatever signature it had is replaced)."""
-        unsigned = envelope.model_copy(update={"signature": None})
-        signature = Signature(key_id=self.key_id, mac=_mac(self.secret, unsigned))
+        """`envelope`, signed (whatever signature it had is replaced: it is not signed over)."""
+        signature = Signature(key_id=self.key_id, mac=_mac(self.secret, envelope))
         return envelope.model_copy(update={"signature": signature})
 
 

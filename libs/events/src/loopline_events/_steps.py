@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from enum import StrEnum
+from functools import cached_property
 from typing import Any, Literal, Self
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
@@ -53,6 +56,20 @@ class Message(BaseModel):
         description="Set when the text is too large to travel inline: it is this stored "
         "artifact, and `content` is empty.",
     )
+
+    @cached_property
+    def text_chars(self) -> int:
+        """Characters of its text and of its calls (name and JSON arguments): what token
+        estimates count. Kept once worked out: a run's history is estimated at every step."""
+        return len(self.content) + sum(
+            len(c.tool) + len(json.dumps(c.arguments)) for c in self.tool_calls
+        )
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self:
+        """A copy; what was worked out from the original's fields is worked out again."""
+        copied = super().model_copy(update=update, deep=deep)
+        copied.__dict__.pop("text_chars", None)
+        return copied
 
 
 class Cut(BaseModel):

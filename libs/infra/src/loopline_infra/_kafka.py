@@ -17,7 +17,12 @@ import uuid
 from pathlib import Path
 from string import Template
 
+from loopline_runtime import Credentials
+
+from loopline_infra._acls import ADMIN
 from loopline_infra._components import Component, Ports
+from loopline_infra._credentials import CONTROLLER_SECRET, CredentialStore, write_private
+from loopline_infra._kafka_access import scram_format_argument
 from loopline_infra._packages import JAVA, KCAT, MAVEN, Say
 from loopline_infra._paths import KAFKA_VERSION, Paths
 from loopline_infra._process import InfraError, run, spawn
@@ -36,6 +41,16 @@ def kafka_uuid() -> str:
         text = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
         if not text.startswith("-"):
             return text
+
+
+def plain_users(credentials: Credentials) -> str:
+    """The PLAIN login module's table of users (`user_NAME="PASSWORD"`): every principal but
+    the admin, with its SCRAM password, for clients that cannot do SCRAM with Kafka 4."""
+    return " ".join(
+        f'user_{p.kafka.username}="{p.kafka.password.get_secret_value()}"'
+        for name, p in sorted(credentials.principals.items())
+        if name != ADMIN
+    )
 
 
 class Kafka(Component):
@@ -90,16 +105,28 @@ class Kafka(Component):
         """The cluster id and each controller's directory id, shared by the cluster's nodes."""
         return self.paths.home / "kafka-cluster.json"
 
+    @property
+    def _secured(self) -> Path:
+        """Marks data formatted with the admin's SCRAM user (an earlier Loopline's was not)."""
+        return self.dir / "formatted-with-users"
+
     def prepare(self, say: Say) -> None:
         self._fetch_jars(say)
         self.dir.mkdir(parents=True, exist_ok=True)
-        self._properties.write_text(self.render())
+        credentials = CredentialStore(self.paths).require()
+        write_private(self._properties, self.render(credentials))
         if not (self._data / "meta.properties").exists():
-            self._format(say)
+            self._format(say, credentials)
+        elif not self._secured.exists():
+            raise InfraError(
+                f"{self.name}: its data in {self._data} was made by an earlier Loopline, with no "
+                "users and no ACLs; `loopline infra down --wipe` deletes it (and its runs), "
+                "then `loopline infra up` starts it secured"
+            )
 
-    def render(self) -> str:
+    def render(self, credentials: Credentials) -> str:
         """This node's server.properties: the checked-in template with its placeholders
-        filled."""
+        filled (the admin's and the controllers' passwords among them)."""
         shape = SINGLE_NODE if self.brokers == 1 else CLUSTER
         template = Template(
             (self.paths.project / "infra" / "kafka" / "server.properties").read_text()
@@ -114,6 +141,10 @@ class Kafka(Component):
             min_isr=shape["min_isr"],
             broker_session_ms=shape["session_ms"],
             broker_heartbeat_ms=shape["heartbeat_ms"],
+            admin_user=ADMIN,
+            admin_password=credentials.principal(ADMIN).kafka.password.get_secret_value(),
+            controller_password=credentials.internal[CONTROLLER_SECRET].get_secret_value(),
+            plain_users=plain_users(credentials),
         )
 
     def _fetch_jars(self, say: Say) -> None:
@@ -130,7 +161,7 @@ class Kafka(Component):
         )
         marker.write_text(KAFKA_VERSION + "\n")
 
-    def _format(self, say: Say) -> None:
+    def _format(self, say: Say, credentials: Credentials) -> None:
         if self.brokers == 1:
             cluster_id, quorum = kafka_uuid(), ["--standalone"]
         else:
@@ -151,9 +182,16 @@ class Kafka(Component):
                 cluster_id,
                 "-c",
                 str(self._properties),
+                # The brokers log in to each other as the admin: its user must be in the
+                # metadata log from the start.
+                "--add-scram",
+                scram_format_argument(
+                    ADMIN, credentials.principal(ADMIN).kafka.password.get_secret_value()
+                ),
             ],
             what=f"{self.name} storage format",
         )
+        self._secured.write_text("SCRAM-SHA-512\n")
 
     def _cluster_identity(self) -> tuple[str, list[str]]:
         """The cluster id and each node's metadata directory id (node 1 first), made by the
@@ -206,7 +244,8 @@ class Kafka(Component):
         quiet = logging.getLogger("aiokafka")
         level = quiet.level
         quiet.setLevel(logging.CRITICAL)
-        admin = AIOKafkaAdminClient(bootstrap_servers=self.endpoint, request_timeout_ms=3000)
+        settings = CredentialStore(self.paths).kafka_settings(ADMIN, self.endpoint)
+        admin = AIOKafkaAdminClient(**settings.client_options(), request_timeout_ms=3000)
         try:
             await admin.start()
             brokers = (await admin.describe_cluster())["brokers"]

@@ -9,26 +9,39 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import redis.asyncio as aioredis
 from loopline_runtime import (
     DEFAULT_KAFKA_CONTROLLER_PORT,
     DEFAULT_KAFKA_PORT,
     DEFAULT_POSTGRES_PORT,
     DEFAULT_REDIS_PORT,
+    LOCAL_PRINCIPAL,
+    ClusterEndpoints,
+    Credentials,
+    Endpoints,
+    KafkaSettings,
+    PostgresSettings,
+    RedisSettings,
 )
+from pydantic import SecretStr
 
-from loopline_infra._components import (
-    DEFAULT_PROMETHEUS_PORT,
-    Component,
-    Ports,
-    Postgres,
-    Redis,
-)
+from loopline_infra._components import DEFAULT_PROMETHEUS_PORT, Component, Ports
+from loopline_infra._credentials import CredentialStore, write_private
 from loopline_infra._kafka import Kafka
 from loopline_infra._packages import Say, ensure_programs
 from loopline_infra._paths import Paths, default_paths
+from loopline_infra._postgres import DATABASE, Postgres
+from loopline_infra._postgres_roles import provision_roles
 from loopline_infra._process import InfraError
 from loopline_infra._prometheus import Prometheus
+from loopline_infra._provision import (
+    admin_settings,
+    principal_settings,
+    provision_namespace,
+    provision_users,
+)
 from loopline_infra._quorum import describe_quorum
+from loopline_infra._redis import Redis, acl_file
 
 READY_TIMEOUT_S = 120.0
 BROKER_CHOICES = (1, 3)
@@ -94,14 +107,26 @@ class Infra:
     unit.
 
     `brokers` picks one Kafka node or a local cluster of three; unset, the layout the last
-    `up` in this home ran.
+    `up` in this home ran. Every server authenticates its clients: `up` gives each principal
+    its users (credentials.json of the home) and `namespace` its ACLs and topics (None: no
+    namespace, for a private cluster whose users make their own).
     """
 
     def __init__(
-        self, paths: Paths | None = None, ports: Ports | None = None, brokers: int | None = None
+        self,
+        paths: Paths | None = None,
+        ports: Ports | None = None,
+        brokers: int | None = None,
+        *,
+        namespace: str | None = None,
     ):
         self.paths = paths or default_paths()
         self.ports = ports or default_ports()
+        self.store = CredentialStore(self.paths)
+        self.namespace = (
+            os.environ.get("LOOPLINE_KAFKA_TOPIC_PREFIX", "") if namespace is None else namespace
+        )
+        self.provision_namespace = True
         self.brokers = brokers or recorded_brokers(self.paths)
         if self.brokers not in BROKER_CHOICES:
             raise InfraError(f"a local Kafka has 1 or 3 brokers, not {self.brokers}")
@@ -126,7 +151,7 @@ class Infra:
         return self.kafka_nodes[0].bootstrap
 
     def env(self) -> dict[str, str]:
-        """The variables that point Loopline at these servers."""
+        """Where these servers are (no credentials: `credentials()` has them)."""
         env = {"LOOPLINE_KAFKA_BOOTSTRAP": self.bootstrap}
         names = {c.name: c for c in self.components}
         if "redis" in names:
@@ -134,6 +159,29 @@ class Infra:
         if "postgres" in names:
             env["LOOPLINE_POSTGRES_DSN"] = names["postgres"].endpoint
         return env
+
+    def cluster_endpoints(self) -> ClusterEndpoints:
+        """Where the servers of this home listen, as the credentials file records them."""
+        return ClusterEndpoints(
+            kafka_bootstrap=self.bootstrap,
+            redis_port=self.ports.redis,
+            postgres_port=self.ports.postgres,
+            postgres_database=DATABASE,
+        )
+
+    def credentials(self) -> Credentials:
+        """The credentials `up` made (ConfigurationError before the first `up`)."""
+        return self.store.require()
+
+    def endpoints(self, principal: str = LOCAL_PRINCIPAL, namespace: str = "") -> Endpoints:
+        """The endpoints of these servers, logged in as `principal`, in `namespace`."""
+        credentials = self.credentials()
+        dsn, url = credentials.postgres_dsn(principal), credentials.redis_url(principal)
+        return Endpoints(
+            kafka=principal_settings(credentials, principal, self.bootstrap, namespace),
+            redis=RedisSettings(url=SecretStr(url or self.env().get("LOOPLINE_REDIS_URL", ""))),
+            postgres=PostgresSettings(dsn=SecretStr(dsn or "")),
+        )
 
     def component(self, name: str) -> Component:
         """The component called `name` (kafka or kafka-1…3, redis, postgres, prometheus)."""
@@ -165,6 +213,7 @@ class Infra:
         ensure_programs([r for c in self.components for r in c.requirements], say)
         self.paths.home.mkdir(parents=True, exist_ok=True)
         self.check_layout()
+        credentials = self.store.ensure(self.cluster_endpoints())
         to_wait = []
         for component in self.components:
             if component.pid() is not None:
@@ -179,7 +228,42 @@ class Infra:
         for component in to_wait:
             took = await component.wait_ready(READY_TIMEOUT_S)
             say(f"{component.name}: ready at {component.endpoint} ({took:.1f}s)")
+        await self.provision(credentials, say)
         return await self.status()
+
+    async def provision(self, credentials: Credentials, say: Say = print) -> None:
+        """Every principal its PostgreSQL role, Redis user and Kafka user; the namespace its
+        ACLs and topics. Idempotent: `up` runs it every time."""
+        names = {c.name: c for c in self.components}
+        postgres = names.get("postgres")
+        if isinstance(postgres, Postgres):
+            conn = await postgres.admin_connection()
+            try:
+                await provision_roles(conn, credentials, DATABASE)
+            finally:
+                await conn.close()
+        redis = names.get("redis")
+        if isinstance(redis, Redis):
+            # A running server learns of users added since it started.
+            write_private(redis.dir / "users.acl", acl_file(credentials))
+            client = aioredis.from_url(redis.admin_url())
+            try:
+                await client.acl_load()
+            finally:
+                await client.aclose()
+        if self.kafka_nodes:
+            await provision_users(credentials)
+            if self.provision_namespace:
+                settings = KafkaSettings(
+                    bootstrap=self.bootstrap,
+                    topic_prefix=self.namespace,
+                    security_protocol="PLAINTEXT",
+                    username=None,
+                    password=None,
+                )
+                await provision_namespace(credentials, settings)
+                shown = repr(self.namespace) if self.namespace else "the default namespace"
+                say(f"kafka: users, ACLs and topics of {shown} in place")
 
     def down(self, *, wipe: bool = False, say: Say = print) -> None:
         """Stop what `up` started (by pid); with `wipe`, delete the data too.
@@ -242,6 +326,7 @@ class Infra:
         if not live:
             return None
         try:
-            return (await describe_quorum(",".join(live))).leader
+            settings = admin_settings(self.credentials(), ",".join(live))
+            return (await describe_quorum(settings)).leader
         except Exception:
             return None

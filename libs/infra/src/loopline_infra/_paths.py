@@ -6,17 +6,15 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from loopline_runtime import find_project_dir
+
 KAFKA_VERSION = "4.4.0"
 
 
 def _find_project_dir() -> Path:
-    explicit = os.environ.get("LOOPLINE_PROJECT_DIR")
-    if explicit:
-        return Path(explicit).resolve()
-    for start in (Path.cwd(), Path(__file__).resolve()):
-        for candidate in (start, *start.parents):
-            if (candidate / "infra" / "kafka" / "pom.xml").is_file():
-                return candidate
+    found = find_project_dir()
+    if found is not None:
+        return found
     raise RuntimeError(
         "cannot find the Loopline project (a folder with infra/kafka/pom.xml): "
         "run from the project or set LOOPLINE_PROJECT_DIR"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import urllib.request
 from pathlib import Path
 from string import Template
@@ -44,7 +46,7 @@ class Prometheus(Component):
 
     It scrapes the file_sd target files in `targets_dir` (one per service instance, written by
     `loopline services up`) and evaluates the rules in infra/prometheus/rules, read in place so
-    that an edited rule takes effect on `curl -X POST URL/-/reload`.
+    that an edited rule takes effect on `reload()` (SIGHUP: its lifecycle API is off).
     """
 
     name = "prometheus"
@@ -103,7 +105,8 @@ class Prometheus(Component):
                 f"--storage.tsdb.path={self.dir / 'data'}",
                 f"--storage.tsdb.retention.time={RETENTION}",
                 f"--web.listen-address={self.listen_address}",
-                "--web.enable-lifecycle",
+                # No lifecycle API (POST /-/quit, /-/reload): anyone reaching the port could
+                # stop it. Its configuration and rules are reloaded on SIGHUP (`reload`).
             ],
             log=self.log,
             pid_file=self.pid_file,
@@ -111,6 +114,13 @@ class Prometheus(Component):
 
     async def ready(self) -> None:
         await asyncio.to_thread(_get, f"{self.endpoint}/-/ready")
+
+    def reload(self) -> None:
+        """Read the configuration and the rules again (SIGHUP)."""
+        pid = self.pid()
+        if pid is None:
+            raise InfraError("prometheus is not running")
+        os.kill(pid, signal.SIGHUP)
 
 
 def _get(url: str) -> None:

@@ -21,6 +21,7 @@ from aiokafka.protocol.types import (
     Schema,
     TaggedFields,
 )
+from loopline_runtime import KafkaSettings
 
 METADATA_TOPIC = "__cluster_metadata"
 
@@ -98,9 +99,9 @@ class QuorumError(RuntimeError):
     """The cluster did not describe its quorum."""
 
 
-async def describe_quorum(bootstrap: str, timeout_ms: int = 5000) -> Quorum:
-    """The active controller and the voters of the cluster at `bootstrap`."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, request_timeout_ms=timeout_ms)
+async def describe_quorum(settings: KafkaSettings, timeout_ms: int = 5000) -> Quorum:
+    """The active controller and the voters of the cluster `settings` reach."""
+    admin = AIOKafkaAdminClient(**settings.client_options(), request_timeout_ms=timeout_ms)
     await admin.start()
     try:
         response = (await admin._send_request(DescribeQuorumRequest())).to_object()

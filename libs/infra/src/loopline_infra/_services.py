@@ -13,6 +13,7 @@ from pathlib import Path
 
 from loopline_runtime import READY_FILE_VARIABLE, read_ready_file
 
+from loopline_infra._credentials import CredentialStore
 from loopline_infra._packages import Say
 from loopline_infra._process import InfraError, read_pid, spawn, stop_pid, tail
 
@@ -68,13 +69,21 @@ class Services:
     """Starts each service as `loopline serve NAME`, tracked by pid file, logging to a file.
 
     Each instance serves HTTP on a free port of 127.0.0.1; once it is ready, a Prometheus file_sd
-    target file `services/targets/<instance>.json` names it, until `down`.
+    target file `services/targets/<instance>.json` names it, until `down`. With a credential
+    `store`, each process gets its own principal's variables (Kafka user, PostgreSQL role,
+    Redis user, signing key) beside `env`, which then holds no credentials.
     """
 
-    def __init__(self, home: Path, env: Mapping[str, str] | None = None):
+    def __init__(
+        self,
+        home: Path,
+        env: Mapping[str, str] | None = None,
+        store: CredentialStore | None = None,
+    ):
         self.dir = home / "services"
         self.targets = self.dir / "targets"
         self.env = dict(env or {})
+        self.store = store
 
     def _files(self, instance: str) -> tuple[Path, Path, Path]:
         return (
@@ -107,11 +116,12 @@ class Services:
                 # Several instances share this host: each takes a free port, whatever the
                 # environment says, and tells it in its ready file.
                 http = {"LOOPLINE_HTTP_HOST": HTTP_HOST, "LOOPLINE_HTTP_PORT": "0"}
+                own = self.store.process_env(name) if self.store is not None else {}
                 spawn(
                     argv,
                     log=log,
                     pid_file=pid_file,
-                    env={**self.env, **http, READY_FILE_VARIABLE: str(ready)},
+                    env={**own, **self.env, **http, READY_FILE_VARIABLE: str(ready)},
                 )
                 waiting.append(instance)
         deadline = time.monotonic() + timeout

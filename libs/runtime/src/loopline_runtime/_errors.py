@@ -19,9 +19,13 @@ def settings_problem(exc: Exception) -> str | None:
         return f"invalid setting: {exc} (a JSON value was expected)"
     if not isinstance(exc, ValidationError):
         return None
-    lines = [
-        f"invalid setting {exc.title}.{'.'.join(map(str, e['loc']))}: {e['msg']}"
-        + (f" (got {e['input']!r})" if "input" in e else "")
-        for e in exc.errors()
-    ]
-    return "; ".join(lines)
+    from loopline_runtime._secrets import redact
+
+    lines = []
+    for e in exc.errors():
+        where = ".".join(map(str, e["loc"]))
+        # A whole object's input (a check of several fields) holds its secrets in clear.
+        got = f" (got {e['input']!r})" if "input" in e and e["loc"] else ""
+        message = str(e["msg"]).removeprefix("Value error, ")
+        lines.append(f"invalid setting {exc.title}{'.' + where if where else ''}: {message}{got}")
+    return redact("; ".join(lines))

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 import asyncpg
 from loopline_events import TransientError
 
+from loopline_runtime._errors import ConfigurationError
 from loopline_runtime._settings import Endpoints
 
 POSTGRES_UNAVAILABLE: tuple[type[BaseException], ...] = (
@@ -44,15 +45,27 @@ def schema_name(base: str, namespace: str = "") -> str:
     return f"{clean}_{base}" if clean else base
 
 
-async def migrate(conn: asyncpg.Connection, schema: str, migrations: Sequence[str]) -> int:
+def schema_owner(base: str) -> str:
+    """The role that owns the schemas of `base` (`memory` → `loopline_memory`), when the
+    database has one (docs/decisions/0023)."""
+    return f"loopline_{base}"
+
+
+async def migrate(
+    conn: asyncpg.Connection, schema: str, migrations: Sequence[str], owner: str | None = None
+) -> int:
     """Apply the migrations not applied yet to `schema`, in order; how many were applied.
 
     Each migration is SQL in which `{schema}` names the schema. Concurrent starts of several
-    replicas are serialised by an advisory lock.
+    replicas are serialised by an advisory lock. When role `owner` exists and this login is a
+    member of it (the service's own role, or the operator), what the migrations create is
+    owned by `owner`, whoever runs them.
     """
     applied = 0
     async with conn.transaction():
         await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", schema)
+        if owner is not None and await _acts_as(conn, owner):
+            await conn.execute(f'SET LOCAL ROLE "{owner}"')
         await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         await conn.execute(
             f'CREATE TABLE IF NOT EXISTS "{schema}".schema_migrations '
@@ -73,10 +86,22 @@ async def migrate(conn: asyncpg.Connection, schema: str, migrations: Sequence[st
     return applied
 
 
+async def _acts_as(conn: asyncpg.Connection, role: str) -> bool:
+    """Whether this login may act as `role` (and is not it already)."""
+    found = await conn.fetchval(
+        "SELECT pg_has_role(current_user, oid, 'MEMBER') AND rolname <> current_user "
+        "FROM pg_roles WHERE rolname = $1",
+        role,
+    )
+    return bool(found)
+
+
 async def open_schema(
     endpoints: Endpoints, base: str, migrations: Sequence[str], *, max_size: int = 8
 ) -> tuple[asyncpg.Pool, str]:
-    """A pool on the service's schema (`base` in the namespace), migrated; and the schema name."""
+    """A pool on the service's schema (`base` in the namespace), migrated; and the schema name.
+
+    A role that may not create the schema is a configuration to fix (ConfigurationError)."""
     schema = schema_name(base, endpoints.kafka.topic_prefix)
     pool = await asyncpg.create_pool(
         endpoints.postgres.dsn.get_secret_value(),
@@ -84,8 +109,19 @@ async def open_schema(
         max_size=max_size,
         reset=_keep_session,
     )
-    async with pool.acquire() as conn:
-        await migrate(conn, schema, migrations)
+    try:
+        async with pool.acquire() as conn:
+            await migrate(conn, schema, migrations, schema_owner(base))
+    except asyncpg.InsufficientPrivilegeError as exc:
+        await pool.close()
+        raise ConfigurationError(
+            f"PostgreSQL refused to create or migrate schema {schema}: {exc} (the role of "
+            "LOOPLINE_POSTGRES_DSN must own it, or be a member of its owner "
+            f"{schema_owner(base)})"
+        ) from None
+    except BaseException:
+        await pool.close()
+        raise
     return pool, schema
 
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import re
 from collections.abc import Iterable
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, SecretStr
 
@@ -43,7 +44,9 @@ def register_settings(settings: BaseModel) -> None:
     for name in type(settings).model_fields:
         value = getattr(settings, name)
         if isinstance(value, SecretStr):
-            register_secrets([value.get_secret_value()])
+            secret = value.get_secret_value()
+            # A URL's password alone may show up too ("password authentication failed").
+            register_secrets([secret, urlsplit(secret).password if "://" in secret else None])
         elif isinstance(value, BaseModel):
             register_settings(value)
 

@@ -15,6 +15,7 @@ from loopline_events import Keyring, SigningKey, decode_secret
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from loopline_runtime._access import LOCAL_PRINCIPAL, local_credentials
 from loopline_runtime._errors import ConfigurationError
 from loopline_runtime._secrets import register_settings
 
@@ -67,12 +68,25 @@ class SigningSettings(BaseSettings):
             raise ConfigurationError(str(exc)) from None
 
 
-def load_signing() -> SigningSettings:
+def load_signing(principal: str | None = None) -> SigningSettings:
     """The signing settings from the environment; the key is registered as a secret, so
-    `redact` keeps it out of logs and events."""
+    `redact` keeps it out of logs and events.
+
+    With no key in the environment, or a `principal` named, the key of that principal (the
+    local operator unless named) from this machine's credentials file, when there is one: the
+    CLI and the SDK sign as `loopline infra up` made them, as they connect.
+    """
     try:
         settings = SigningSettings()
     except ValueError as exc:
         raise ConfigurationError(f"signing settings: {exc}") from None
+    if settings.key_id is None or principal is not None:
+        local = local_credentials()
+        if local is None and principal is not None:
+            raise ConfigurationError(f"no credentials file to sign as {principal!r} with")
+        if local is not None and (principal is not None or LOCAL_PRINCIPAL in local.principals):
+            name = principal or LOCAL_PRINCIPAL
+            key = local.principal(name).signing_key
+            settings = settings.model_copy(update={"key_id": name, "key": key})
     register_settings(settings)
     return settings

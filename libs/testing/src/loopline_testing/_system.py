@@ -13,7 +13,6 @@ import sys
 import tempfile
 import time
 from collections.abc import AsyncIterator, Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,15 +20,40 @@ from typing import Any
 import asyncpg
 import pytest
 import redis.asyncio as aioredis
-from loopline_bus import EventStream
-from loopline_events import RESULTS, Envelope, Payload, RunCancelled, RunCompleted, RunFailed
-from loopline_infra import GATEWAY, SERVICES, Services, default_paths
+from loopline_bus import SIGNED_TYPES, EventStream, TopicsUnfitError
+from loopline_events import (
+    RESULTS,
+    Envelope,
+    EventDecodeError,
+    Payload,
+    RunCancelled,
+    RunCompleted,
+    RunFailed,
+    SigningKey,
+    decode_event,
+    encode_event,
+)
+from loopline_infra import (
+    GATEWAY,
+    OPERATOR,
+    SERVICES,
+    CredentialStore,
+    Services,
+    create_topics,
+    default_paths,
+)
 from loopline_memory.adapters.store import RunStore
 from loopline_memory.domain import RunState
 from loopline_runtime import Endpoints, KafkaSettings, schema_name
 
 from loopline_testing.effects import SCHEMA as EFFECTS_SCHEMA
-from loopline_testing.plugin import delete_topics, unique_prefix
+from loopline_testing.plugin import (
+    delete_topics,
+    granted,
+    run_apart,
+    session_access,
+    unique_prefix,
+)
 
 TEST_AGENTS = """
 [agents.default]
@@ -189,6 +213,9 @@ class System:
     services: Services
     kafka: KafkaSettings
     env: dict[str, str]
+    """The operator's variables (what the CLI is run with), with the namespace's."""
+    store: CredentialStore | None = None
+    """Every principal's credentials (None when the servers were given by the env)."""
 
     def kill(self, instance: str, timeout: float = 10.0) -> int:
         """SIGKILL one service instance (`memory`, `planner-2`...), as a crash would, and wait
@@ -231,18 +258,44 @@ class System:
             check=False,
         )
 
-    def kcat_produce(self, topic: str, key: str, value: str | bytes) -> None:
+    def kcat_args(self, principal: str = OPERATOR) -> list[str]:
+        """kcat's options that connect to this system's Kafka as `principal`."""
+        if self.store is None:
+            return ["-b", self.kafka.bootstrap]
+        return self.store.require().kcat_args(principal)
+
+    def signing_key(self, principal: str = OPERATOR) -> SigningKey | None:
+        """The key `principal` signs goals and commands with (None without credentials)."""
+        return None if self.store is None else self.store.require().signing_key(principal)
+
+    def kcat_produce(
+        self,
+        topic: str,
+        key: str,
+        value: str | bytes,
+        principal: str = OPERATOR,
+        *,
+        signed: bool = True,
+    ) -> None:
         """Produce one record with kcat, a librdkafka client: its default partitioner is
-        CRC32-based, not the murmur2 of Java clients and aiokafka; blocks (use a thread)."""
+        CRC32-based, not the murmur2 of Java clients and aiokafka; blocks (use a thread).
+
+        A goal or command is signed with `principal`'s key first, as `loopline sign --as
+        PRINCIPAL | kcat` does (unless `signed` is false)."""
         kcat = shutil.which("kcat")
         assert kcat, "kcat is part of the test set-up (.ci/run and make install it)"
         data = value.encode() if isinstance(value, str) else value
+        signer = self.signing_key(principal) if signed else None
+        if signer is not None:
+            with contextlib.suppress(EventDecodeError):
+                event = decode_event(data)
+                if event.type in SIGNED_TYPES:
+                    data = encode_event(signer.sign(event))
         subprocess.run(
             [
                 kcat,
                 "-P",
-                "-b",
-                self.kafka.bootstrap,
+                *self.kcat_args(principal),
                 "-t",
                 self.kafka.topic_prefix + topic,
                 "-k",
@@ -285,6 +338,7 @@ class System:
 @pytest.fixture
 def start_system(
     loopline_endpoints: Endpoints,
+    loopline_access: CredentialStore | None,
     topic_prefix: str,
     cleanup_namespace: None,
     monkeypatch: pytest.MonkeyPatch,
@@ -317,6 +371,7 @@ def start_system(
             agents,
             limits,
             gateway=gateway,
+            store=loopline_access,
         )
         started.append(system)
         return system
@@ -337,35 +392,56 @@ def launch_system(
     limits: str = "",
     *,
     gateway: bool = False,
+    store: CredentialStore | None = None,
 ) -> System:
     """Start the four services (`replicas` of each) on `endpoints`, in `namespace`, with the
     test agent profiles (or `profiles`) and rate limits and quotas (`limits`, TOML: none by
     default), and the gateway (on a free port) when asked; their pid files, logs, agents and
-    limits files live in `home`."""
+    limits files live in `home`.
+
+    With the servers' credentials (`store`; those of the session's servers when `endpoints`
+    reach them), the namespace's topics are made by the cluster's admin first (its ACLs are
+    the caller's: `granted`), and each service runs as its own principal."""
+    store = store or session_access(endpoints)
     agents = home / "agents.toml"
     agents.write_text(profiles)
     limits_file = home / "limits.toml"
     limits_file.write_text(limits)
-    env = {
-        "LOOPLINE_KAFKA_BOOTSTRAP": endpoints.kafka.bootstrap,
+    common = {
         "LOOPLINE_KAFKA_TOPIC_PREFIX": namespace,
-        "LOOPLINE_REDIS_URL": endpoints.redis.url,
-        "LOOPLINE_POSTGRES_DSN": endpoints.postgres.dsn.get_secret_value(),
         "LOOPLINE_AGENTS_FILE": str(agents),
         "LOOPLINE_LIMITS_FILE": str(limits_file),
         "LOOPLINE_TOOLS_ALLOW_PRIVATE_NETWORKS": "1",
         "LOOPLINE_GATEWAY_PORT": "0",
         **(env_extra or {}),
     }
-    services = Services(home, env)
+    kafka = endpoints.kafka.model_copy(update={"topic_prefix": namespace})
+    operator = {**endpoints.env(), **common}
+    if store is not None:
+        with contextlib.suppress(TopicsUnfitError):  # the services refuse to start, and say why
+            run_apart(create_topics(store.require(), replication_asked(kafka, common)))
+    services = Services(home, common if store is not None else operator, store)
     names = (*SERVICES, GATEWAY) if gateway else SERVICES
     try:
         services.up(names, replicas=replicas, say=lambda _: None)
     except BaseException:
         services.down(say=lambda _: None)  # what did start must not outlive the failure
         raise
-    kafka = endpoints.kafka.model_copy(update={"topic_prefix": namespace})
-    return System(services, kafka, env)
+    return System(services, kafka, operator, store)
+
+
+REPLICATION_VARIABLES = {
+    "replication_factor": "LOOPLINE_KAFKA_REPLICATION_FACTOR",
+    "min_insync_replicas": "LOOPLINE_KAFKA_MIN_INSYNC_REPLICAS",
+    "replication_by_class": "LOOPLINE_KAFKA_REPLICATION_BY_CLASS",
+    "min_insync_by_class": "LOOPLINE_KAFKA_MIN_INSYNC_BY_CLASS",
+}
+
+
+def replication_asked(kafka: KafkaSettings, env: dict[str, str]) -> KafkaSettings:
+    """`kafka` with the replication settings `env` gives the services."""
+    update = {f: json.loads(env[v]) for f, v in REPLICATION_VARIABLES.items() if v in env}
+    return kafka.model_copy(update=update)
 
 
 @pytest.fixture
@@ -386,23 +462,30 @@ def running_system(
     """The four services in a namespace of their own, with the test agent profiles (or
     `agents`), for as long as the block runs (a whole test module, say); then stopped, and
     the namespace dropped."""
-    namespace = unique_prefix()
     base = default_paths()
     base.home.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="e2e-", dir=base.home))
-    try:
-        system = launch_system(
-            endpoints, namespace, home, replicas, env_extra, agents, gateway=gateway
-        )
+    store = session_access(endpoints)
+    with granted(store, unique_prefix()) as namespace:
         try:
-            yield system
+            system = launch_system(
+                endpoints,
+                namespace,
+                home,
+                replicas,
+                env_extra,
+                agents,
+                gateway=gateway,
+                store=store,
+            )
+            try:
+                yield system
+            finally:
+                system.services.down(say=lambda _: None)
         finally:
-            system.services.down(say=lambda _: None)
-    finally:
-        # Its own thread and loop: the block may be left from inside a running loop.
-        with ThreadPoolExecutor(max_workers=1) as pool:
-            pool.submit(lambda: asyncio.run(drop_namespace(endpoints, namespace))).result()
-        shutil.rmtree(home, ignore_errors=True)
+            # Its own thread and loop: the block may be left from inside a running loop.
+            run_apart(drop_namespace(endpoints, namespace))
+            shutil.rmtree(home, ignore_errors=True)
 
 
 @pytest.fixture
@@ -416,14 +499,14 @@ async def cleanup_namespace(
 
 async def drop_namespace(endpoints: Endpoints, namespace: str) -> None:
     """Delete the namespace's topics, PostgreSQL schemas and Redis keys."""
-    await delete_topics(endpoints.kafka.bootstrap, namespace)
+    await delete_topics(endpoints.kafka.model_copy(update={"topic_prefix": namespace}))
     conn = await asyncpg.connect(endpoints.postgres.dsn.get_secret_value())
     try:
         for base in ("memory", "recovery", "executor", "artifacts", "gateway", EFFECTS_SCHEMA):
             await conn.execute(f'DROP SCHEMA IF EXISTS "{schema_name(base, namespace)}" CASCADE')
     finally:
         await conn.close()
-    redis = aioredis.from_url(endpoints.redis.url)
+    redis = aioredis.from_url(endpoints.redis.url.get_secret_value())
     try:
         keys = [k async for k in redis.scan_iter(match=f"{namespace}*")]
         if keys:

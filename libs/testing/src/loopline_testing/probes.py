@@ -60,7 +60,7 @@ async def produce(
     it does from any client that compresses.
     """
     producer = AIOKafkaProducer(
-        bootstrap_servers=system.kafka.bootstrap,
+        **system.kafka.client_options(),
         compression_type="gzip" if compressed else None,
         max_request_size=8 * 1024 * 1024,
         acks="all",
@@ -137,7 +137,7 @@ async def committed(system: System, group: str, placed: Placed) -> int | None:
     """The offset `group` (a service's group, e.g. `memory`) committed in the partition of the
     message at `placed`: past it once the service is done with it."""
     tp = TopicPartition(f"{system.kafka.topic_prefix}{placed.topic}", placed.partition)
-    admin = AIOKafkaAdminClient(bootstrap_servers=system.kafka.bootstrap)
+    admin = AIOKafkaAdminClient(**system.kafka.client_options())
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(

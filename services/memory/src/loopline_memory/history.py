@@ -17,7 +17,7 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 from loopline_bus import Progress, read_history
-from loopline_events import CONTEXTS, RESULTS, Envelope, MemoryOutput
+from loopline_events import CONTEXTS, RESULTS, Envelope, GoalSubmitted, MemoryOutput, RunForked
 from loopline_runtime import Endpoints, KafkaSettings, schema_name
 
 from loopline_memory.adapters.environment import load_environment
@@ -33,6 +33,7 @@ from loopline_memory.domain.replay import (
     fold,
     folding,
     in_folding_order,
+    rejections,
 )
 
 RERUN_NAMESPACE = uuid.UUID("6f1d7c2e-5b0a-4c59-9e33-1b2f4a8d0c11")
@@ -65,12 +66,17 @@ async def replay_run(
     recorded = await read_history(
         settings, (*MEMORY_INPUTS, *MEMORY_OUTPUTS), run_id, progress=progress
     )
-    ordered = in_folding_order((r.topic, r.event) for r in recorded)
-    if not ordered:
+    log = [(r.topic, r.event) for r in recorded]
+    ordered = in_folding_order(log)
+    refused = rejections(log)
+    if not ordered and not refused:
         raise LookupError(f"the log holds no event of run {run_id}")
     try:
         return fold(ordered, env or load_environment(), at_step=at_step)
     except NoGoalError as exc:
+        if refused:
+            why = refused[-1].message or refused[-1].reason.value
+            raise NoGoalError(f"run {run_id} never started: memory rejected it ({why})") from None
         raise NoGoalError(f"run {run_id}: the log holds {exc}") from None
 
 
@@ -105,7 +111,12 @@ async def rerun_run(settings: KafkaSettings, run_id: str, env: Environment | Non
     and compare what it emits (contexts, the result) with what memory emitted then: any
     difference is a divergence (a changed reducer, prompt template or profile)."""
     recorded = await read_history(settings, (*MEMORY_INPUTS, *MEMORY_OUTPUTS), run_id)
-    inputs = in_folding_order((r.topic, r.event) for r in recorded)
+    log = [(r.topic, r.event) for r in recorded]
+    inputs = in_folding_order(log)
+    refused = rejections(log)
+    if refused and not any(isinstance(e.payload, GoalSubmitted | RunForked) for e in inputs):
+        why = refused[-1].message or refused[-1].reason.value
+        raise NoGoalError(f"run {run_id} never started: memory rejected it ({why})")
     # A context memory re-published after a crash has the same id: count it once.
     outputs = list(
         {r.event.event_id: r.event for r in recorded if r.topic in MEMORY_OUTPUTS}.values()
@@ -184,7 +195,7 @@ async def held_states(endpoints: Endpoints, run_ids: Sequence[str]) -> dict[str,
     pool = await asyncpg.create_pool(
         endpoints.postgres.dsn.get_secret_value(), min_size=1, max_size=2
     )
-    redis = aioredis.from_url(endpoints.redis.url)
+    redis = aioredis.from_url(endpoints.redis.url.get_secret_value())
     store = RunStore(pool, redis, schema_name("memory", namespace), namespace)
     held: dict[str, RunState] = {}
     try:

@@ -31,7 +31,7 @@ async def open_rebuilder(
     is connected to); the function that closes them."""
     namespace = endpoints.kafka.topic_prefix
     pool, schema = await open_schema(endpoints, "memory", MIGRATIONS)
-    redis = aioredis.from_url(endpoints.redis.url)
+    redis = aioredis.from_url(endpoints.redis.url.get_secret_value())
     store = RunStore(pool, redis, schema, namespace)
     artifacts = await open_artifacts(pool, namespace)
 

@@ -49,11 +49,21 @@ from loopline_planner.adapters.limiter import (
 )
 from loopline_planner.adapters.models import ModelAdapter, ModelError, ModelSettings
 from loopline_planner.calls import Caller, Decided
-from loopline_planner.domain.requests import ModelRequest, models_for, request_for
+from loopline_planner.domain.requests import (
+    ModelRequest,
+    known_models,
+    models_for,
+    request_for,
+)
 from loopline_planner.streaming import StepText
 from loopline_planner.waiting import Waiting
 
 PRODUCER = "planner"
+OTHER_MODEL = "other"
+"""The model a refusal names when the context's is unknown: metrics labelled by model stay
+bounded whatever a context claims."""
+SHOWN_CHARS = 200
+"""How much of an unknown model's name a refusal quotes."""
 REANNOUNCE_S = 1.0
 """A waiting step is announced again when its expected time moves later by more than this."""
 
@@ -74,7 +84,9 @@ def unguessable(calls: tuple[ToolCall, ...], context: Envelope[Any]) -> tuple[To
 
 class PlannerHandler:
     """Asks the context's model for a decision, through the limiter, with retries, streaming
-    and fallback.
+    and fallback. With `profiles`, it calls only the models they name or the price table
+    prices: a context naming another gets a `ModelFailed` of model `other`, and no provider
+    is called.
 
     With a `cache`, a step's reply is recorded and a redelivered context is answered from it:
     the same decision, no second model call. With `write_behind`, the replies of a batch are
@@ -104,6 +116,8 @@ class PlannerHandler:
         self.cache = cache
         self.write_behind = write_behind
         self.profiles = profiles or {}
+        self.models = known_models(self.profiles) if self.profiles else None
+        """The models it may call (None: any, for a handler given no profiles)."""
         self.publish = publish
         self.caller = Caller(settings, self.model, gate)
         self.waiting = Waiting(publish) if publish is not None else None
@@ -118,6 +132,8 @@ class PlannerHandler:
         context = event.payload
         if not isinstance(context, ContextAssembled):
             return ()
+        if self.models is not None and context.model not in self.models:
+            return [self._unknown_model(event, context)]
         # The run's history, with what this context adds: every context extends it, even one
         # answered from the cache, so the next one finds it whole.
         history = await self.conversations.extend(event.run_id, context)
@@ -196,6 +212,19 @@ class PlannerHandler:
             fallback_from=decided.fallback_from,
         )
         return Outbound(DECISIONS.name, event.follow(decision, producer=PRODUCER))
+
+    def _unknown_model(self, event: Envelope[Any], context: ContextAssembled) -> Outbound:
+        """A context naming a model this installation does not know: no provider is called
+        for it (a forged context could otherwise spend any model of the account, unpriced, so
+        past every cost budget), and the step fails saying why."""
+        shown = context.model[:SHOWN_CHARS]
+        log.warning("run %s step %d: unknown model %r", event.run_id, event.seq, shown)
+        failed = ModelFailed(
+            model=OTHER_MODEL,
+            error=f"unknown model {shown!r}: no agent profile names it and the price table "
+            "does not price it, so the planner calls no provider for it",
+        )
+        return Outbound(DECISIONS.name, event.follow(failed, producer=PRODUCER))
 
     async def _record(self, event: Envelope[Any], decided: Decided, *, staged: bool) -> None:
         if self.cache is None:

@@ -30,11 +30,12 @@ async def start() -> Stop:
     """Subscribe to contexts; return the function that stops it all."""
     endpoints = load_endpoints()
     namespace = endpoints.kafka.topic_prefix
-    redis = aioredis.from_url(endpoints.redis.url)
+    redis = aioredis.from_url(endpoints.redis.url.get_secret_value())
     cache = ResponseCache(redis, namespace=namespace)
     gate = Gate(RedisLimiter(redis, load_limits(), namespace=namespace))
     pool = await asyncpg.create_pool(endpoints.postgres.dsn.get_secret_value(), min_size=1)
-    artifacts = ArtifactTexts(await open_artifacts(pool, namespace))
+    # The planner reads artifacts, never writes them: their writers migrate the schema.
+    artifacts = ArtifactTexts(await open_artifacts(pool, namespace, migrated=False))
     bus = KafkaBus(
         settings=endpoints.kafka, client_id=GROUP, signing_key=load_signing().signing_key()
     )

@@ -110,7 +110,7 @@ async def start() -> Stop:
 async def start_watchdog(endpoints: Endpoints, settings: RecoverySettings, bus: KafkaBus) -> Stop:
     """Follow the run topics as the watchdog's group and sweep for stalled runs."""
     kafka = endpoints.kafka
-    redis = aioredis.from_url(endpoints.redis.url)
+    redis = aioredis.from_url(endpoints.redis.url.get_secret_value())
     redriver = LogRedriver(bus, kafka)
     policy = Policy(redrives=settings.watchdog_redrives, backoff=settings.watchdog_backoff)
     timings = Timings(load_profiles(), settings.watchdog_step_timeout_s)

@@ -24,8 +24,19 @@ from typing import Self
 
 import redis.asyncio as aioredis
 from loopline_bus import TopicAdmin
-from loopline_infra import Infra, Kafka, Paths, default_paths, default_ports
-from loopline_runtime import Endpoints, KafkaSettings, PostgresSettings, RedisSettings
+from loopline_infra import (
+    ADMIN,
+    CredentialStore,
+    Infra,
+    Kafka,
+    Paths,
+    Redis,
+    default_paths,
+    default_ports,
+)
+from loopline_runtime import Endpoints
+
+from loopline_testing.plugin import granted
 
 NEEDED = ("postgres", "redis")
 """Besides Kafka, the servers the four services need; nothing else is started."""
@@ -64,16 +75,24 @@ class PrivateInfra:
         self.home.chmod(0o755)
         redis, postgres, *kafka = free_ports(2 + 2 * brokers)
         nodes = list(zip(kafka[::2], kafka[1::2], strict=True))
+        shared = default_ports()
         ports = dataclasses.replace(
-            default_ports(),
+            shared,
             kafka=nodes[0][0],
             kafka_controller=nodes[0][1],
             more_kafka=tuple(nodes[1:]),
-            redis=redis,
-            postgres=postgres,
+            # A server not started here is the shared one: the credentials file says so.
+            redis=redis if "redis" in servers else shared.redis,
+            postgres=postgres if "postgres" in servers else shared.postgres,
         )
         paths = Paths(project=base.project, home=self.home, cache=base.cache)
+        # The principals keep the passwords they have on the shared servers, which the
+        # services use for what is not started here.
+        seed = CredentialStore(base).load()
+        if seed is not None:
+            CredentialStore(paths).write(seed)
         self.infra = Infra(paths, ports, brokers=brokers)
+        self.infra.provision_namespace = False  # each scenario makes its own namespace
         self.infra.components = tuple(
             c for c in self.infra.components if c.name in servers or isinstance(c, Kafka)
         )
@@ -81,18 +100,19 @@ class PrivateInfra:
         self.say = say or (lambda _: None)
 
     @property
+    def store(self) -> CredentialStore:
+        """Every principal's credentials for these servers."""
+        return self.infra.store
+
+    @property
     def endpoints(self) -> Endpoints:
-        """How the services and the suite reach these servers (the shared ones for a server
+        """How the suite reaches these servers, as the operator (the shared ones for a server
         not started here)."""
-        env = self.infra.env()
-        shared = Endpoints()
-        return Endpoints(
-            kafka=KafkaSettings(bootstrap=env["LOOPLINE_KAFKA_BOOTSTRAP"]),
-            redis=RedisSettings(url=env.get("LOOPLINE_REDIS_URL", shared.redis.url)),
-            postgres=PostgresSettings(
-                dsn=env.get("LOOPLINE_POSTGRES_DSN", shared.postgres.dsn.get_secret_value())  # type: ignore[arg-type]
-            ),
-        )
+        return self.infra.endpoints()
+
+    def granted(self, namespace: str) -> contextlib.AbstractContextManager[str]:
+        """Every principal's ACLs in `namespace` while the block runs."""
+        return granted(self.store, namespace)
 
     async def up(self) -> None:
         """Start the three servers and wait until each answers."""
@@ -162,14 +182,17 @@ class PrivateInfra:
         async with asyncio.timeout(timeout):
             while True:
                 with contextlib.suppress(Exception):
-                    async with TopicAdmin(self.infra.bootstrap) as admin:
+                    admin_settings = self.infra.endpoints(ADMIN).kafka
+                    async with TopicAdmin(admin_settings) as admin:
                         if await admin.in_sync():
                             return time.monotonic() - started
                 await asyncio.sleep(0.5)
 
     async def flush_redis(self) -> None:
         """Delete every key of every database, as a lost or replaced Redis would."""
-        client = aioredis.from_url(self.endpoints.redis.url)
+        redis = self.infra.component("redis")
+        assert isinstance(redis, Redis)
+        client = aioredis.from_url(redis.admin_url())
         try:
             await client.flushall()
         finally:

@@ -97,10 +97,18 @@ async def run_scenario(
 
     With `logs`, the services' logs are kept in a folder of it named after the scenario.
     """
-    namespace = unique_prefix()
+    with infra.granted(unique_prefix()) as namespace:
+        return await _play(infra, scenario, namespace, say, logs)
+
+
+async def _play(
+    infra: PrivateInfra, scenario: Scenario, namespace: str, say: Say, logs: Path | None
+) -> ScenarioReport:
     home = Path(tempfile.mkdtemp(prefix="system-", dir=infra.home))
     say(f"{scenario.name}: starting the services in {namespace}")
-    system = await asyncio.to_thread(launch_system, infra.endpoints, namespace, home)
+    system = await asyncio.to_thread(
+        launch_system, infra.endpoints, namespace, home, store=infra.store
+    )
     stream = EventStream(system.kafka)
     timeline = Timeline()
     follower: asyncio.Task[None] | None = None
@@ -137,7 +145,7 @@ async def run_scenario(
             kept = logs / re.sub(r"[^a-z0-9]+", "-", scenario.name.lower()).strip("-")
             shutil.copytree(system.services.dir, kept, dirs_exist_ok=True)
         with contextlib.suppress(Exception):  # a dead broker must not hide the real error
-            await delete_topics(infra.endpoints.kafka.bootstrap, namespace)
+            await delete_topics(system.kafka)
         shutil.rmtree(home, ignore_errors=True)
 
 
@@ -174,7 +182,7 @@ async def check_replays(system: System, run_ids: Sequence[str]) -> dict[str, str
 async def _submit(system: System, scenario: Scenario) -> list[str]:
     """Publish every goal at once; their run ids."""
     run_ids = [f"chaos-{i:03d}-{uuid.uuid4().hex[:6]}" for i in range(scenario.runs)]
-    bus = KafkaBus(settings=system.kafka, client_id="chaos")
+    bus = KafkaBus(settings=system.kafka, client_id="chaos", signing_key=system.signing_key())
     await bus.start()
     try:
         goal = GoalSubmitted(goal=scenario.goal(), agent=AGENT)

@@ -15,6 +15,7 @@ from loopline_events import (
     OBSERVATIONS,
     RESULTS,
     Envelope,
+    GoalRejected,
     MemoryOutput,
 )
 
@@ -36,21 +37,25 @@ def in_folding_order(log: Iterable[tuple[str, Envelope[Any]]]) -> list[Envelope[
     them in (a cancel and a tool result produced a millisecond apart can reach it either
     way). Memory's contexts and result journal that order (`MemoryOutput.folded`): inputs
     are taken as they journal them, then the rest (folded after memory's last output, or
-    ignored by it) in log order.
+    ignored by it) in log order. A goal memory rejected (its `GoalRejected` names it) is not
+    taken: whoever replays, with the signing keys or without, folds what memory accepted.
     """
     inputs: list[Envelope[Any]] = []
     contexts: list[Envelope[Any]] = []
     results: list[Envelope[Any]] = []
+    rejected: set[UUID] = set()
     for topic, event in log:
         if topic in MEMORY_INPUTS:
             inputs.append(event)
         elif isinstance(event.payload, MemoryOutput):  # the end comes after every context
             (contexts if topic == CONTEXTS.name else results).append(event)
+        elif isinstance(event.payload, GoalRejected) and event.causation_id is not None:
+            rejected.add(event.causation_id)
     by_id: dict[UUID, Envelope[Any]] = {}
     for event in inputs:
         by_id.setdefault(event.event_id, event)
     ordered: list[Envelope[Any]] = []
-    taken: set[UUID] = set()
+    taken: set[UUID] = set(rejected)
     for output in (*contexts, *results):
         for event_id in output.payload.folded:
             journaled = by_id.get(event_id)
@@ -59,6 +64,11 @@ def in_folding_order(log: Iterable[tuple[str, Envelope[Any]]]) -> list[Envelope[
                 taken.add(event_id)
     ordered += [e for e in inputs if e.event_id not in taken]
     return ordered
+
+
+def rejections(log: Iterable[tuple[str, Envelope[Any]]]) -> list[GoalRejected]:
+    """What memory answered the run's rejected goals, in log order."""
+    return [e.payload for _, e in log if isinstance(e.payload, GoalRejected)]
 
 
 @dataclass

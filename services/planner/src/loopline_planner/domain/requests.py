@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from loopline_events import ContextAssembled, Envelope, Message, ToolSpec
-from loopline_runtime import AgentProfile
+from loopline_runtime import PRICE_TABLE, AgentProfile
 
 CHARS_PER_TOKEN = 4
 """A rough count, as memory's context window uses: enough to reserve tokens per minute."""
@@ -63,16 +64,18 @@ def models_for(model: str, profile: AgentProfile | None) -> tuple[str, ...]:
     return tuple(chain)
 
 
+def known_models(profiles: Mapping[str, AgentProfile]) -> frozenset[str]:
+    """The models the planner calls: those the profiles name, first or as a fallback, and
+    those the price table prices (a fork may ask for one, and its cost counts against budgets
+    and quotas). A context naming any other is forged or misrouted."""
+    named = (m for p in profiles.values() for m in (p.model, *p.fallback_models))
+    return frozenset(PRICE_TABLE).union(named)
+
+
 def estimated_tokens(request: ModelRequest) -> int:
     """About how many tokens the request reads: its text, four characters a token."""
-    chars = sum(_chars(m) for m in request.messages)
+    chars = sum(m.text_chars for m in request.messages)
     chars += sum(
         len(t.name) + len(t.description) + len(json.dumps(t.parameters)) for t in request.tools
     )
     return chars // CHARS_PER_TOKEN + 4 * len(request.messages)
-
-
-def _chars(message: Message) -> int:
-    return len(message.content) + sum(
-        len(c.tool) + len(json.dumps(c.arguments)) for c in message.tool_calls
-    )

@@ -80,7 +80,7 @@ class WatchFeed:
     async def start(self) -> None:
         prefix = self.settings.topic_prefix
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=self.settings.bootstrap,
+            **self.settings.client_options(),
             group_id=f"{prefix}{self.group}",
             client_id=f"{self.group}-{socket.gethostname()}-{os.getpid()}",
             enable_auto_commit=False,

@@ -93,7 +93,7 @@ class LogRedriver:
     async def _started(self) -> AIOKafkaConsumer:
         if self._reader is None:
             self._reader = AIOKafkaConsumer(
-                bootstrap_servers=self.settings.bootstrap,
+                **self.settings.client_options(),
                 enable_auto_commit=False,
                 isolation_level="read_committed",
                 max_partition_fetch_bytes=4 * 1024 * 1024,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
-from loopline_events import Message, TokenUsage, ToolCall
+from loopline_events import TokenUsage, ToolCall
 
 from loopline_planner.adapters.models._demo_plan import plan
 from loopline_planner.adapters.models._types import ModelReply, ModelRequest, TextSink
@@ -33,7 +33,7 @@ class DemoModel:
         """The demo's decision for `request`; a final answer is handed to `on_text` whole, as
         a model writing it at once would."""
         decided = plan(request.messages)
-        prompt = estimate_tokens(_text(m) for m in request.messages)
+        prompt = sum(_tokens(m.text_chars) for m in request.messages)
         if decided.answer is not None:
             usage = TokenUsage(
                 prompt_tokens=prompt, completion_tokens=estimate_tokens([decided.answer])
@@ -57,11 +57,11 @@ class DemoModel:
 
 def estimate_tokens(texts: Iterable[str]) -> int:
     """About four characters a token, at least one a text: enough to exercise token budgets."""
-    return sum(len(text) // 4 + 1 for text in texts)
+    return sum(_tokens(len(text)) for text in texts)
 
 
-def _text(message: Message) -> str:
-    return message.content + "".join(_call_text(c) for c in message.tool_calls)
+def _tokens(chars: int) -> int:
+    return chars // 4 + 1
 
 
 def _call_text(call: ToolCall) -> str:

@@ -12,7 +12,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from loopline_events import Message
+from loopline_events import Message, ToolCall
 
 from loopline_planner.adapters.models._demo_arith import find_expressions, parse_chain
 
@@ -32,11 +32,11 @@ class Call:
     arguments: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Round:
     """A step already played: the calls made and what each returned (None: no result yet)."""
 
-    calls: tuple[Call, ...]
+    calls: tuple[Call | ToolCall, ...]
     results: tuple[str | None, ...]
 
 
@@ -88,7 +88,7 @@ def read_rounds(messages: Sequence[Message]) -> tuple[Round, ...]:
     results = {m.tool_call_id: m.content for m in messages if m.role == "tool"}
     return tuple(
         Round(
-            calls=tuple(Call(c.tool, dict(c.arguments)) for c in m.tool_calls),
+            calls=m.tool_calls,  # read as they are: the demo re-reads them at every step
             results=tuple(results.get(c.call_id) for c in m.tool_calls),
         )
         for m in messages
@@ -127,7 +127,7 @@ def _failure_answer(rounds: Sequence[Round]) -> Plan | None:
     return Plan(answer=answer)
 
 
-def _show(call: Call) -> str:
+def _show(call: Call | ToolCall) -> str:
     if call.tool == "calculator":
         return str(call.arguments.get("expression", ""))
     return call.tool
