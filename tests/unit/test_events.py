@@ -17,6 +17,8 @@ from loopline_events import (
     ContextAssembled,
     DecodeErrorKind,
     DelayReason,
+    Delegation,
+    DelegationStarted,
     Envelope,
     EventDecodeError,
     FailRun,
@@ -81,6 +83,17 @@ EXAMPLES: list[Payload] = [
         message="waiting for rate limit: about 30 s",
     ),
     ModelTextDelta(model="openai:gpt-4o", attempt=2, offset=5, text=" world"),
+    GoalSubmitted(
+        goal="Find the capital of France",
+        agent="researcher",
+        parent=Delegation(parent_run_id="run-0", parent_step=2, call_id="call_2_0", depth=1),
+    ),
+    DelegationStarted(
+        call_id="call_2_0",
+        child_run_id="sub-1",
+        agent="researcher",
+        until=datetime(2026, 12, 1, 12, 5, tzinfo=UTC),
+    ),
     ToolCallSucceeded(call_id="c1", tool="calculator", output="5"),
     ToolCallFailed(
         call_id="c1",

@@ -46,6 +46,7 @@ from loopline_events._operations import RedriveDeadLetter
 from loopline_events._runs import (
     Budget,
     CancelRun,
+    Delegation,
     FailRun,
     FailureReason,
     GoalRejected,
@@ -89,7 +90,14 @@ from loopline_events._steps import (
     Window,
 )
 from loopline_events._streaming import ModelTextDelta, StreamedText, TextChunk
-from loopline_events._tools import ToolCallFailed, ToolCallSucceeded, ToolError, ToolErrorKind
+from loopline_events._tools import (
+    DelegationStarted,
+    Spend,
+    ToolCallFailed,
+    ToolCallSucceeded,
+    ToolError,
+    ToolErrorKind,
+)
 from loopline_events._topics import (
     ALL_TOPICS,
     CONTEXTS,
@@ -137,6 +145,8 @@ __all__ = [
     "DeadLettered",
     "DecodeErrorKind",
     "DelayReason",
+    "Delegation",
+    "DelegationStarted",
     "Envelope",
     "EventDecodeError",
     "FailRun",
@@ -167,6 +177,7 @@ __all__ = [
     "Signature",
     "Signer",
     "SigningKey",
+    "Spend",
     "StreamedText",
     "TextChunk",
     "TokenUsage",

@@ -31,7 +31,7 @@ from loopline_events._steps import (
     upcast_context_v1_to_v2,
 )
 from loopline_events._streaming import ModelTextDelta
-from loopline_events._tools import ToolCallFailed, ToolCallSucceeded
+from loopline_events._tools import DelegationStarted, ToolCallFailed, ToolCallSucceeded
 
 EVENT_TYPES: dict[str, type[Payload]] = {
     cls.TYPE: cls
@@ -48,6 +48,7 @@ EVENT_TYPES: dict[str, type[Payload]] = {
         ModelTextDelta,
         ToolCallSucceeded,
         ToolCallFailed,
+        DelegationStarted,
         RunCompleted,
         RunFailed,
         RunCancelled,

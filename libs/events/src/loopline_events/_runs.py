@@ -23,8 +23,21 @@ class Budget(BaseModel):
     )
 
 
+class Delegation(BaseModel):
+    """Whose sub-task a run is: the parent run, the step and the `delegate` call that started
+    it, and how deep it lies under the run a user started (that run's children are depth 1)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    parent_run_id: str = Field(min_length=1, max_length=256, description="The parent run.")
+    parent_step: int = Field(ge=1, description="The parent's step whose decision delegated.")
+    call_id: str = Field(min_length=1, max_length=256, description="The `delegate` call.")
+    depth: int = Field(ge=1, le=100, description="1 for a child of a user's run, and so on.")
+
+
 class GoalSubmitted(Payload):
-    """A user asked an agent to reach a goal: the first event of every run."""
+    """A user asked an agent to reach a goal: the first event of every run (a sub-task one
+    agent delegated to another is a goal too, naming its parent)."""
 
     TYPE = "GoalSubmitted"
 
@@ -35,6 +48,11 @@ class GoalSubmitted(Payload):
     budget: Budget = Field(default_factory=Budget, description="Limits overriding the profile's.")
     metadata: dict[str, str] = Field(
         default_factory=dict, description="Free-form labels carried with the run."
+    )
+    parent: Delegation | None = Field(
+        default=None,
+        description="Set on a child run started by another run's `delegate` call; only memory "
+        "starts one (a client's goal naming a parent is refused).",
     )
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
 from loopline_events._envelope import Payload
-from loopline_events._steps import ArtifactRef
+from loopline_events._steps import ArtifactRef, TokenUsage
 
 
 class ToolErrorKind(StrEnum):
@@ -20,6 +20,8 @@ class ToolErrorKind(StrEnum):
     EXECUTION = "execution"
     UNKNOWN_OUTCOME = "unknown_outcome"
     TOO_LARGE = "too_large"
+    CHILD_FAILED = "child_failed"
+    """A delegated sub-task's run failed or was cancelled."""
 
 
 class ToolError(BaseModel):
@@ -30,6 +32,17 @@ class ToolError(BaseModel):
     kind: ToolErrorKind = Field(description="What kind of failure.")
     message: str = Field(description="What went wrong, for the model and a human.")
     retryable: bool = Field(default=False, description="Whether calling again could succeed.")
+
+
+class Spend(BaseModel):
+    """What a call spent of its run's budget beyond the tool itself: a delegated child run's
+    steps, tokens and cost."""
+
+    model_config = ConfigDict(frozen=True)
+
+    steps: int = Field(default=0, ge=0, description="Model steps the child took.")
+    usage: TokenUsage = Field(default_factory=TokenUsage, description="Tokens it spent.")
+    cost_usd: float = Field(default=0.0, ge=0, description="What they cost.")
 
 
 class ToolCallSucceeded(Payload):
@@ -49,6 +62,11 @@ class ToolCallSucceeded(Payload):
     )
     attempts: int = Field(default=1, ge=1, description="Tries it took.")
     duration_ms: float = Field(default=0.0, ge=0, description="Time of the successful try.")
+    spent: Spend | None = Field(
+        default=None,
+        description="Set on a `delegate` call's result: what the child run spent, which counts "
+        "against this run's budget.",
+    )
 
 
 class ToolCallFailed(Payload):
@@ -60,3 +78,21 @@ class ToolCallFailed(Payload):
     tool: str = Field(description="Name of the tool.")
     error: ToolError = Field(description="Why it failed.")
     attempts: int = Field(default=1, ge=1, description="Tries made.")
+    spent: Spend | None = Field(
+        default=None,
+        description="Set on a `delegate` call's result: what the child run spent, which counts "
+        "against this run's budget.",
+    )
+
+
+class DelegationStarted(Payload):
+    """A `delegate` call started its child run: the parent's step waits for the child's end,
+    which memory then publishes as the call's result. Recovery's watchdog reads it as a wait
+    (until `until`, the child's deadline), not a stall."""
+
+    TYPE = "DelegationStarted"
+
+    call_id: str = Field(description="The `delegate` call.")
+    child_run_id: str = Field(description="The run it started.")
+    agent: str = Field(description="The child's agent profile.")
+    until: AwareDatetime = Field(description="The child's deadline: the wait ends by then.")

@@ -97,7 +97,9 @@ DECISIONS = TopicSpec(
     ("ModelDecided", "ModelFailed", "ModelCallDelayed"),
 )
 OBSERVATIONS = TopicSpec(
-    "agent.observations", "Outcomes of tool calls.", ("ToolCallSucceeded", "ToolCallFailed")
+    "agent.observations",
+    "Outcomes of tool calls, and the waits of delegated ones.",
+    ("ToolCallSucceeded", "ToolCallFailed", "DelegationStarted"),
 )
 RESULTS = TopicSpec(
     "agent.results",

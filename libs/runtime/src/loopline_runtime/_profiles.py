@@ -93,6 +93,18 @@ class AgentProfile(BaseModel):
         le=20,
         description="Long-term memories recalled into a run's first context (0: none).",
     )
+    delegates: tuple[str, ...] = Field(
+        default=(),
+        description="Agents this one may hand a sub-task to with the `delegate` tool (which its "
+        "`tools` must list): each sub-task is a child run of that agent.",
+    )
+    max_delegation_depth: int = Field(
+        default=2,
+        ge=1,
+        le=10,
+        description="How deep a chain of sub-tasks may go under a run a user started: a run at "
+        "this depth may not delegate further.",
+    )
 
 
 class ProfileError(ConfigurationError):
@@ -113,7 +125,26 @@ def parse_profiles(text: str, source: str = "agents file") -> dict[str, AgentPro
             raise ProfileError(f"{source}: agent {name!r}: {exc}") from None
     if not profiles:
         raise ProfileError(f"{source}: declares no [agents.NAME] table")
+    check_delegates(profiles, source)
     return profiles
+
+
+def check_delegates(profiles: Mapping[str, AgentProfile], source: str) -> None:
+    """Raise a `ProfileError` for a profile that delegates to an agent the file lacks, names
+    delegates without the `delegate` tool, or has the tool without delegates."""
+    problems = []
+    for name, profile in sorted(profiles.items()):
+        unknown = [d for d in profile.delegates if d not in profiles]
+        if unknown:
+            problems.append(
+                f"agent {name!r} delegates to {', '.join(map(repr, unknown))}, not in it"
+            )
+        if profile.delegates and "delegate" not in profile.tools:
+            problems.append(f"agent {name!r} names delegates but does not list the delegate tool")
+        if "delegate" in profile.tools and not profile.delegates:
+            problems.append(f"agent {name!r} lists the delegate tool but names no delegates")
+    if problems:
+        raise ProfileError(f"{source}: " + "; ".join(problems))
 
 
 def agents_file(path: Path | None = None) -> Path | None:

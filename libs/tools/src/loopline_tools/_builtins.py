@@ -14,5 +14,6 @@ BUILTIN_TOOLS: tuple[Tool, ...] = (calculator, current_time, http_get, read_arti
 __all__ = ["BUILTIN_TOOLS", "calculator", "current_time", "http_get", "read_artifact"]
 
 
-SERVED_BY_MEMORY: frozenset[str] = frozenset({"remember", "recall"})
-"""Tools the memory service answers itself (it holds long-term memory); the executor skips them."""
+SERVED_BY_MEMORY: frozenset[str] = frozenset({"remember", "recall", "delegate"})
+"""Tools the memory service answers itself (it holds long-term memory, and starts and ends
+runs: `delegate` hands a sub-task to another agent as a child run); the executor skips them."""

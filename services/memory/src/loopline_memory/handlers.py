@@ -65,6 +65,8 @@ def _follow(cause: Envelope[Any], emission: Emission, state: RunState, index: in
     command from recovery about a dead letter does not know the run's tenant); a rejection
     answers its goal's sender, in the goal's tenant."""
     out = cause.follow(emission.payload, producer=PRODUCER, seq=state.step, index=index)
+    if emission.run_id is not None:  # another run's: a sub-task's goal, a parent's result
+        out = out.model_copy(update={"run_id": emission.run_id, "seq": emission.seq or 0})
     if out.tenant == state.tenant or isinstance(emission.payload, GoalRejected):
         return out
     return out.model_copy(update={"tenant": state.tenant})

@@ -80,7 +80,7 @@ class ExecutorHandler:
         decision = event.payload
         if not isinstance(decision, ModelDecided):
             return ()
-        # Memory answers its own tools (remember, recall) from the same decision.
+        # Memory answers its own tools (remember, recall, delegate) from the same decision.
         calls = [c for c in decision.tool_calls if c.tool not in SERVED_BY_MEMORY]
         outcomes = await self._run_all(event, decision, calls)
         return [

@@ -50,7 +50,7 @@ def load_environment(mcp: McpTools | None = None) -> Environment:
     run.
     """
     registry = ToolRegistry.default()
-    specs = (*registry.specs(), *MEMORY_TOOL_SPECS)  # memory serves remember, recall
+    specs = (*registry.specs(), *MEMORY_TOOL_SPECS)  # memory serves remember, recall, delegate
     return Environment(
         profiles=load_profiles(tools=registry.offered()),
         tools=ToolSpecs({s.name: s for s in specs}, mcp),

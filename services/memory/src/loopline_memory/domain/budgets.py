@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from loopline_events import Budget
+from loopline_events import Budget, TokenUsage
 from loopline_runtime import AgentProfile, Price, price_of
 
 if TYPE_CHECKING:
@@ -70,13 +70,18 @@ def decision_price(state: RunState, model: str) -> Price:
 
 
 def cost_of(state: RunState) -> float:
-    """What the run's tokens so far cost, in USD."""
-    return price_of(state.price).of(state.usage)
+    """What the run's tokens so far cost, in USD, with what its ended sub-tasks spent."""
+    return price_of(state.price).of(state.usage) + state.delegated.cost_usd
+
+
+def usage_of(state: RunState) -> TokenUsage:
+    """The run's tokens so far, with its ended sub-tasks' tokens."""
+    return state.usage + state.delegated.usage
 
 
 def spent(state: RunState) -> str:
     """What the run spent, for a human."""
-    usage = state.usage
+    usage = usage_of(state)
     return (
         f"{usage.total_tokens} tokens ({usage.prompt_tokens} read, "
         f"{usage.completion_tokens} written), ${cost_of(state):.6f}, {state.step} steps"
@@ -85,7 +90,7 @@ def spent(state: RunState) -> str:
 
 def exhausted(state: RunState) -> str | None:
     """Which token or cost budget the run has spent, if any."""
-    if state.max_tokens is not None and state.usage.total_tokens >= state.max_tokens:
+    if state.max_tokens is not None and usage_of(state).total_tokens >= state.max_tokens:
         return f"the run spent its budget of {state.max_tokens} tokens: {spent(state)}"
     if state.max_cost_usd is not None and cost_of(state) >= state.max_cost_usd:
         return f"the run spent its budget of ${state.max_cost_usd:g}: {spent(state)}"
@@ -101,8 +106,9 @@ def last_step(state: RunState) -> str | None:
     if state.step + 1 >= state.max_steps:
         return f"this is step {state.step + 1} of at most {state.max_steps}"
     step_tokens = state.last_usage.total_tokens
-    if state.max_tokens is not None and state.usage.total_tokens + step_tokens >= state.max_tokens:
-        return f"{state.usage.total_tokens} of {state.max_tokens} tokens are spent"
+    used = usage_of(state).total_tokens
+    if state.max_tokens is not None and used + step_tokens >= state.max_tokens:
+        return f"{used} of {state.max_tokens} tokens are spent"
     step_cost = price_of(state.price).of(state.last_usage)
     if state.max_cost_usd is not None and cost_of(state) + step_cost >= state.max_cost_usd:
         return f"${cost_of(state):.6f} of ${state.max_cost_usd:g} is spent"

@@ -41,7 +41,7 @@ from loopline_events import (
 )
 from loopline_runtime import AgentProfile, expand
 
-from loopline_memory.domain import budgets, progress, served, window
+from loopline_memory.domain import budgets, delegation, progress, served, window
 from loopline_memory.domain.state import (
     Emission,
     Phase,
@@ -96,6 +96,9 @@ def apply(state: RunState | None, event: Envelope[Any], env: Environment) -> Ste
     """Fold `event` into `state`; a run that ends leaves an episode in long-term memory."""
     step = _journal(_apply(state, event, env), event)
     after = step.state
+    if after is not None and step.changed:
+        owed = delegation.ended(state, after)  # a sub-task's result, its children's cancels
+        step = replace(step, emissions=(*step.emissions, *owed)) if owed else step
     if (
         after is not None
         and after.finished
@@ -188,6 +191,18 @@ def _admit(state: RunState | None, event: Envelope[Any], env: Environment) -> St
         return None
     verdict = env.keyring.verify(event)
     payload = event.payload
+    if isinstance(payload, GoalSubmitted) and payload.parent is not None:
+        if isinstance(verdict, Refused) or not verdict.acts_for_any:
+            why = verdict.reason if isinstance(verdict, Refused) else "only memory starts one"
+            rejection = GoalRejected(
+                reason=RejectionReason.NOT_AUTHORIZED, message=f"sub-task refused: {why}"
+            )
+            return Step(
+                state,
+                note=f"sub-task refused: {why}",
+                refusal=Emission(topic=RESULTS.name, payload=rejection),
+            )
+        return None
     if isinstance(payload, GoalSubmitted | RunForked):
         if isinstance(verdict, Refused):
             rejection = GoalRejected(
@@ -383,6 +398,7 @@ def _new_state(event: Envelope[Any], goal: GoalSubmitted, profile: AgentProfile 
         updated_at=event.occurred_at,
         applied=(str(event.event_id),),
         goal_event_id=str(event.event_id),
+        delegated_by=goal.parent,
     )
 
 
@@ -413,7 +429,7 @@ def _next_context(state: RunState, env: Environment) -> Step:
     if why is not None:
         note = Message(role="user", content=budgets.wrap_up_note(why))
         state, stored = _append(state.model_copy(update={"wrapping_up": True}), note)
-    tools = tuple(env.tools[name] for name in expand(state.tools, env.tools))
+    tools = tuple(_shown(name, state, env) for name in expand(state.tools, env.tools))
     if state.step == 0 or state.fixed_tokens == 0:
         state = state.model_copy(update={"fixed_tokens": window.tools_tokens(tools)})
     planned = window.plan(
@@ -434,6 +450,14 @@ def _next_context(state: RunState, env: Environment) -> Step:
     )
     state = state.model_copy(update={"sent": len(state.messages)})
     return Step(state, (Emission(topic=CONTEXTS.name, payload=context),), requests=stored)
+
+
+def _shown(tool: str, state: RunState, env: Environment) -> ToolSpec:
+    """A tool as the run's model sees it (`delegate` with the agents this one may ask)."""
+    profile = env.profiles.get(state.agent)
+    if tool == delegation.DELEGATE and profile is not None:
+        return delegation.spec_for(profile, env.profiles)
+    return env.tools[tool]
 
 
 def _history(state: RunState) -> window.History:
@@ -508,7 +532,7 @@ def _decided(
         result = RunCompleted(
             answer=decision.final_answer,
             steps=state.step,
-            usage=usage,
+            usage=budgets.usage_of(done),
             cost_usd=budgets.cost_of(done),
         )
         return Step(done, (Emission(topic=RESULTS.name, payload=result),), requests=stored)
@@ -524,8 +548,12 @@ def _decided(
         **spent,
     )
     answers, requests = served.serve(waiting, decision.tool_calls)
+    waiting, started = delegation.start(
+        waiting, decision.tool_calls, env.profiles, event.occurred_at
+    )
     step = _maybe_next(waiting, env)
-    return replace(step, emissions=(*answers, *step.emissions), requests=tuple(requests))
+    emissions = (*answers, *started, *step.emissions)
+    return replace(step, emissions=emissions, requests=tuple(requests))
 
 
 def _observed(
@@ -538,7 +566,14 @@ def _observed(
         if isinstance(outcome, ToolCallSucceeded) and outcome.call_id == served.START_RECALL_CALL:
             return _recalled(state, event, outcome, env)
         return Step(state, note=f"result of a call not pending ({outcome.call_id})")
-    if not env.trust_log:
+    if outcome.tool == delegation.DELEGATE and delegation.child_of(state, outcome.call_id):
+        # A sub-task's end: memory answers the call from the child run, not from the decision.
+        if event.producer != PRODUCER and not env.trust_log:
+            why = f"a sub-task's result comes from memory, not {event.producer!r}"
+            return Step(state, note=f"result of {outcome.call_id}: {why}", orphan=True)
+        if event.seq == state.step and outcome.call_id in state.pending_calls:
+            state = delegation.returned(state, outcome)
+    elif not env.trust_log:
         orphan = _orphan_result(state, event, outcome)
         if orphan is not None:
             return orphan
@@ -601,7 +636,7 @@ def _fail(
         reason=reason,
         message=message,
         steps=state.step,
-        usage=state.usage,
+        usage=budgets.usage_of(state),
         cost_usd=budgets.cost_of(state),
     )
     return Step(failed, (Emission(topic=RESULTS.name, payload=result),))

@@ -21,6 +21,7 @@ from loopline_events import (
 )
 from loopline_tools import SERVED_BY_MEMORY
 
+from loopline_memory.domain.delegation import DELEGATE, DELEGATE_SPEC
 from loopline_memory.domain.state import Emission, RecallRequest, Request, RunState, StoreMemory
 
 MAX_FACT_CHARS = 2_000
@@ -52,8 +53,9 @@ MEMORY_TOOL_SPECS: tuple[ToolSpec, ...] = (
             "required": ["query"],
         },
     ),
+    DELEGATE_SPEC,
 )
-"""What the model is shown of memory's tools."""
+"""What the model is shown of memory's tools (`delegate` with a run's own delegates)."""
 
 
 def serve(state: RunState, calls: Sequence[ToolCall]) -> tuple[list[Emission], list[Request]]:
@@ -61,7 +63,7 @@ def serve(state: RunState, calls: Sequence[ToolCall]) -> tuple[list[Emission], l
     emissions: list[Emission] = []
     requests: list[Request] = []
     for call in calls:
-        if call.tool not in SERVED_BY_MEMORY:
+        if call.tool not in SERVED_BY_MEMORY or call.tool == DELEGATE:
             continue
         refused = _refusal(state, call)
         if refused is not None:

@@ -7,7 +7,7 @@ from enum import StrEnum
 from typing import Literal
 from uuid import UUID
 
-from loopline_events import FailureReason, Message, Payload, TokenUsage
+from loopline_events import Delegation, FailureReason, Message, Payload, Spend, TokenUsage
 from pydantic import BaseModel, ConfigDict, Field
 
 
@@ -26,6 +26,18 @@ class Phase(StrEnum):
     DECISION = "decision"
     OBSERVATIONS = "observations"
     DONE = "done"
+
+
+class ChildRun(BaseModel):
+    """A sub-task this run delegated: the child run, and whether its end came back."""
+
+    model_config = ConfigDict(frozen=True)
+
+    call_id: str
+    run_id: str
+    agent: str
+    step: int
+    ended: bool = False
 
 
 class RunState(BaseModel):
@@ -99,6 +111,16 @@ class RunState(BaseModel):
     parent_run_id: str | None = Field(default=None, description="The run this was forked from.")
     forked_at_step: int | None = Field(default=None, description="Steps copied from the parent.")
     forks: tuple[str, ...] = Field(default=(), description="Runs forked from this one, sorted.")
+    delegated_by: Delegation | None = Field(
+        default=None, description="Set on a sub-task: the run, step and call that started it."
+    )
+    children: tuple[ChildRun, ...] = Field(
+        default=(), description="Sub-tasks this run delegated, in the order it started them."
+    )
+    delegated: Spend = Field(
+        default_factory=Spend,
+        description="What its ended sub-tasks spent: counted against this run's budget.",
+    )
     failure: FailureReason | None = None
     failure_message: str = ""
     unannounced: tuple[UUID, ...] = Field(
@@ -119,17 +141,25 @@ class RunState(BaseModel):
         return tuple(c for c in self.calls if c not in done)
 
     @property
+    def depth(self) -> int:
+        """How deep the run lies under a run a user started (0: it is one)."""
+        return self.delegated_by.depth if self.delegated_by else 0
+
+    @property
     def finished(self) -> bool:
         return self.status is not RunStatus.RUNNING
 
 
 class Emission(BaseModel):
-    """An event the reducer asks to publish."""
+    """An event the reducer asks to publish: of the run folded, or of another run memory
+    owes it to (a sub-task's goal, a parent's result), at that run's step `seq`."""
 
     model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
 
     topic: str
     payload: Payload
+    run_id: str | None = None
+    seq: int | None = None
 
 
 class RecallRequest(BaseModel):

@@ -15,6 +15,7 @@ import re
 from collections.abc import Sequence
 
 from loopline_events import (
+    DelegationStarted,
     EventDecodeError,
     GoalSubmitted,
     ModelCallDelayed,
@@ -46,6 +47,7 @@ KINDS: dict[str, Kind] = {
     "FailRun": Kind.CONTROL,
     "ForkRecorded": Kind.CONTROL,
     "ModelCallDelayed": Kind.WAITING,
+    "DelegationStarted": Kind.DELEGATING,
 }
 
 _STRING = rb'"((?:[^"\\]|\\.)*)"'
@@ -81,7 +83,7 @@ def _peek(location: Location, value: bytes) -> Seen | None:
     kind = KINDS.get(head.group(2).decode())
     if kind is None:
         return None
-    if kind in (Kind.GOAL, Kind.WAITING):  # small, and their payload matters
+    if kind in (Kind.GOAL, Kind.WAITING, Kind.DELEGATING):  # small, and their payload matters
         return _decoded(location, value)
     try:
         return Seen(
@@ -134,7 +136,7 @@ def _decoded(location: Location, value: bytes) -> Seen | None:
     agent, deadline_s, until = None, None, None
     if isinstance(payload, GoalSubmitted | RunForked):
         agent, deadline_s = payload.agent, payload.budget.deadline_s
-    if isinstance(payload, ModelCallDelayed):
+    if isinstance(payload, ModelCallDelayed | DelegationStarted):
         until = payload.until.timestamp()
     return Seen(
         kind=kind,

@@ -31,6 +31,10 @@ class Kind(IntEnum):
     WAITING = 6
     """ModelCallDelayed: the planner holds the step's call until capacity frees; the run
     waits, it is not stalled (outside the order of a step's parts)."""
+    DELEGATING = 7
+    """DelegationStarted: a tool call of the step is a sub-task, a child run that may take as
+    long as its deadline; the run waits for its result, it is not stalled (outside the order
+    of a step's parts, and proof that the step's decision was made)."""
 
 
 DRIVING = (Kind.GOAL, Kind.CONTEXT, Kind.DECISION)
@@ -169,7 +173,7 @@ def observe(
         # Only a goal starts a watch: any other record of a run never started (or ended) is
         # no run to watch, and a flood of forged ones must not become thousands of watches.
         return _start(seen, timing, now) if seen.kind is Kind.GOAL else None
-    if seen.kind is Kind.WAITING:
+    if seen.kind in (Kind.WAITING, Kind.DELEGATING):
         return _waiting(watch, seen, now)
     if not _moves_on(watch, seen):
         return watch
@@ -177,6 +181,9 @@ def observe(
     observed = watch.observed if same_step else ()
     if seen.kind is Kind.OBSERVATION:
         observed = (*observed, seen.event_id)
+    due = now + watch.step_timeout_s
+    if same_step and watch.kind >= Kind.DECISION and watch.tries == 0 and not watch.failing:
+        due = max(due, watch.due_at)  # a sub-task's announced wait still holds
     return replace(
         watch,
         seq=seen.seq,
@@ -184,23 +191,29 @@ def observe(
         observed=observed,
         pending=seen.location if seen.kind in DRIVING else watch.pending,
         progress_at=now,
-        due_at=now + watch.step_timeout_s,
+        due_at=due,
         tries=0,
         failing=None,
     )
 
 
 def _waiting(watch: Watch, seen: Seen, now: float) -> Watch:
-    """The planner announced that the step's call waits for capacity until `seen.until`: the
-    run is alive, and is due a step timeout after that (a later announcement moves it on)."""
-    if seen.seq != watch.seq or watch.kind is not Kind.CONTEXT or seen.until is None:
-        return watch  # about a step the run has moved past, or before its context was seen
+    """The step waits until `seen.until` (its model call for capacity, before the decision;
+    or a sub-task for its child run, after it): the run is alive, and is due a step timeout
+    after that (a later announcement moves it on)."""
+    if seen.seq != watch.seq or seen.until is None:
+        return watch  # about a step the run has moved past
+    if seen.kind is Kind.WAITING and watch.kind is not Kind.CONTEXT:
+        return watch  # a model call's wait before its context was seen, or after its decision
+    if seen.kind is Kind.DELEGATING and watch.kind is Kind.GOAL:
+        return watch
     if watch.failing is not None:
         return watch  # memory was asked to end it already (its deadline, say)
     due = max(watch.due_at, seen.until + watch.step_timeout_s)
-    if due == watch.due_at and watch.tries == 0:
+    kind = max(watch.kind, Kind.DECISION) if seen.kind is Kind.DELEGATING else watch.kind
+    if due == watch.due_at and watch.tries == 0 and kind == watch.kind:
         return watch
-    return replace(watch, progress_at=now, due_at=due, tries=0)
+    return replace(watch, kind=kind, progress_at=now, due_at=due, tries=0)
 
 
 def _redriven(watch: Watch | None, copy: Redriven, now: float, policy: Policy) -> Watch | None:
