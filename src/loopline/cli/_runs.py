@@ -139,11 +139,33 @@ def runs(limit: int, tenant: str | None, status: str | None, as_json: bool) -> N
         return
     if not rows:
         click.echo("no runs yet")
-    for r in rows:
+    for r, depth in as_tree(rows):
+        name = ("  " * (depth - 1) + "└ " if depth else "") + r.run_id
         click.echo(
-            f"{r.run_id:<36} {r.status:<9} {r.reason or '':<16} {r.steps:>3} steps "
+            f"{name:<36} {r.status:<9} {r.reason or '':<16} {r.steps:>3} steps "
             f"{r.tokens:>6} tok  {r.agent:<12} {short(r.goal, 50)}"
         )
+
+
+def as_tree(rows: list[reads.RunRow]) -> list[tuple[reads.RunRow, int]]:
+    """The runs in their order, each sub-task under its parent when the list holds both; with
+    how deep it lies under the first of them listed."""
+    listed = {r.run_id for r in rows}
+    children: dict[str, list[reads.RunRow]] = {}
+    for r in rows:
+        if r.parent_run_id in listed:
+            children.setdefault(r.parent_run_id, []).append(r)
+    ordered: list[tuple[reads.RunRow, int]] = []
+
+    def place(row: reads.RunRow, depth: int) -> None:
+        ordered.append((row, depth))
+        for child in children.get(row.run_id, ()):
+            place(child, depth + 1)
+
+    for r in rows:
+        if r.parent_run_id not in listed:
+            place(r, 0)
+    return ordered
 
 
 @click.command()
@@ -178,6 +200,13 @@ def show(run_id: str, as_json: bool) -> None:
         )
         for cap in head.capped:
             click.echo(f"capped: {cap}")
+        if r.parent_run_id:
+            click.echo(f"sub-task of {r.parent_run_id}")
+        for child in head.children:
+            state = "ended" if child.get("ended") else "running"
+            click.echo(
+                f"sub-task {child['run_id']}  agent {child['agent']}  step {child['step']}  {state}"
+            )
     if not rows:
         return
     started = rows[0].occurred_at

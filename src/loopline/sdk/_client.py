@@ -206,6 +206,13 @@ class Loopline:
             raise
         return Run(run_id, stream, event.event_id)
 
+    async def run(self, run_id: str) -> Run:
+        """A run already started (a sub-task, say): it sees the run's events from its start,
+        so `result()` answers whether it has ended or not."""
+        stream = EventStream(self.settings, FOLLOWED_TOPICS)
+        await stream.start(run_id, from_beginning=True)
+        return Run(run_id, stream)
+
     async def replay(
         self, run_id: str, *, at_step: int | None = None, progress: Progress | None = None
     ) -> Replay:

@@ -192,6 +192,8 @@ def test_delegating_to_an_agent_not_allowed_or_past_the_depth_limit_is_refused()
     _, deeper = helper.decide(tool_calls=(delegate(),))
     assert [e.topic for e in deeper.emissions].count(GOALS.name) == 1
     grandchild = next(e for e in deeper.emissions if e.topic == GOALS.name)
+    assert isinstance(grandchild.payload, GoalSubmitted)
+    assert grandchild.payload.parent is not None
     assert grandchild.payload.parent.depth == 2
     deepest = Run(published(grandchild, decided))
     _, too_deep = deepest.decide(tool_calls=(delegate(),))

@@ -8,7 +8,14 @@ import logging
 import redis.asyncio as aioredis
 from loopline_artifacts import open_artifacts
 from loopline_bus import KafkaBus, SubscriptionOptions
-from loopline_runtime import Endpoints, Stop, load_endpoints, load_mcp_servers, open_schema
+from loopline_runtime import (
+    Endpoints,
+    Stop,
+    load_endpoints,
+    load_mcp_servers,
+    load_signing,
+    open_schema,
+)
 from loopline_tools import McpTools
 
 from loopline_memory.adapters.environment import load_environment
@@ -66,7 +73,11 @@ async def start() -> Stop:
         )
     else:
         log.info("goals and commands must be signed by one of %d keys", len(keyring))
-    bus = KafkaBus(settings=endpoints.kafka, client_id=GROUP)
+    # Signed: memory's own goals and commands (a sub-task's goal, its cancel) are taken only
+    # from a key that acts for every tenant.
+    bus = KafkaBus(
+        settings=endpoints.kafka, client_id=GROUP, signing_key=load_signing().signing_key()
+    )
     await bus.ensure_topics()
     await bus.start()
     options = SubscriptionOptions(

@@ -51,6 +51,8 @@ class RunRow:
     tokens: int
     started_at: datetime
     updated_at: datetime
+    parent_run_id: str | None = None
+    """The run whose sub-task this is (its `delegate` call started it), if any."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,8 @@ class RunSummary:
     message: str = ""
     """Why it failed, for a human (empty unless it failed)."""
     model: str = ""
+    children: tuple[dict[str, Any], ...] = ()
+    """Its sub-tasks: each child run's id, agent, step and whether it ended."""
 
 
 @dataclass(frozen=True)
@@ -102,7 +106,8 @@ class UsageEntry:
 
 _RUN_COLUMNS = (
     "run_id, tenant, agent, status, reason, steps, goal, answer, "
-    "prompt_tokens + completion_tokens AS tokens, started_at, updated_at"
+    "prompt_tokens + completion_tokens AS tokens, started_at, updated_at, "
+    "state->'delegated_by'->>'parent_run_id' AS parent_run_id"
 )
 
 
@@ -157,7 +162,7 @@ async def summary(conn: asyncpg.Connection, schema: str, run_id: str) -> RunSumm
         "state->'max_steps' AS max_steps, state->'deadline_at' AS deadline_at, "
         "state->'max_tokens' AS max_tokens, state->'max_cost_usd' AS max_cost_usd, "
         "state->'capped' AS capped, state->>'failure_message' AS message, "
-        "state->>'model' AS model, "
+        "state->>'model' AS model, state->'children' AS children, "
         "(SELECT coalesce(sum(cost_usd), 0) FROM {schema}.usage u WHERE u.run_id = r.run_id) "
         "AS cost_usd "
         "FROM {schema}.runs r WHERE run_id = $1",
@@ -173,6 +178,7 @@ async def summary(conn: asyncpg.Connection, schema: str, run_id: str) -> RunSumm
     }
     capped = found.pop("capped")
     capped_limits = tuple(json.loads(capped)) if capped else ()
+    children = found.pop("children")
     return RunSummary(
         RunRow(**{k: v for k, v in found.items() if k not in _SUMMARY_EXTRA}),
         limits,
@@ -182,6 +188,7 @@ async def summary(conn: asyncpg.Connection, schema: str, run_id: str) -> RunSumm
         cost_usd=float(found["cost_usd"]),
         message=found["message"] or "",
         model=found["model"] or "",
+        children=tuple(json.loads(children)) if children else (),
     )
 
 

@@ -251,7 +251,26 @@ def _remember(goal: str, rounds: Sequence[Round]) -> Plan | None:
     return Plan(answer=f"I will remember that {fact}." + (f" ({stored})" if stored else ""))
 
 
+_DELEGATE = re.compile(
+    r"^\s*ask\s+(?P<agent>[A-Za-z0-9_.-]{1,128})\s*(?::|to\b)\s*(?P<goal>\S.*)",
+    re.IGNORECASE | re.DOTALL,
+)
+
+
+def _delegate(goal: str, rounds: Sequence[Round]) -> Plan | None:
+    """ "Ask AGENT: GOAL" hands GOAL to that agent (a sub-task, its own run), then answers
+    with what it said."""
+    match = _DELEGATE.match(goal)
+    if match is None:
+        return None
+    agent = match.group("agent")
+    if not rounds:
+        return Plan(calls=(Call("delegate", {"agent": agent, "goal": match.group("goal")}),))
+    return Plan(answer=f"{agent} answered: {(rounds[0].results[0] or '').strip()}")
+
+
 _STRATEGIES: tuple[Callable[[str, Sequence[Round]], Plan | None], ...] = (
+    _delegate,
     _chain,
     _count,
     _effects,
@@ -260,8 +279,9 @@ _STRATEGIES: tuple[Callable[[str, Sequence[Round]], Plan | None], ...] = (
     _lookups,
     _fetch,
 )
-"""Tried in order; the first that recognises the goal decides. Memory goals come before
-arithmetic, so that "remember that the build takes 3-4 minutes" is remembered, not computed."""
+"""Tried in order; the first that recognises the goal decides. A sub-task comes first (its
+goal may hold anything), memory goals before arithmetic, so that "remember that the build
+takes 3-4 minutes" is remembered, not computed."""
 
 
 def _calculate(expression: str) -> Call:
