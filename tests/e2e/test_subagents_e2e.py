@@ -39,7 +39,7 @@ AGENTS = (
 system_prompt = "Lead."
 model = "demo"
 tools = ["delegate", "calculator"]
-delegates = ["calculator", "slow"]
+delegates = ["calculator", "default", "slow"]
 max_steps = 6
 deadline_s = 120
 step_timeout_s = {LEAD_STEP_TIMEOUT_S}
@@ -124,6 +124,51 @@ async def test_a_lead_answers_with_its_sub_task_s_answer_and_pays_for_it(system:
     replayed = system.cli("replay", "--check", run.run_id)
     assert replayed.returncode == 0, replayed.stderr
     assert replayed.stdout.strip() == f"{run.run_id}  same"
+
+
+async def test_a_lead_hands_out_two_sub_tasks_at_once_and_answers_with_both(
+    system: System,
+) -> None:
+    async with Loopline(system.kafka, producer="e2e") as client:
+        run = await client.submit(
+            "Ask calculator: What is 6 * 7?; ask default: What is 2 + 3?", agent="lead"
+        )
+        outcome = await run.result(timeout=90)
+    assert isinstance(outcome.payload, RunCompleted), outcome.payload
+    assert outcome.payload.answer == (
+        "calculator answered: 6 * 7 = 42.; default answered: 2 + 3 = 5."
+    )
+    head = await summary(system, run.run_id)
+    assert head is not None
+    assert sorted(c["agent"] for c in head.children) == ["calculator", "default"]
+
+    # The usage ledger, as `show` reads it: the lead's own calls, then each child's under it.
+    shown = json.loads(system.cli("show", run.run_id, "--json").stdout)
+    tree = [(t["depth"], t["agent"], t["parent_run_id"]) for t in shown["spend"]]
+    assert tree[0] == (0, "lead", None)
+    assert sorted(tree[1:]) == [(1, "calculator", run.run_id), (1, "default", run.run_id)]
+    assert all(t["prompt_tokens"] > 0 for t in shown["spend"])
+
+    # A re-run of the lead folds its recorded events, children's answers included: it calls
+    # no model and starts no child, and emits what memory emitted.
+    rerun = system.cli("rerun", run.run_id)
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "no divergence" in rerun.stdout
+
+
+async def test_a_sub_task_for_an_agent_not_allowed_is_an_error_the_lead_reads(
+    system: System,
+) -> None:
+    async with Loopline(system.kafka, producer="e2e") as client:
+        run = await client.submit("Ask nobody: What is 6 * 7?", agent="lead")
+        outcome = await run.result(timeout=90)
+    assert isinstance(outcome.payload, RunCompleted), outcome.payload
+    assert "delegate failed: error (invalid_arguments): agent: one of calculator" in (
+        outcome.payload.answer
+    )
+    head = await summary(system, run.run_id)
+    assert head is not None
+    assert head.children == ()
 
 
 async def test_a_failed_sub_task_is_a_tool_error_the_lead_reads(system: System) -> None:

@@ -176,16 +176,21 @@ def show(run_id: str, as_json: bool) -> None:
 
     async def read(
         conn: asyncpg.Connection, schema: str
-    ) -> tuple[reads.RunSummary | None, list[reads.TimelineEntry]]:
-        return await reads.summary(conn, schema, run_id), await reads.timeline(conn, schema, run_id)
+    ) -> tuple[reads.RunSummary | None, list[reads.TimelineEntry], list[reads.TreeSpend]]:
+        return (
+            await reads.summary(conn, schema, run_id),
+            await reads.timeline(conn, schema, run_id),
+            await reads.spend_tree(conn, schema, run_id),
+        )
 
-    head, rows = asyncio.run(memory_reads(read))
+    head, rows, tree = asyncio.run(memory_reads(read))
     if head is None and not rows:
         click.echo(f"no run {run_id}", err=True)
         sys.exit(EXIT_FAILED)
     if as_json:
         shown = {
             "run": dataclasses.asdict(head) if head else None,
+            "spend": [dataclasses.asdict(t) for t in tree],
             "events": [dataclasses.asdict(r) for r in rows],
         }
         click.echo(json.dumps(shown, default=str, indent=2))
@@ -207,6 +212,13 @@ def show(run_id: str, as_json: bool) -> None:
             click.echo(
                 f"sub-task {child['run_id']}  agent {child['agent']}  step {child['step']}  {state}"
             )
+        if len(tree) > 1:
+            click.echo("spent (usage ledger, each run's own model calls):")
+            for t in tree:
+                click.echo(
+                    f"  {'  ' * t.depth}{t.run_id}  {t.agent}  "
+                    f"{t.prompt_tokens + t.completion_tokens} tokens  ${t.cost_usd:.6f}"
+                )
     if not rows:
         return
     started = rows[0].occurred_at

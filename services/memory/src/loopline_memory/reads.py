@@ -237,3 +237,61 @@ async def _fetch(
         return list(await conn.fetch(sql.replace("{schema}", f'"{schema}"'), *args))
     except (asyncpg.UndefinedTableError, asyncpg.InvalidSchemaNameError):
         return []
+
+
+@dataclass(frozen=True)
+class TreeSpend:
+    """What one run of a run's tree (itself, its sub-tasks, theirs) spent on its own model
+    calls, by the usage ledger."""
+
+    run_id: str
+    parent_run_id: str | None
+    depth: int
+    agent: str
+    prompt_tokens: int
+    completion_tokens: int
+    cost_usd: float
+
+
+async def spend_tree(conn: asyncpg.Connection, schema: str, run_id: str) -> list[TreeSpend]:
+    """The usage ledger of `run_id` and of its sub-tasks under it, each run's own calls: the
+    run first, then its children, found through each state's list of them (by key)."""
+    rows = await _fetch(
+        conn,
+        """
+        WITH RECURSIVE tree(run_id, parent_run_id, depth) AS (
+            SELECT run_id, NULL::text, 0 FROM {schema}.runs WHERE run_id = $1
+            UNION ALL
+            SELECT child.run_id, t.run_id, t.depth + 1
+            FROM tree t
+            JOIN {schema}.runs p ON p.run_id = t.run_id
+            CROSS JOIN LATERAL jsonb_array_elements(
+                coalesce(p.state->'children', '[]'::jsonb)) AS c(entry)
+            JOIN {schema}.runs child ON child.run_id = c.entry->>'run_id'
+            WHERE t.depth < 10
+        )
+        SELECT t.run_id, t.parent_run_id, t.depth, r.agent,
+            coalesce(sum(u.prompt_tokens), 0) AS prompt_tokens,
+            coalesce(sum(u.completion_tokens), 0) AS completion_tokens,
+            coalesce(sum(u.cost_usd), 0) AS cost_usd
+        FROM tree t
+        JOIN {schema}.runs r ON r.run_id = t.run_id
+        LEFT JOIN {schema}.usage u ON u.run_id = t.run_id
+        GROUP BY t.run_id, t.parent_run_id, t.depth, r.agent
+        ORDER BY t.depth, min(r.started_at), t.run_id
+        """,
+        schema,
+        run_id,
+    )
+    return [
+        TreeSpend(
+            run_id=r["run_id"],
+            parent_run_id=r["parent_run_id"],
+            depth=r["depth"],
+            agent=r["agent"],
+            prompt_tokens=int(r["prompt_tokens"]),
+            completion_tokens=int(r["completion_tokens"]),
+            cost_usd=float(r["cost_usd"]),
+        )
+        for r in rows
+    ]

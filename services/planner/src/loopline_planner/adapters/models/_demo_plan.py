@@ -255,18 +255,25 @@ _DELEGATE = re.compile(
     r"^\s*ask\s+(?P<agent>[A-Za-z0-9_.-]{1,128})\s*(?::|to\b)\s*(?P<goal>\S.*)",
     re.IGNORECASE | re.DOTALL,
 )
+_AND_ASK = re.compile(r";\s*(?:and\s+)?(?=ask\s)", re.IGNORECASE)
 
 
 def _delegate(goal: str, rounds: Sequence[Round]) -> Plan | None:
     """ "Ask AGENT: GOAL" hands GOAL to that agent (a sub-task, its own run), then answers
-    with what it said."""
-    match = _DELEGATE.match(goal)
-    if match is None:
+    with what it said; "Ask A: ...; ask B: ..." hands out both at once."""
+    asks = [_DELEGATE.match(part) for part in _AND_ASK.split(goal)]
+    if not asks or any(a is None for a in asks):
         return None
-    agent = match.group("agent")
+    pairs = [(a.group("agent"), a.group("goal").strip()) for a in asks if a is not None]
     if not rounds:
-        return Plan(calls=(Call("delegate", {"agent": agent, "goal": match.group("goal")}),))
-    return Plan(answer=f"{agent} answered: {(rounds[0].results[0] or '').strip()}")
+        return Plan(calls=tuple(Call("delegate", {"agent": n, "goal": g}) for n, g in pairs))
+    said = rounds[0].results
+    return Plan(
+        answer="; ".join(
+            f"{name} answered: {(result or '').strip()}"
+            for (name, _), result in zip(pairs, said, strict=False)
+        )
+    )
 
 
 _STRATEGIES: tuple[Callable[[str, Sequence[Round]], Plan | None], ...] = (
