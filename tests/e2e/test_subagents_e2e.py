@@ -155,6 +155,16 @@ async def test_a_lead_hands_out_two_sub_tasks_at_once_and_answers_with_both(
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "no divergence" in rerun.stdout
 
+    # A fork after the delegating step starts from the children's answers: no child again.
+    forked = system.cli("fork", run.run_id, "--from", "1", "--wait", "--json", timeout=60)
+    assert forked.returncode == 0, forked.stdout + forked.stderr
+    events = [json.loads(line) for line in forked.stdout.splitlines() if line.startswith("{")]
+    (end,) = [e for e in events if e.get("type") == "RunCompleted"]
+    assert end["payload"]["answer"] == outcome.payload.answer
+    fork_head = await summary(system, end["run_id"])
+    assert fork_head is not None
+    assert fork_head.children == ()
+
 
 async def test_a_sub_task_for_an_agent_not_allowed_is_an_error_the_lead_reads(
     system: System,
