@@ -7,6 +7,7 @@ from typing import Any
 
 from loopline_events import (
     ContextAssembled,
+    DelegationStarted,
     Envelope,
     GoalRejected,
     GoalSubmitted,
@@ -33,7 +34,10 @@ def describe(event: Envelope[Any]) -> tuple[str, str]:
     """A label and a one-line description of an event."""
     p = event.payload
     if isinstance(p, GoalSubmitted):
-        return "goal", f"{short(p.goal)!r} (agent {p.agent})"
+        parent = f", a sub-task of {p.parent.parent_run_id}" if p.parent else ""
+        return "goal", f"{short(p.goal)!r} (agent {p.agent}{parent})"
+    if isinstance(p, DelegationStarted):
+        return "sub-task", f"{p.agent} as run {p.child_run_id}, until {p.until:%H:%M:%S} UTC"
     if isinstance(p, ContextAssembled):
         shown = "all shown" if p.window is None else "a window of them shown"
         label = "context" if p.purpose == "step" else "summarize"
