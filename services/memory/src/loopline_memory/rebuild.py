@@ -17,9 +17,17 @@ from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
+from aiokafka.errors import KafkaError
 from loopline_artifacts import ArtifactStore
 from loopline_bus import Outbound, Progress, Recorded, read_history
-from loopline_events import CONTEXTS, OBSERVATIONS, RESULTS, Envelope, encode_event
+from loopline_events import (
+    CONTEXTS,
+    OBSERVATIONS,
+    RESULTS,
+    Envelope,
+    TransientError,
+    encode_event,
+)
 from loopline_runtime import KafkaSettings
 
 from loopline_memory.adapters.longterm import LongTermMemory
@@ -93,8 +101,13 @@ class Rebuilder:
         return stored
 
     async def heal(self, settings: KafkaSettings, run_id: str, before: UUID) -> StoredRun | None:
-        """Rebuild one run from the log up to (not including) event `before`."""
-        recorded = await read_history(settings, (*MEMORY_INPUTS, *OUTPUT_TOPICS), run_id)
+        """Rebuild one run from the log up to (not including) event `before`. A log that
+        cannot be read now (a broker away, metadata not yet known) is a transient error: the
+        event is tried again, never parked as poison."""
+        try:
+            recorded = await read_history(settings, (*MEMORY_INPUTS, *OUTPUT_TOPICS), run_id)
+        except (KafkaError, LookupError) as exc:
+            raise TransientError(f"the log of run {run_id} could not be read: {exc!r}") from exc
         history = _by_run(recorded).get(run_id)
         return await self.restore(history, until=before) if history else None
 
