@@ -236,3 +236,35 @@ def test_a_waiting_run_still_fails_at_its_deadline() -> None:
     verdict = judge(waiting, T0 + 302, POLICY)
     assert isinstance(verdict, Fail)
     assert verdict.reason is FailureReason.DEADLINE
+
+
+def delegating_until(until: float, seq: int = 1) -> Seen:
+    record = seen(Kind.DELEGATING, seq=seq, event_id="d")
+    record.until = until
+    return record
+
+
+def test_a_step_waiting_for_a_sub_task_is_due_after_the_child_s_deadline() -> None:
+    watch = watching(goal(), seen(Kind.CONTEXT, offset=3), seen(Kind.DECISION, offset=5))
+    waiting = observe(watch, delegating_until(T0 + 100), TIMING, T0 + 1)
+    assert waiting is not None
+    assert waiting.due_at == T0 + 110
+    assert judge(waiting, T0 + 60, POLICY) is None
+    # Another call of the same step answers: progress, and the sub-task's wait still holds.
+    answered = observe(waiting, seen(Kind.OBSERVATION, event_id="o1"), TIMING, T0 + 20)
+    assert answered is not None
+    assert (answered.kind, answered.due_at) == (Kind.OBSERVATION, T0 + 110)
+    assert judge(answered, T0 + 60, POLICY) is None
+    assert isinstance(judge(answered, T0 + 111, POLICY), Redrive)
+
+
+def test_a_sub_task_s_wait_read_before_its_decision_still_holds_after_it() -> None:
+    # The watchdog reads the parent's observations and decisions as they come: the wait may
+    # come first. It proves the decision was made, so the decision is no news.
+    watch = watching(goal(), seen(Kind.CONTEXT, offset=3))
+    waiting = observe(watch, delegating_until(T0 + 100), TIMING, T0 + 1)
+    assert waiting is not None
+    assert (waiting.kind, waiting.due_at) == (Kind.DECISION, T0 + 110)
+    decided = observe(waiting, seen(Kind.DECISION, offset=5), TIMING, T0 + 2)
+    assert decided is not None
+    assert decided.due_at == T0 + 110
