@@ -17,7 +17,15 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 from loopline_bus import Progress, read_history
-from loopline_events import CONTEXTS, RESULTS, Envelope, GoalSubmitted, MemoryOutput, RunForked
+from loopline_events import (
+    CONTEXTS,
+    RESULTS,
+    Envelope,
+    GoalRejected,
+    GoalSubmitted,
+    MemoryOutput,
+    RunForked,
+)
 from loopline_runtime import Endpoints, KafkaSettings, schema_name
 
 from loopline_memory.adapters.environment import load_environment
@@ -75,9 +83,14 @@ async def replay_run(
         return fold(ordered, env or load_environment(), at_step=at_step)
     except NoGoalError as exc:
         if refused:
-            why = refused[-1].message or refused[-1].reason.value
-            raise NoGoalError(f"run {run_id} never started: memory rejected it ({why})") from None
+            raise _never_started(run_id, refused) from None
         raise NoGoalError(f"run {run_id}: the log holds {exc}") from None
+
+
+def _never_started(run_id: str, refused: Sequence[GoalRejected]) -> NoGoalError:
+    """The error of a run whose every goal memory rejected: its latest answer says why."""
+    why = refused[-1].message or refused[-1].reason.value
+    return NoGoalError(f"run {run_id} never started: memory rejected it ({why})")
 
 
 @dataclass(frozen=True)
@@ -115,8 +128,7 @@ async def rerun_run(settings: KafkaSettings, run_id: str, env: Environment | Non
     inputs = in_folding_order(log)
     refused = rejections(log)
     if refused and not any(isinstance(e.payload, GoalSubmitted | RunForked) for e in inputs):
-        why = refused[-1].message or refused[-1].reason.value
-        raise NoGoalError(f"run {run_id} never started: memory rejected it ({why})")
+        raise _never_started(run_id, refused)
     # A context memory re-published after a crash has the same id: count it once.
     outputs = list(
         {r.event.event_id: r.event for r in recorded if r.topic in MEMORY_OUTPUTS}.values()

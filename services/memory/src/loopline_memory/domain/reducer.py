@@ -194,25 +194,11 @@ def _admit(state: RunState | None, event: Envelope[Any], env: Environment) -> St
     if isinstance(payload, GoalSubmitted) and payload.parent is not None:
         if isinstance(verdict, Refused) or not verdict.acts_for_any:
             why = verdict.reason if isinstance(verdict, Refused) else "only memory starts one"
-            rejection = GoalRejected(
-                reason=RejectionReason.NOT_AUTHORIZED, message=f"sub-task refused: {why}"
-            )
-            return Step(
-                state,
-                note=f"sub-task refused: {why}",
-                refusal=Emission(topic=RESULTS.name, payload=rejection),
-            )
+            return _goal_refused(state, f"sub-task refused: {why}")
         return None
     if isinstance(payload, GoalSubmitted | RunForked):
         if isinstance(verdict, Refused):
-            rejection = GoalRejected(
-                reason=RejectionReason.NOT_AUTHORIZED, message=f"goal refused: {verdict.reason}"
-            )
-            return Step(
-                state,
-                note=f"goal refused: {verdict.reason}",
-                refusal=Emission(topic=RESULTS.name, payload=rejection),
-            )
+            return _goal_refused(state, f"goal refused: {verdict.reason}")
         return None
     if isinstance(verdict, Refused):
         why = verdict.reason
@@ -223,6 +209,12 @@ def _admit(state: RunState | None, event: Envelope[Any], env: Environment) -> St
     else:
         return None
     return Step(state, note=f"{event.type} refused: {why}", forbidden=True)
+
+
+def _goal_refused(state: RunState | None, message: str) -> Step:
+    """A goal its sender may not submit: answered to the sender, the run left as it was."""
+    rejection = GoalRejected(reason=RejectionReason.NOT_AUTHORIZED, message=message)
+    return Step(state, note=message, refusal=Emission(topic=RESULTS.name, payload=rejection))
 
 
 APPLIED_KEPT = 64
