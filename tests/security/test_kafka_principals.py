@@ -24,8 +24,17 @@ from aiokafka.errors import (
 )
 from loopline_bus import KafkaBus
 from loopline_events import CONTEXTS, CONTROL, DECISIONS, GOALS, OBSERVATIONS, RESULTS
-from loopline_infra import CredentialStore, principal_settings
+from loopline_infra import (
+    CredentialStore,
+    admin_settings,
+    grant_namespace,
+    namespace_acls,
+    principal_settings,
+    revoke_namespace,
+)
+from loopline_infra._kafka_access import KafkaAccess
 from loopline_runtime import KafkaSettings
+from loopline_testing import unique_prefix
 from pydantic import SecretStr
 
 CLIENT = "client-default"
@@ -154,6 +163,27 @@ async def test_no_one_reads_for_another_services_group(
             await consumer.committed(TopicPartition(topics + topic, 0))
     finally:
         await consumer.stop()
+
+
+async def test_dropping_a_namespace_leaves_every_other_namespace_its_acls(
+    store: CredentialStore, topics: str
+) -> None:
+    # Bindings on the cluster resource are the same in every namespace: dropping one namespace
+    # once took them from all the others in use (their services could no longer read the
+    # cluster's default replication, and a namespace granted meanwhile waited for them).
+    credentials = store.require()
+    other = unique_prefix()
+    await grant_namespace(credentials, other)
+    await revoke_namespace(credentials, other)
+    ours = namespace_acls(topics, ("default",))
+    async with KafkaAccess(admin_settings(credentials)) as access:
+        for node in await access.brokers():
+            for principal in {acl.principal for acl in ours}:
+                held = await access.acls_of(principal, node)
+                assert {a for a in ours if a.principal == principal} <= held, (node, principal)
+            gone = await access.acls_of("User:memory", node)
+            assert not {a for a in gone if a.name.startswith(other)}, node
+    await produce(as_principal(store, "memory", topics), RESULTS.name)
 
 
 async def test_tenants_create_gives_a_tenant_a_client_of_its_own(

@@ -23,6 +23,7 @@ from loopline_infra._acls import (
     Pattern,
     Resource,
     client_principal,
+    own_acls,
     permits,
     tenant_acls,
 )
@@ -131,6 +132,16 @@ def test_a_namespace_grants_nothing_in_another() -> None:
             assert not permits(
                 ACLS, acl.principal, acl.resource, other + acl.name[len(NAMESPACE) :], acl.operation
             ), acl
+
+
+def test_dropping_a_namespace_revokes_nothing_another_namespace_holds() -> None:
+    other = namespace_acls("t9999.", TENANTS)
+    dropped = own_acls(other)
+    assert not set(dropped) & set(ACLS)
+    assert set(other) - set(dropped) == {a for a in ACLS if a.resource is Resource.CLUSTER}
+    assert {a.principal for a in other if a.resource is Resource.CLUSTER} == {
+        f"User:{p}" for p in (*SERVICE_PRINCIPALS, OPERATOR)
+    }
 
 
 def test_the_unprefixed_namespace_gives_the_operator_every_group() -> None:

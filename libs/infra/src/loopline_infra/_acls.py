@@ -210,6 +210,14 @@ def namespace_acls(namespace: str, tenants: tuple[str, ...] = (DEFAULT_TENANT,))
     return sorted(set(acls))
 
 
+def own_acls(acls: list[Acl]) -> list[Acl]:
+    """The bindings of `acls` that belong to their namespace alone: what dropping it revokes.
+    A binding on the cluster resource (a principal's DESCRIBE_CONFIGS of the cluster) is the
+    same in every namespace, so another namespace still in use holds it too: granted with each,
+    revoked with none."""
+    return [acl for acl in acls if acl.resource is not Resource.CLUSTER]
+
+
 def tenant_acls(namespace: str, tenant: str) -> list[Acl]:
     """The ACL bindings of one tenant's client in a namespace."""
     return sorted(set(_bindings(client_principal(tenant), client_grant(tenant), namespace)))

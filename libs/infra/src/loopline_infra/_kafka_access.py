@@ -253,18 +253,25 @@ class KafkaAccess:
         wanted: dict[str, set[Acl]] = {}
         for acl in acls:
             wanted.setdefault(acl.principal, set()).add(acl)
+        waiting: tuple[int, set[Acl]] | None = None
         try:
             async with asyncio.timeout(APPLY_TIMEOUT_S):
                 for node in await self.brokers():
                     for principal, expected in wanted.items():
                         while True:
                             held = await self.acls_of(principal, node)
-                            if (expected <= held) if present else not (expected & held):
+                            off = (expected - held) if present else (expected & held)
+                            if not off:
                                 break
+                            waiting = (node, off)
                             await asyncio.sleep(0.02)
         except TimeoutError:
+            node, off = waiting if waiting is not None else (-1, set())
+            shown = "\n  ".join(acl.describe() for acl in sorted(off)[:5])
             raise InfraError(
-                f"the brokers did not apply {len(acls)} ACL change(s) within {APPLY_TIMEOUT_S:.0f}s"
+                f"the brokers did not apply {len(acls)} ACL change(s) within "
+                f"{APPLY_TIMEOUT_S:.0f}s: broker {node} still "
+                f"{'lacks' if present else 'holds'} {len(off)}, among them\n  {shown}"
             ) from None
 
 

@@ -20,6 +20,7 @@ from loopline_infra._acls import (
     CLIENT_PREFIX,
     OPERATOR,
     namespace_acls,
+    own_acls,
     tenant_acls,
 )
 from loopline_infra._kafka_access import KafkaAccess, wait_login
@@ -82,10 +83,14 @@ async def grant_namespace(
 async def revoke_namespace(
     credentials: Credentials, namespace: str, tenants: Sequence[str] | None = None
 ) -> None:
-    """Remove the ACLs `grant_namespace` gave (a dropped namespace's)."""
-    acls = namespace_acls(namespace, tuple(tenants_of(credentials) if tenants is None else tenants))
+    """Remove the ACLs `grant_namespace` gave that are the namespace's alone (a dropped
+    namespace's); returns once no broker enforces them."""
+    acls = own_acls(
+        namespace_acls(namespace, tuple(tenants_of(credentials) if tenants is None else tenants))
+    )
     async with KafkaAccess(admin_settings(credentials)) as access:
         await access.delete_acls(acls)
+        await access.wait_applied(acls, present=False)
 
 
 async def grant_tenant(credentials: Credentials, namespace: str, tenant: str) -> None:
