@@ -26,13 +26,13 @@ from loopline_bus import KafkaBus
 from loopline_events import CONTEXTS, CONTROL, DECISIONS, GOALS, OBSERVATIONS, RESULTS
 from loopline_infra import (
     CredentialStore,
+    KafkaAccess,
     admin_settings,
     grant_namespace,
     namespace_acls,
     principal_settings,
     revoke_namespace,
 )
-from loopline_infra._kafka_access import KafkaAccess
 from loopline_runtime import KafkaSettings
 from loopline_testing import unique_prefix
 from pydantic import SecretStr
