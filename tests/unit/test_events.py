@@ -11,8 +11,11 @@ from loopline_events import (
     ALL_TOPICS,
     EVENT_TYPES,
     LOOP_TOPICS,
+    OPERATIONS,
     STREAM,
     UPCASTERS,
+    ApprovalDecided,
+    ApprovalRequested,
     CancelRun,
     ContextAssembled,
     DecodeErrorKind,
@@ -26,6 +29,8 @@ from loopline_events import (
     ForkRecorded,
     GoalRejected,
     GoalSubmitted,
+    GuardHook,
+    GuardTripped,
     Message,
     ModelCallDelayed,
     ModelDecided,
@@ -38,8 +43,10 @@ from loopline_events import (
     RunCompleted,
     RunFailed,
     RunForked,
+    RunSteered,
     TokenUsage,
     ToolCall,
+    ToolCallApproved,
     ToolCallFailed,
     ToolCallSucceeded,
     ToolError,
@@ -93,6 +100,29 @@ EXAMPLES: list[Payload] = [
         child_run_id="sub-1",
         agent="researcher",
         until=datetime(2026, 12, 1, 12, 5, tzinfo=UTC),
+    ),
+    ApprovalRequested(
+        call_id="call_3_0",
+        tool="pay",
+        arguments={"amount": 40, "to": "acme"},
+        effect="side_effect",
+        policy="the profile holds 'pay' for approval",
+        until=datetime(2026, 1, 1, 13, tzinfo=UTC),
+    ),
+    ApprovalDecided(call_id="call_3_0", approved=False, reason="not this month", decided_by="ana"),
+    ToolCallApproved(
+        agent="payer",
+        call=ToolCall(call_id="call_3_0", tool="pay", arguments={"amount": 30}),
+        decided_by="ana",
+    ),
+    RunSteered(message="Prefer sources from 2026.", sent_by="ana"),
+    GuardTripped(
+        guard="spend_limit",
+        hook=GuardHook.BEFORE_TOOL,
+        reason="amount 500 is over the limit of 100",
+        action="tell",
+        call_id="call_3_1",
+        tool="pay",
     ),
     ToolCallSucceeded(call_id="c1", tool="calculator", output="5"),
     ToolCallFailed(
@@ -252,6 +282,10 @@ def test_every_loop_event_has_one_topic() -> None:
     for name in EVENT_TYPES:
         spec = topic_of(name)
         assert (spec is None) == (name in ("DeadLettered", "ModelTextDelta")), name
+        on = [t.name for t in (*LOOP_TOPICS, OPERATIONS) if name in t.events]
+        # A guard's trip goes with what it guarded: the model's decision, or a tool's outcome.
+        expected = 2 if name == "GuardTripped" else 1 if spec is not None else 0
+        assert len(on) == expected, (name, on)
     # Streamed text is not part of a run's history: its own topic, kept an hour, no DLQ.
     assert STREAM.events == ("ModelTextDelta",)
     assert STREAM.retention_ms == 3600 * 1000

@@ -42,6 +42,15 @@ from loopline_events._errors import (
     retry_after_of,
 )
 from loopline_events._forks import ForkRecorded, RunForked
+from loopline_events._humans import (
+    ApprovalDecided,
+    ApprovalRequested,
+    GuardHook,
+    GuardTripped,
+    OnTimeout,
+    RunSteered,
+    ToolCallApproved,
+)
 from loopline_events._operations import RedriveDeadLetter
 from loopline_events._runs import (
     Budget,
@@ -134,6 +143,8 @@ __all__ = [
     "RETRY_TOPICS",
     "STREAM",
     "UPCASTERS",
+    "ApprovalDecided",
+    "ApprovalRequested",
     "ArtifactRef",
     "Backoff",
     "Budget",
@@ -155,6 +166,8 @@ __all__ = [
     "ForkRecorded",
     "GoalRejected",
     "GoalSubmitted",
+    "GuardHook",
+    "GuardTripped",
     "HistoryGapError",
     "IncompatibleSchemaError",
     "Keyring",
@@ -165,6 +178,7 @@ __all__ = [
     "ModelDecided",
     "ModelFailed",
     "ModelTextDelta",
+    "OnTimeout",
     "OrphanError",
     "Payload",
     "RedriveDeadLetter",
@@ -174,6 +188,7 @@ __all__ = [
     "RunCompleted",
     "RunFailed",
     "RunForked",
+    "RunSteered",
     "Signature",
     "Signer",
     "SigningKey",
@@ -182,6 +197,7 @@ __all__ = [
     "TextChunk",
     "TokenUsage",
     "ToolCall",
+    "ToolCallApproved",
     "ToolCallFailed",
     "ToolCallSucceeded",
     "ToolError",

@@ -13,6 +13,13 @@ from loopline_events._dead_letters import DeadLettered
 from loopline_events._envelope import Envelope, Payload
 from loopline_events._errors import LooplineError
 from loopline_events._forks import ForkRecorded, RunForked
+from loopline_events._humans import (
+    ApprovalDecided,
+    ApprovalRequested,
+    GuardTripped,
+    RunSteered,
+    ToolCallApproved,
+)
 from loopline_events._operations import RedriveDeadLetter
 from loopline_events._runs import (
     CancelRun,
@@ -49,6 +56,11 @@ EVENT_TYPES: dict[str, type[Payload]] = {
         ToolCallSucceeded,
         ToolCallFailed,
         DelegationStarted,
+        ApprovalRequested,
+        ApprovalDecided,
+        ToolCallApproved,
+        RunSteered,
+        GuardTripped,
         RunCompleted,
         RunFailed,
         RunCancelled,

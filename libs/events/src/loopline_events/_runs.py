@@ -110,6 +110,10 @@ class FailureReason(StrEnum):
     TOOL_ERROR = "tool_error"
     INVALID_GOAL = "invalid_goal"
     POISON = "poison"
+    APPROVAL_TIMEOUT = "approval_timeout"
+    """No one decided on a held tool call in time, and the profile fails the run then."""
+    GUARD = "guard"
+    """A guard tripped and says the run must end."""
     QUOTA_EXCEEDED = "quota_exceeded"
     """The tenant spent its tokens or cost for the hour or the day, and the run's profile
     fails runs over quota rather than pausing them."""

@@ -22,6 +22,10 @@ class ToolErrorKind(StrEnum):
     TOO_LARGE = "too_large"
     CHILD_FAILED = "child_failed"
     """A delegated sub-task's run failed or was cancelled."""
+    DENIED = "denied"
+    """A person denied the held call (or no one approved it in time)."""
+    GUARD = "guard"
+    """A guard refused the call or its output."""
 
 
 class ToolError(BaseModel):

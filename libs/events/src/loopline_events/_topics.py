@@ -81,8 +81,8 @@ def dlq_name(topic: str) -> str:
 GOALS = TopicSpec("agent.goals", "Runs asked for by users.", ("GoalSubmitted", "RunForked"))
 CONTROL = TopicSpec(
     "agent.control",
-    "Commands to runs, and their lineage.",
-    ("CancelRun", "FailRun", "ForkRecorded"),
+    "Commands to runs (cancel, fail, a person's approval or message), and their lineage.",
+    ("CancelRun", "FailRun", "ForkRecorded", "ApprovalDecided", "RunSteered"),
 )
 CONTEXTS = TopicSpec(
     "agent.contexts",
@@ -93,13 +93,21 @@ CONTEXTS = TopicSpec(
 )
 DECISIONS = TopicSpec(
     "agent.decisions",
-    "The model's choices, and the waits before them.",
-    ("ModelDecided", "ModelFailed", "ModelCallDelayed"),
+    "The model's choices, the waits before them, the guards that set one aside, and the "
+    "held calls a person approved.",
+    ("ModelDecided", "ModelFailed", "ModelCallDelayed", "GuardTripped", "ToolCallApproved"),
 )
 OBSERVATIONS = TopicSpec(
     "agent.observations",
-    "Outcomes of tool calls, and the waits of delegated ones.",
-    ("ToolCallSucceeded", "ToolCallFailed", "DelegationStarted"),
+    "Outcomes of tool calls, the waits of delegated and held ones, and the guards that "
+    "stopped one.",
+    (
+        "ToolCallSucceeded",
+        "ToolCallFailed",
+        "DelegationStarted",
+        "ApprovalRequested",
+        "GuardTripped",
+    ),
 )
 RESULTS = TopicSpec(
     "agent.results",

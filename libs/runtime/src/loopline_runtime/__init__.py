@@ -71,6 +71,7 @@ from loopline_runtime._prices import FREE, PRICE_TABLE, Price, price_of
 from loopline_runtime._profiles import (
     AGENTS_FILE_VARIABLE,
     AgentProfile,
+    ApprovalPolicy,
     ProfileError,
     load_mcp_servers,
     load_profiles,
@@ -110,6 +111,7 @@ __all__ = [
     "READY_FILE_VARIABLE",
     "SIGNING_KEYS_FILE",
     "AgentProfile",
+    "ApprovalPolicy",
     "ClusterEndpoints",
     "ConfigurationError",
     "Credentials",

@@ -7,7 +7,7 @@ import tomllib
 from collections.abc import Collection, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -15,6 +15,40 @@ from loopline_runtime._errors import ConfigurationError
 from loopline_runtime._mcp_servers import McpServerConfig, offered_by_servers, parse_mcp_servers
 
 AGENTS_FILE_VARIABLE = "LOOPLINE_AGENTS_FILE"
+
+
+class ApprovalPolicy(BaseModel):
+    """Which of an agent's tool calls wait for a person's approval before they run
+    (`[agents.NAME.approvals]`), and what happens when no one decides in time."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    tools: tuple[str, ...] = Field(default=(), description="Tools held, by name.")
+    effects: tuple[Literal["pure", "idempotent", "side_effect"], ...] = Field(
+        default=(),
+        description="Tools held by effect class (`side_effect`: every tool that changes the "
+        "world and may not be repeated).",
+    )
+    timeout_s: float = Field(
+        default=3600.0, gt=0, le=30 * 86400, description="How long a held call waits."
+    )
+    on_timeout: Literal["deny", "fail"] = Field(
+        default="deny",
+        description="`deny`: the model is told no one approved the call; `fail`: the run fails.",
+    )
+    approvers: tuple[str, ...] = Field(
+        default=(),
+        description="Signing key ids that may decide, besides operators'; empty: any key "
+        "that acts for the run's tenant.",
+    )
+
+    def holds(self, tool: str, effect: str) -> str | None:
+        """Why a call of `tool` (of effect class `effect`) waits for approval; None: it runs."""
+        if tool in self.tools:
+            return f"the profile holds {tool!r} for approval"
+        if effect in self.effects:
+            return f"the profile holds every {effect} tool for approval"
+        return None
 
 
 class AgentProfile(BaseModel):
@@ -104,6 +138,14 @@ class AgentProfile(BaseModel):
         le=10,
         description="How deep a chain of sub-tasks may go under a run a user started: a run at "
         "this depth may not delegate further.",
+    )
+    approvals: ApprovalPolicy | None = Field(
+        default=None, description="Tool calls that wait for a person's approval (none: all run)."
+    )
+    guards: dict[str, dict[str, Any]] = Field(
+        default_factory=dict,
+        description="Guards run around this agent's model and tool calls, by name (entry "
+        "points of group `loopline.guards`), each with its options (`[agents.NAME.guards.G]`).",
     )
 
 

@@ -20,13 +20,16 @@ import asyncpg
 from loopline_memory.steps import StepDetail, ToolCallDetail, steps_of
 
 __all__ = [
+    "Approval",
     "RunRow",
     "RunSummary",
     "StepDetail",
     "TimelineEntry",
     "ToolCallDetail",
+    "approval",
     "first_recorded",
     "list_runs",
+    "pending_approvals",
     "steps",
     "summary",
     "tenant_of",
@@ -295,3 +298,94 @@ async def spend_tree(conn: asyncpg.Connection, schema: str, run_id: str) -> list
         )
         for r in rows
     ]
+
+
+@dataclass(frozen=True)
+class Approval:
+    """A held tool call: waiting for a person's approval, or decided."""
+
+    run_id: str
+    tenant: str
+    agent: str
+    run_status: str
+    step: int
+    call_id: str
+    tool: str
+    arguments: dict[str, Any]
+    policy: str
+    approvers: tuple[str, ...]
+    until: datetime
+    on_timeout: str
+    requested_at: datetime
+    decision: dict[str, Any] | None = None
+    """Once decided: `approved`, `decided_by`, `reason`, `decided_at`."""
+
+    @property
+    def pending(self) -> bool:
+        return self.decision is None and self.run_status == "running"
+
+
+async def pending_approvals(
+    conn: asyncpg.Connection, schema: str, *, tenant: str | None = None, limit: int = 100
+) -> list[Approval]:
+    """Held calls of running runs (of `tenant`, when given), the longest waiting first."""
+    rows = await _fetch(
+        conn,
+        "SELECT run_id, tenant, agent, status, h.entry AS held "
+        "FROM {schema}.runs, jsonb_array_elements(coalesce(state->'held', '[]'::jsonb)) "
+        "AS h(entry) "
+        "WHERE status = 'running' AND ($1::text IS NULL OR tenant = $1) "
+        "ORDER BY h.entry->>'requested_at', run_id LIMIT $2",
+        schema,
+        tenant,
+        limit,
+    )
+    return [_approval(r, json.loads(r["held"])) for r in rows]
+
+
+async def approval(
+    conn: asyncpg.Connection, schema: str, run_id: str, call_id: str
+) -> Approval | None:
+    """The held call `call_id` of `run_id`, pending or decided; None if it never was held
+    (or memory has no such run)."""
+    rows = await _fetch(
+        conn,
+        "SELECT run_id, tenant, agent, status, state->'held' AS held, "
+        "state->'decided' AS decided "
+        "FROM {schema}.runs WHERE run_id = $1",
+        schema,
+        run_id,
+    )
+    if not rows:
+        return None
+    row = rows[0]
+    held = {h["call_id"]: h for h in json.loads(row["held"] or "[]")}
+    decided = {d["call_id"]: d for d in json.loads(row["decided"] or "[]")}
+    if call_id in held:
+        return _approval(row, held[call_id])
+    if call_id in decided:
+        d = decided[call_id]
+        decision = {k: d.get(k) for k in ("approved", "decided_by", "reason", "decided_at")}
+        return _approval(row, d["request"], decision)
+    return None
+
+
+def _approval(
+    row: asyncpg.Record, held: dict[str, Any], decision: dict[str, Any] | None = None
+) -> Approval:
+    return Approval(
+        run_id=row["run_id"],
+        tenant=row["tenant"],
+        agent=row["agent"],
+        run_status=row["status"],
+        step=int(held["step"]),
+        call_id=held["call_id"],
+        tool=held["tool"],
+        arguments=held.get("arguments") or {},
+        policy=held.get("policy") or "",
+        approvers=tuple(held.get("approvers") or ()),
+        until=datetime.fromisoformat(held["until"]),
+        on_timeout=held.get("on_timeout") or "deny",
+        requested_at=datetime.fromisoformat(held["requested_at"]),
+        decision=decision,
+    )

@@ -19,7 +19,18 @@ from typing import Any
 import asyncpg
 import redis.asyncio as aioredis
 from loopline_bus import Outbound
-from loopline_events import ContextAssembled, Envelope, Message, ModelDecided, Payload, topic_of
+from loopline_events import (
+    DECISIONS,
+    OBSERVATIONS,
+    ContextAssembled,
+    Envelope,
+    GuardHook,
+    GuardTripped,
+    Message,
+    ModelDecided,
+    Payload,
+    topic_of,
+)
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from loopline_memory.domain import RunState
@@ -87,6 +98,10 @@ def _timeline_payload(event: Envelope[Any]) -> str:
 
 
 def _topic_of(event: Envelope[Any]) -> str:
+    payload = event.payload
+    if isinstance(payload, GuardTripped):  # on the topic of what it guarded
+        tools = (GuardHook.BEFORE_TOOL, GuardHook.AFTER_TOOL)
+        return (OBSERVATIONS if payload.hook in tools else DECISIONS).name
     spec = topic_of(event.type)
     return spec.name if spec else ""
 

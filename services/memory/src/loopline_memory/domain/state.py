@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Literal
+from typing import Any, Literal
 from uuid import UUID
 
 from loopline_events import Delegation, FailureReason, Message, Payload, Spend, TokenUsage
@@ -38,6 +38,44 @@ class ChildRun(BaseModel):
     agent: str
     step: int
     ended: bool = False
+
+
+class HeldCall(BaseModel):
+    """A tool call of the current step that waits for a person's approval."""
+
+    model_config = ConfigDict(frozen=True)
+
+    call_id: str
+    tool: str
+    arguments: dict[str, Any]
+    effect: str
+    policy: str = ""
+    approvers: tuple[str, ...] = ()
+    until: datetime
+    on_timeout: Literal["deny", "fail"] = "deny"
+    step: int
+    requested_at: datetime
+
+
+class DecidedCall(BaseModel):
+    """A person's (or the timeout's) answer to a held call, as memory took it."""
+
+    model_config = ConfigDict(frozen=True)
+
+    @property
+    def call_id(self) -> str:
+        return self.request.call_id
+
+    request: HeldCall
+    approved: bool
+    decided_by: str = ""
+    reason: str = ""
+    decided_at: datetime
+    approval_id: UUID | None = Field(
+        default=None,
+        description="Id of the `ToolCallApproved` memory sent for it: the call's result "
+        "must answer that event.",
+    )
 
 
 class RunState(BaseModel):
@@ -120,6 +158,12 @@ class RunState(BaseModel):
     delegated: Spend = Field(
         default_factory=Spend,
         description="What its ended sub-tasks spent: counted against this run's budget.",
+    )
+    held: tuple[HeldCall, ...] = Field(
+        default=(), description="Calls of the current step waiting for a person's approval."
+    )
+    decided: tuple[DecidedCall, ...] = Field(
+        default=(), description="Held calls decided on, in the order they were."
     )
     failure: FailureReason | None = None
     failure_message: str = ""
