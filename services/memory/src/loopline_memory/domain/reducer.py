@@ -15,6 +15,8 @@ from loopline_artifacts import INLINE_CHARS, reference
 from loopline_events import (
     CONTEXTS,
     RESULTS,
+    ApprovalDecided,
+    ApprovalRequested,
     CancelRun,
     ContextAssembled,
     Envelope,
@@ -23,6 +25,8 @@ from loopline_events import (
     ForkRecorded,
     GoalRejected,
     GoalSubmitted,
+    GuardHook,
+    GuardTripped,
     Keyring,
     MemoryOutput,
     Message,
@@ -34,6 +38,8 @@ from loopline_events import (
     RunCompleted,
     RunFailed,
     RunForked,
+    RunSteered,
+    ToolCallApproved,
     ToolCallFailed,
     ToolCallSucceeded,
     ToolSpec,
@@ -41,7 +47,7 @@ from loopline_events import (
 )
 from loopline_runtime import AgentProfile, expand
 
-from loopline_memory.domain import budgets, delegation, progress, served, window
+from loopline_memory.domain import approvals, budgets, delegation, progress, served, window
 from loopline_memory.domain.state import (
     Emission,
     Phase,
@@ -137,7 +143,7 @@ def _apply(state: RunState | None, event: Envelope[Any], env: Environment) -> St
     if state is not None and str(event.event_id) in state.applied:
         return Step(state, note="duplicate event")
     payload = event.payload
-    if isinstance(payload, GoalSubmitted | RunForked | CancelRun | FailRun):
+    if isinstance(payload, COMMANDS):
         refused = _admit(state, event, env)
         if refused is not None:
             return refused
@@ -162,6 +168,17 @@ def _apply(state: RunState | None, event: Envelope[Any], env: Environment) -> St
         return _fail(state, event, FailureReason.DEADLINE, "the run passed its deadline")
     if isinstance(payload, CancelRun):
         return _cancel(state, event, payload)
+    if isinstance(payload, RunSteered):
+        told = Message(role="user", content=payload.message)
+        return Step(_touch(state, event, inbox=(*state.inbox, told)))
+    if isinstance(payload, ApprovalRequested):
+        return _held(state, event, payload, env)
+    if isinstance(payload, ApprovalDecided):
+        return _approval_decided(state, event, payload, env)
+    if isinstance(payload, GuardTripped):
+        return _guard_tripped(state, event, payload, env)
+    if isinstance(payload, ToolCallApproved):
+        return Step(state, note="memory's own approval, for the tool-executor")
     if isinstance(payload, ModelDecided | ModelFailed):
         orphan = _answers_another_context(state, event, env)
         if orphan is not None:
@@ -177,6 +194,10 @@ def _apply(state: RunState | None, event: Envelope[Any], env: Environment) -> St
     if isinstance(payload, ToolCallSucceeded | ToolCallFailed):
         return _observed(state, event, payload, env)
     return Step(state, note=f"memory does not fold {event.type}")
+
+
+COMMANDS = GoalSubmitted | RunForked | CancelRun | FailRun | ApprovalDecided | RunSteered
+"""What a client may send (signed): goals, and commands to runs."""
 
 
 def _admit(state: RunState | None, event: Envelope[Any], env: Environment) -> Step | None:
@@ -206,6 +227,14 @@ def _admit(state: RunState | None, event: Envelope[Any], env: Environment) -> St
         why = f"{verdict.key_id!r} may not fail runs (only the services do)"
     elif state is not None and state.tenant != event.tenant and not verdict.acts_for_any:
         why = f"the run is not of tenant {event.tenant!r}"
+    elif isinstance(payload, ApprovalDecided) and state is not None:
+        request = approvals.held(state, payload.call_id)
+        if request is None:
+            return None  # nothing to decide: said so when folded
+        refused = approvals.may_decide(request, verdict.key_id, verdict.acts_for_any)
+        if refused is None:
+            return None
+        why = refused
     else:
         return None
     return Step(state, note=f"{event.type} refused: {why}", forbidden=True)
@@ -245,7 +274,9 @@ def _answers_another_context(
 
 
 def _orphan_result(
-    state: RunState, event: Envelope[Any], outcome: ToolCallSucceeded | ToolCallFailed
+    state: RunState,
+    event: Envelope[Any],
+    outcome: ToolCallSucceeded | ToolCallFailed | ApprovalRequested | GuardTripped,
 ) -> Step | None:
     """A tool result answers the decision of the current step, for one of its calls."""
     if event.seq != state.step or state.context_id is None:
@@ -417,10 +448,13 @@ def _next_context(state: RunState, env: Environment) -> Step:
     if spent is not None:
         return _fail(state, None, FailureReason.BUDGET_EXHAUSTED, spent)
     stored: tuple[Request, ...] = ()
+    if state.inbox:  # what people said since the last context, after the step's results
+        state, stored = _append(state.model_copy(update={"inbox": ()}), *state.inbox)
     why = None if state.wrapping_up else budgets.last_step(state)
     if why is not None:
         note = Message(role="user", content=budgets.wrap_up_note(why))
-        state, stored = _append(state.model_copy(update={"wrapping_up": True}), note)
+        state, more = _append(state.model_copy(update={"wrapping_up": True}), note)
+        stored += more
     tools = tuple(_shown(name, state, env) for name in expand(state.tools, env.tools))
     if state.step == 0 or state.fixed_tokens == 0:
         state = state.model_copy(update={"fixed_tokens": window.tools_tokens(tools)})
@@ -537,6 +571,7 @@ def _decided(
         phase=Phase.OBSERVATIONS,
         calls=calls,
         received=tuple(m for m in state.received if m.tool_call_id in calls),
+        held=tuple(h for h in state.held if h.call_id in calls),
         **spent,
     )
     answers, requests = served.serve(waiting, decision.tool_calls)
@@ -558,14 +593,29 @@ def _observed(
         if isinstance(outcome, ToolCallSucceeded) and outcome.call_id == served.START_RECALL_CALL:
             return _recalled(state, event, outcome, env)
         return Step(state, note=f"result of a call not pending ({outcome.call_id})")
-    if outcome.tool == delegation.DELEGATE and delegation.child_of(state, outcome.call_id):
+    answered = approvals.decided(state, outcome.call_id)
+    if answered is not None and event.seq == state.step and not env.trust_log:
+        # A held call's result answers the approval memory sent, or is memory's own record
+        # of a denial (folded when the denial was).
+        if not answered.approved:
+            if event.producer == PRODUCER:
+                return Step(state, note=f"record of the denial of {outcome.call_id}")
+            why = "the call was denied, and never ran"
+            return Step(state, note=f"result of {outcome.call_id}: {why}", orphan=True)
+        if event.causation_id != answered.approval_id:
+            why = f"answers {event.causation_id}, not the call's approval ({answered.approval_id})"
+            return Step(state, note=f"result of {outcome.call_id}: {why}", orphan=True)
+    elif approvals.held(state, outcome.call_id) is not None and not env.trust_log:
+        why = "the call waits for approval: it has not run"
+        return Step(state, note=f"result of {outcome.call_id}: {why}", orphan=True)
+    elif outcome.tool == delegation.DELEGATE and delegation.child_of(state, outcome.call_id):
         # A sub-task's end: memory answers the call from the child run, not from the decision.
         if event.producer != PRODUCER and not env.trust_log:
             why = f"a sub-task's result comes from memory, not {event.producer!r}"
             return Step(state, note=f"result of {outcome.call_id}: {why}", orphan=True)
         if event.seq == state.step and outcome.call_id in state.pending_calls:
             state = delegation.returned(state, outcome)
-    elif not env.trust_log:
+    elif not env.trust_log and answered is None:
         orphan = _orphan_result(state, event, outcome)
         if orphan is not None:
             return orphan
@@ -620,6 +670,7 @@ def _fail(
         update={
             "status": RunStatus.FAILED,
             "phase": Phase.DONE,
+            "held": (),
             "failure": reason,
             "failure_message": message,
         }
@@ -661,6 +712,68 @@ def _failed_unread(event: Envelope[Any], command: FailRun) -> Step:
 
 
 def _cancel(state: RunState, event: Envelope[Any], command: CancelRun) -> Step:
-    cancelled = _touch(state, event, status=RunStatus.CANCELLED, phase=Phase.DONE)
+    cancelled = _touch(state, event, status=RunStatus.CANCELLED, phase=Phase.DONE, held=())
     result = RunCancelled(reason=command.reason, steps=state.step)
     return Step(cancelled, (Emission(topic=RESULTS.name, payload=result),))
+
+
+def _held(
+    state: RunState, event: Envelope[Any], request: ApprovalRequested, env: Environment
+) -> Step:
+    """The executor holds a call of the step for a person's approval: the step waits."""
+    if not env.trust_log:
+        orphan = _orphan_result(state, event, request)
+        if orphan is not None:
+            return orphan
+    held = approvals.hold(state, event, request)
+    if isinstance(held, str):
+        return Step(state, note=held)
+    return Step(_touch(held, event))
+
+
+def _approval_decided(
+    state: RunState, event: Envelope[Any], answer: ApprovalDecided, env: Environment
+) -> Step:
+    """A person's answer to a held call: taken once; an answer that finds nothing to decide
+    is refused with its reason."""
+    if approvals.held(state, answer.call_id) is None:
+        return Step(state, note=approvals.not_held(state, answer.call_id), orphan=True)
+    decided, emissions, result = approvals.decide(state, event, answer, state.agent)
+    decided = _touch(decided, event)
+    if result is None:
+        return Step(decided, emissions)
+    received = tuple(sorted((*decided.received, result), key=lambda m: m.tool_call_id or ""))
+    step = _maybe_next(decided.model_copy(update={"received": received}), env)
+    return replace(step, emissions=(*emissions, *step.emissions))
+
+
+MODEL_HOOKS = (GuardHook.BEFORE_MODEL, GuardHook.AFTER_MODEL)
+
+
+def _guard_tripped(
+    state: RunState, event: Envelope[Any], trip: GuardTripped, env: Environment
+) -> Step:
+    """A guard stopped the step's model call or one of its tool calls: `fail` ends the run;
+    a model hook's `tell` sets the decision aside and tells the model at the next step (a tool
+    hook's `tell` is the call's own result, which follows)."""
+    if trip.hook in MODEL_HOOKS:
+        orphan = _answers_another_context(state, event, env)
+        if orphan is not None:
+            return orphan
+        if event.seq != state.step or state.phase is not Phase.DECISION:
+            return Step(state, note=f"stale guard trip for step {event.seq}")
+    elif event.seq != state.step or state.phase is Phase.DONE:
+        return Step(state, note=f"stale guard trip for step {event.seq}")
+    elif not env.trust_log and trip.call_id is not None:
+        orphan = _orphan_result(state, event, trip)
+        if orphan is not None and approvals.decided(state, trip.call_id) is None:
+            return orphan
+    said = f"guard {trip.guard!r} ({trip.hook.value}): {trip.reason}"
+    if trip.action == "fail":
+        return _fail(state, event, FailureReason.GUARD, said)
+    if trip.hook not in MODEL_HOOKS:
+        return Step(_touch(state, event))  # the call's result says it to the model
+    note = Message(role="user", content=f"Your last step was set aside by {said}")
+    told, stored = _append(_touch(state, event), note)
+    step = _next_context(told, env)
+    return replace(step, requests=(*stored, *step.requests))

@@ -159,6 +159,11 @@ class RunState(BaseModel):
         default_factory=Spend,
         description="What its ended sub-tasks spent: counted against this run's budget.",
     )
+    inbox: tuple[Message, ...] = Field(
+        default=(),
+        description="What people told the run since its last context (RunSteered): joins the "
+        "history before the next one.",
+    )
     held: tuple[HeldCall, ...] = Field(
         default=(), description="Calls of the current step waiting for a person's approval."
     )
