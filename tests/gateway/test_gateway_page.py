@@ -88,7 +88,9 @@ async def test_submit_watch_inspect_and_fork_a_run_from_the_page(
     await page.wait_for_url(lambda url: run_id not in url and "/ui/runs/" in url)
     await expect(page.locator("#run-status")).to_have_text("completed")
     await expect(page.locator("#answer")).to_contain_text("126")
+    # The steps are a section of their own, refreshed by its own request after the end.
     fork_steps = page.locator("#steps tr.step")
+    await expect(fork_steps.last).to_contain_text("answer")
     assert await fork_steps.count() >= 2
 
     await page.goto(f"{base}/ui/runs/{run_id}/rerun")

@@ -110,7 +110,6 @@ async def test_a_tenants_client_writes_goals_and_control(
         ("tool-executor", DECISIONS.name),
         ("tool-executor", RESULTS.name),
         ("tool-executor", CONTEXTS.name),
-        ("memory", DECISIONS.name),
         ("gateway", RESULTS.name),
         ("gateway", DECISIONS.name),
         ("gateway", OBSERVATIONS.name),
@@ -128,6 +127,7 @@ async def test_a_service_may_not_write_a_topic_it_does_not_own(
     ("principal", "topic"),
     [
         ("memory", RESULTS.name),
+        ("memory", DECISIONS.name),
         ("memory", CONTEXTS.name),
         ("planner", DECISIONS.name),
         ("tool-executor", OBSERVATIONS.name),

@@ -63,7 +63,8 @@ def test_each_loop_topic_is_written_by_its_producer_and_no_client() -> None:
     # every topic a dead letter can come from; the operator administers the namespace.
     assert writers(RESULTS.name) == {"memory", OPERATOR}
     assert writers(CONTEXTS.name) == {"memory", "recovery", OPERATOR}
-    assert writers(DECISIONS.name) == {"planner", "recovery", OPERATOR}
+    # Memory hands the executor a held call a person approved (ToolCallApproved).
+    assert writers(DECISIONS.name) == {"planner", "memory", "recovery", OPERATOR}
     # Memory answers the memory tools itself (remember, recall) on observations.
     assert writers(OBSERVATIONS.name) == {"tool-executor", "memory", "recovery", OPERATOR}
     clients = {client_principal(t) for t in TENANTS}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from dataclasses import dataclass
 
 import pytest
@@ -23,10 +22,9 @@ async def calculate(expression: str) -> str:
 
 
 async def refusal(expression: str) -> str:
-    """The message of the refusal; it must come fast, as INVALID_ARGUMENTS, not retryable."""
-    started = time.perf_counter()
+    """The message of the refusal: INVALID_ARGUMENTS, not retryable, at the first try. (How
+    fast hostile input is refused is measured by `python -m bench hostile`, not timed here.)"""
     outcome = await run_tool(CALCULATOR, {"expression": expression}, CTX)
-    assert time.perf_counter() - started < 0.5
     assert outcome.error is not None, outcome.output
     assert outcome.error.kind is ToolErrorKind.INVALID_ARGUMENTS
     assert not outcome.error.retryable

@@ -130,6 +130,7 @@ GRANTS: dict[str, Grant] = {
         ),
         writes=(
             *(CONTEXTS.name, RESULTS.name, OBSERVATIONS.name, GOALS.name, CONTROL.name),
+            DECISIONS.name,  # a held call a person approved, for the executor (0028)
             *_dlqs(GOALS.name, CONTROL.name, DECISIONS.name, OBSERVATIONS.name),
         ),
         groups=("memory",),

@@ -5,15 +5,18 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Mapping, Sequence
+from datetime import timedelta
 from typing import Any
 
 from loopline_artifacts import INLINE_CHARS, ArtifactStore, ArtifactTooLargeError
 from loopline_bus import Outbound
 from loopline_events import (
     OBSERVATIONS,
+    ApprovalRequested,
     Envelope,
     ModelDecided,
     ToolCall,
+    ToolCallApproved,
     ToolCallFailed,
     ToolCallSucceeded,
     ToolError,
@@ -77,49 +80,72 @@ class ExecutorHandler:
         self._unrecorded: dict[CallKey, Outcome] = {}
 
     async def __call__(self, event: Envelope[Any]) -> Sequence[Outbound]:
-        decision = event.payload
-        if not isinstance(decision, ModelDecided):
+        payload = event.payload
+        if isinstance(payload, ToolCallApproved):
+            # A held call a person approved: memory's word, not the model's, runs it.
+            outcome = await self._run(event, payload.agent, payload.call, held=False)
+            return [Outbound(OBSERVATIONS.name, event.follow(outcome, producer=PRODUCER))]
+        if not isinstance(payload, ModelDecided):
             return ()
         # Memory answers its own tools (remember, recall, delegate) from the same decision.
-        calls = [c for c in decision.tool_calls if c.tool not in SERVED_BY_MEMORY]
-        outcomes = await self._run_all(event, decision, calls)
+        calls = [c for c in payload.tool_calls if c.tool not in SERVED_BY_MEMORY]
+        outcomes = await self._run_all(event, payload, calls)
         return [
-            Outbound(OBSERVATIONS.name, event.follow(payload, producer=PRODUCER, index=i))
-            for i, payload in enumerate(outcomes)
+            Outbound(OBSERVATIONS.name, event.follow(outcome, producer=PRODUCER, index=i))
+            for i, outcome in enumerate(outcomes)
         ]
 
     async def _run_all(
         self, event: Envelope[Any], decision: ModelDecided, calls: Sequence[ToolCall]
-    ) -> list[Outcome]:
+    ) -> list[Outcome | ApprovalRequested]:
         """Run the calls concurrently; if one raises (its ledger is unreachable), the others
         are cancelled and awaited before the error goes up. A call left running while the
         decision is retried would meet its own retry in the ledger, unfinished, and could be
         reconciled as not done and run twice."""
         try:
             async with asyncio.TaskGroup() as group:
-                tasks = [group.create_task(self._run(event, decision, c)) for c in calls]
+                tasks = [group.create_task(self._run(event, decision.agent, c)) for c in calls]
         except ExceptionGroup as failed:
             # The first error carries the retry policy the bus reads (`retryable`).
             raise failed.exceptions[0] from None
         return [t.result() for t in tasks]
 
-    async def _run(self, event: Envelope[Any], decision: ModelDecided, call: ToolCall) -> Outcome:
-        profile = self.profiles.get(decision.agent)
+    async def _run(
+        self, event: Envelope[Any], agent: str, call: ToolCall, *, held: bool = True
+    ) -> Outcome | ApprovalRequested:
+        """Run one call, unless it may not run, or (`held`) its profile holds it for a
+        person's approval: then say so instead."""
+        profile = self.profiles.get(agent)
         tool = await self._find(call.tool)
         known = [call.tool] if tool is not None else self._names()
         missing = self.mcp.missing(call.tool) if self.mcp is not None else None
-        refused = refusal(
-            call.tool, decision.agent, profile.tools if profile else None, known, missing
-        )
+        refused = refusal(call.tool, agent, profile.tools if profile else None, known, missing)
         if refused is not None:
             log.info("run %s: refused %s: %s", event.run_id, call.tool, refused.message)
             return ToolCallFailed(call_id=call.call_id, tool=call.tool, error=refused)
         assert tool is not None  # refusal() checked it is known
+        assert profile is not None
+        policy = profile.approvals
+        why = policy.holds(tool.name, tool.effect.value) if policy and held else None
+        if why is not None:
+            assert policy is not None
+            log.info("run %s: %s %s held for approval", event.run_id, tool.name, call.call_id)
+            return ApprovalRequested(
+                call_id=call.call_id,
+                tool=call.tool,
+                arguments=call.arguments,
+                effect=tool.effect.value,
+                policy=why,
+                approvers=policy.approvers,
+                # From the decision's time: a redelivered decision asks the same.
+                until=event.occurred_at + timedelta(seconds=policy.timeout_s),
+                on_timeout=policy.on_timeout,
+            )
         context = ToolContext(
             run_id=event.run_id,
             call_id=call.call_id,
             tenant=event.tenant,
-            agent=decision.agent,
+            agent=agent,
             allow_private_networks=self.allow_private_networks,
             artifacts=self.artifacts,
         )
