@@ -113,6 +113,19 @@ def _print_state(state: RunState, replayed: Replay) -> None:
         click.echo(f"failure   {state.failure.value}: {state.failure_message}")
     if state.pending_calls:
         click.echo(f"pending   {', '.join(state.pending_calls)}")
+    for held in state.held:
+        click.echo(
+            f"held      step {held.step} {held.call_id} {held.tool}: asked "
+            f"{held.requested_at:%Y-%m-%d %H:%M:%S}, {held.on_timeout} at {held.until:%H:%M:%S}"
+        )
+    for decided in state.decided:
+        verdict = "approved" if decided.approved else "denied"
+        why = f" ({short(decided.reason, 80)})" if decided.reason else ""
+        click.echo(
+            f"decided   step {decided.request.step} {decided.call_id} {decided.request.tool}: "
+            f"{verdict} by {decided.decided_by or 'someone'} at "
+            f"{decided.decided_at:%Y-%m-%d %H:%M:%S}{why}"
+        )
     click.echo(
         f"spent     {state.usage.prompt_tokens} prompt + "
         f"{state.usage.completion_tokens} completion tokens"
