@@ -19,7 +19,7 @@ from loopline_events import (
     ToolError,
     ToolErrorKind,
 )
-from loopline_runtime import AgentProfile, redact
+from loopline_runtime import AgentProfile, Guards, load_guards, redact
 from loopline_tools import (
     SERVED_BY_MEMORY,
     Effect,
@@ -34,11 +34,14 @@ from loopline_tool_executor.adapters.ledger import ToolLedger
 from loopline_tool_executor.domain import (
     Action,
     Outcome,
+    Stopped,
     next_action,
     outcome_of,
+    published,
     refusal,
     unknown_outcome,
 )
+from loopline_tool_executor.guarding import guard_call, guard_output
 
 PRODUCER = "tool-executor"
 
@@ -53,7 +56,8 @@ class ExecutorHandler:
 
     With a `ledger`, side-effecting calls run at most once whatever is redelivered (see
     `loopline_tool_executor.domain.ledger`). With `mcp`, the tools of MCP servers are run
-    besides the registry's, under the same rules.
+    besides the registry's, under the same rules. `guards`: each profile's guards (by
+    default, those its profile names, from the installed guards).
     """
 
     def __init__(
@@ -65,6 +69,7 @@ class ExecutorHandler:
         ledger: ToolLedger | None = None,
         artifacts: ArtifactStore | None = None,
         mcp: McpTools | None = None,
+        guards: Mapping[str, Guards] | None = None,
     ):
         self.registry = registry
         self.mcp = mcp
@@ -72,6 +77,7 @@ class ExecutorHandler:
         self.allow_private_networks = allow_private_networks
         self.ledger = ledger
         self.artifacts = artifacts
+        self.guards = load_guards(profiles) if guards is None else guards
         # Outcomes whose ledger write failed: a retry of the decision records them rather
         # than mistaking its own finished call for one a crash interrupted.
         self._unrecorded: dict[CallKey, Outcome] = {}
@@ -85,7 +91,7 @@ class ExecutorHandler:
         outcomes = await self._run_all(event, decision, calls)
         return [
             Outbound(OBSERVATIONS.name, event.follow(payload, producer=PRODUCER, index=i))
-            for i, payload in enumerate(outcomes)
+            for i, payload in published(outcomes)
         ]
 
     async def _run_all(
@@ -123,10 +129,17 @@ class ExecutorHandler:
             allow_private_networks=self.allow_private_networks,
             artifacts=self.artifacts,
         )
+        guarded = await guard_call(self._guards(decision.agent), call, tool.effect, context)
+        if isinstance(guarded, Stopped):
+            return guarded
+        call = guarded  # runs (or is held) with the arguments the guards left
         if tool.effect is Effect.SIDE_EFFECT and self.ledger is not None:
             return await self._run_once(self.ledger, (event.run_id, event.seq), tool, call, context)
         # Pure tools may repeat; idempotent ones carry ctx.idempotency_key to what they change.
         return await self._execute(tool, call, context)
+
+    def _guards(self, agent: str) -> Guards:
+        return self.guards.get(agent) or Guards()
 
     def _names(self) -> list[str]:
         return sorted({*self.registry.names(), *(self.mcp.names() if self.mcp else ())})
@@ -172,6 +185,8 @@ class ExecutorHandler:
             return unknown_outcome(call.call_id, tool.name, "and it has no reconcile hook")
         if action is Action.RECONCILE:
             reconciled = await _reconcile(tool, call, context)
+            if isinstance(reconciled, ToolCallSucceeded):
+                return await guard_output(self._guards(context.agent), call, reconciled, context)
             if reconciled is not None:
                 return reconciled
             log.info(
@@ -189,15 +204,18 @@ class ExecutorHandler:
             return ToolCallFailed(
                 call_id=call.call_id, tool=call.tool, error=error, attempts=outcome.attempts
             )
-        return await self._claim_checked(
-            ToolCallSucceeded(
-                call_id=call.call_id,
-                tool=call.tool,
-                output=outcome.output or "",
-                attempts=outcome.attempts,
-                duration_ms=outcome.duration_ms,
-            )
+        done = ToolCallSucceeded(
+            call_id=call.call_id,
+            tool=call.tool,
+            output=outcome.output or "",
+            attempts=outcome.attempts,
+            duration_ms=outcome.duration_ms,
         )
+        # Before it is stored or published: a secret in it never leaves this process.
+        guarded = await guard_output(self._guards(context.agent), call, done, context)
+        if isinstance(guarded, Stopped):
+            return guarded
+        return await self._claim_checked(guarded)
 
     async def _claim_checked(self, done: ToolCallSucceeded) -> Outcome:
         """A result whose output is too large to travel inline, stored as an artifact first
