@@ -130,11 +130,12 @@ class Tripped:
     action: Action
 
     def event(self, call: ToolCall | None = None) -> GuardTripped:
-        """The `GuardTripped` that records it (naming `call`, for a tool hook)."""
+        """The `GuardTripped` that records it (naming `call`, for a tool hook); a reason that
+        quotes what the guard saw keeps the secrets it may hold out of the event."""
         return GuardTripped(
             guard=self.guard[:128],
             hook=self.hook,
-            reason=self.reason[:REASON_CHARS],
+            reason=redact(self.reason)[:REASON_CHARS],
             action=self.action,
             call_id=call.call_id if call is not None else None,
             tool=call.tool if call is not None else None,

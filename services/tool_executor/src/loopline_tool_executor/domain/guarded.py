@@ -9,7 +9,7 @@ before it says which guard, why, and what follows (`tell`: the model reads the f
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 from loopline_events import (
     GuardHook,
@@ -21,7 +21,7 @@ from loopline_events import (
     ToolError,
     ToolErrorKind,
 )
-from loopline_runtime import Tripped, redact
+from loopline_runtime import Tripped
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,8 +35,7 @@ class Stopped:
 def stopped(call: ToolCall, tripped: Tripped, attempts: int = 1) -> Stopped:
     """What the run is told of `call`, which `tripped` stopped."""
     done = "refused the call" if tripped.hook is GuardHook.BEFORE_TOOL else "withheld the output"
-    # A reason may quote what the guard saw: the secret it caught stays out of it.
-    event = replace(tripped, reason=redact(tripped.reason)).event(call)
+    event = tripped.event(call)
     message = f"guard {event.guard!r} {done}: {event.reason}"
     failed = ToolCallFailed(
         call_id=call.call_id,
