@@ -206,3 +206,12 @@ def test_spend_limit_options_are_checked() -> None:
         SpendLimitOptions.model_validate({"tool": "pay", "argument": "amount", "max": "inf"})
     with pytest.raises(ValueError, match="tool"):
         SpendLimitOptions.model_validate({"tool": [], "argument": "amount", "max": 1})
+
+
+async def test_a_large_output_is_redacted_too() -> None:
+    call = ToolCall(call_id="c", tool="t")
+    large = "x " * 200_000 + f"card {VISA} " + "y " * 200_000
+    verdict = await redacting().after_tool(call, large, AT)
+    assert isinstance(verdict, Rewrite)
+    assert VISA not in verdict.value
+    assert len(verdict.value) == len(large) - len(VISA) + len(MASK)

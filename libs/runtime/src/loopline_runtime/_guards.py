@@ -30,8 +30,9 @@ from loopline_runtime._secrets import redact
 
 ENTRY_POINT_GROUP = "loopline.guards"
 """Packages offer guards under this entry point group; the entry point's name is the guard's."""
-HOOK_TIMEOUT_S = 10.0
-"""Longest a guard may look at one thing; past it, the guard is taken to have failed."""
+HOOK_TIMEOUT_S = 30.0
+"""Longest a guard may look at one thing (redacting the largest output a tool may give takes
+seconds); past it, the guard is taken to have failed."""
 REASON_CHARS = 4_000
 """Most of a trip's reason an event carries."""
 

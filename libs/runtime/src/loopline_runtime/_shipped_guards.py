@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import math
 from typing import Any
 
@@ -20,6 +21,10 @@ from loopline_runtime._guards import (
     Verdict,
 )
 from loopline_runtime._secrets import MASK, luhn_valid, mask_cards, redact
+
+LARGE_CHARS = 256 * 1024
+"""Texts longer than this are redacted in a worker thread: a large output (up to 64 Mi
+characters) takes seconds, which the event loop cannot wait."""
 
 
 def redact_secrets_in(text: str) -> str:
@@ -89,7 +94,10 @@ class RedactSecrets(Guard):
     async def after_tool(self, call: ToolCall, output: str, at: GuardContext) -> Verdict[str]:
         if not self.where.outputs:
             return PASS
-        cleaned = redact_secrets_in(output)
+        if len(output) > LARGE_CHARS:
+            cleaned = await asyncio.to_thread(redact_secrets_in, output)
+        else:
+            cleaned = redact_secrets_in(output)
         return PASS if cleaned == output else Rewrite(cleaned)
 
 
