@@ -34,6 +34,33 @@ async def test_services_refuse_a_profile_naming_a_tool_nothing_provides(
     assert "Traceback" not in message
 
 
+WRONG_GUARDS = (
+    TEST_AGENTS
+    + """
+[agents.payer]
+system_prompt = "Pay."
+model = "demo"
+tools = ["calculator"]
+[agents.payer.guards.spend_limit]
+tool = "calculator"
+argument = "expression"
+[agents.payer.guards.profanity]
+"""
+)
+
+
+async def test_services_refuse_a_profile_naming_a_guard_wrongly(
+    start_system: Callable[..., System],
+) -> None:
+    with pytest.raises(InfraError) as refused:
+        await asyncio.to_thread(start_system, agents=WRONG_GUARDS)
+    message = str(refused.value)
+    assert "cannot start" in message
+    assert "agent 'payer', guard 'spend_limit': option max: Field required" in message
+    assert "agent 'payer', guard 'profanity': no installed package offers it" in message
+    assert "Traceback" not in message
+
+
 async def test_submitting_to_an_unknown_agent_fails_before_anything_is_published(
     system: System,
 ) -> None:

@@ -1,6 +1,6 @@
-"""Runtime pieces shared by every Loopline process: settings, agent profiles, rate limits and
-quotas, the price table, logging, PostgreSQL migrations, tracing, health and the service
-lifecycle (with its HTTP endpoints)."""
+"""Runtime pieces shared by every Loopline process: settings, agent profiles and their guards,
+rate limits and quotas, the price table, logging, PostgreSQL migrations, tracing, health and
+the service lifecycle (with its HTTP endpoints)."""
 
 from loopline_runtime._access import (
     CREDENTIALS_FILE,
@@ -19,6 +19,21 @@ from loopline_runtime._access import (
     read_credentials,
 )
 from loopline_runtime._errors import ConfigurationError, settings_problem
+from loopline_runtime._guards import (
+    PASS,
+    Guard,
+    GuardContext,
+    GuardError,
+    GuardOptions,
+    Guards,
+    Pass,
+    Rewrite,
+    Trip,
+    Tripped,
+    Verdict,
+    installed_guards,
+    load_guards,
+)
 from loopline_runtime._health import (
     PROCESS_HEALTH,
     Health,
@@ -77,7 +92,13 @@ from loopline_runtime._profiles import (
     load_profiles,
     parse_profiles,
 )
-from loopline_runtime._secrets import redact, register_secrets, register_settings
+from loopline_runtime._secrets import (
+    luhn_valid,
+    mask_cards,
+    redact,
+    register_secrets,
+    register_settings,
+)
 from loopline_runtime._settings import (
     DEFAULT_KAFKA_CONTROLLER_PORT,
     DEFAULT_KAFKA_PORT,
@@ -89,6 +110,7 @@ from loopline_runtime._settings import (
     RedisSettings,
     load_endpoints,
 )
+from loopline_runtime._shipped_guards import RedactSecrets, SpendLimit
 from loopline_runtime._signing import SigningSettings, load_signing
 from loopline_runtime._tasks import stop_task
 from loopline_runtime._tracing import configure_tracing
@@ -105,6 +127,7 @@ __all__ = [
     "FREE",
     "LIMITS_FILE_VARIABLE",
     "LOCAL_PRINCIPAL",
+    "PASS",
     "POSTGRES_UNAVAILABLE",
     "PRICE_TABLE",
     "PROCESS_HEALTH",
@@ -116,6 +139,11 @@ __all__ = [
     "ConfigurationError",
     "Credentials",
     "Endpoints",
+    "Guard",
+    "GuardContext",
+    "GuardError",
+    "GuardOptions",
+    "Guards",
     "Health",
     "HttpSettings",
     "KafkaLogin",
@@ -125,6 +153,7 @@ __all__ = [
     "McpServerConfig",
     "McpServersError",
     "McpToolSettings",
+    "Pass",
     "Phase",
     "PostgresLogin",
     "PostgresSettings",
@@ -136,24 +165,34 @@ __all__ = [
     "Quota",
     "RateLimit",
     "ReadyInfo",
+    "RedactSecrets",
     "RedisLogin",
     "RedisSettings",
+    "Rewrite",
     "SigningSettings",
+    "SpendLimit",
     "StatusServer",
     "Stop",
     "TenantLimits",
+    "Trip",
+    "Tripped",
+    "Verdict",
     "allows",
     "configure_logging",
     "configure_tracing",
     "credentials_path",
     "expand",
     "find_project_dir",
+    "installed_guards",
     "load_endpoints",
+    "load_guards",
     "load_limits",
     "load_mcp_servers",
     "load_profiles",
     "load_signing",
     "local_credentials",
+    "luhn_valid",
+    "mask_cards",
     "mcp_tool_name",
     "migrate",
     "open_schema",

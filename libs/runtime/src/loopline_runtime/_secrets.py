@@ -25,9 +25,19 @@ _SHAPES = re.compile(
     r"|xox[abposr]-[A-Za-z0-9-]{10,}"  # Slack
     r"|AKIA[0-9A-Z]{16}"  # AWS access key id
     r"|AIza[0-9A-Za-z_\-]{30,}"  # Google API key
+    r"|(?<=[Bb]earer )[A-Za-z0-9._~+/=\-]{16,}"  # an HTTP bearer token (the word stays)
     r")"
 )
-"""Strings shaped like the common providers' API keys."""
+"""Strings shaped like the common providers' API keys, and bearer tokens."""
+
+_CARDS = re.compile(
+    r"(?<![\d.])(?:"
+    r"\d{13,19}"  # unbroken
+    r"|\d{4}([ -])\d{4}\1\d{4}\1\d{4}(?:\1\d{3})?"  # 4-4-4-4(-3), one separator
+    r"|\d{4}([ -])\d{6}\2\d{4,5}"  # 4-6-5 (American Express), 4-6-4 (Diners)
+    r")(?!\d|\.\d)"
+)
+"""Digit runs written like a payment card's number; `luhn_valid` says which are one."""
 
 _known: set[str] = set()
 MIN_SECRET = 8
@@ -57,6 +67,28 @@ def redact(text: str) -> str:
         if secret in text:
             text = text.replace(secret, MASK)
     return _SHAPES.sub(MASK, text)
+
+
+def luhn_valid(digits: str) -> bool:
+    """Whether `digits` (13 to 19 of them) pass the Luhn check every card number passes."""
+    if not (13 <= len(digits) <= 19 and digits.isdigit()):
+        return False
+    total = 0
+    for position, digit in enumerate(reversed(digits)):
+        value = int(digit) * (2 if position % 2 else 1)
+        total += value - 9 if value > 9 else value
+    return total % 10 == 0
+
+
+def mask_cards(text: str) -> str:
+    """`text` with every payment card number masked: a digit run written like one (unbroken,
+    or grouped by spaces or dashes) that passes the Luhn check."""
+
+    def mask(match: re.Match[str]) -> str:
+        digits = re.sub(r"[ -]", "", match.group())
+        return MASK if luhn_valid(digits) else match.group()
+
+    return _CARDS.sub(mask, text)
 
 
 class RedactingFilter(logging.Filter):

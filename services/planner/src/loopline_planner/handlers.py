@@ -4,7 +4,9 @@ A step is asked of its model through the shared limiter (`calls.Caller`), its te
 while the model writes (`streaming.StepText`), falling back to the profile's next model when
 the model stays unavailable. A step whose call must wait longer than a moment for capacity
 does not hold its batch: it is announced (`ModelCallDelayed`), and decided in the background
-(`waiting.Waiting`), which publishes its decision itself.
+(`waiting.Waiting`), which publishes its decision itself. The profile's guards look at the
+messages before the model is asked and at its decision before it is published
+(`guarding`): a trip answers the context in the decision's place.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ from loopline_events import (
     shown_messages,
     utcnow,
 )
-from loopline_runtime import AgentProfile, redact
+from loopline_runtime import AgentProfile, Guards, Tripped, load_guards, redact
 
 from loopline_planner.adapters.artifacts import ArtifactTexts
 from loopline_planner.adapters.cache import Recorded, ResponseCache
@@ -55,6 +57,7 @@ from loopline_planner.domain.requests import (
     models_for,
     request_for,
 )
+from loopline_planner.guarding import guard_decision, guard_request
 from loopline_planner.streaming import StepText
 from loopline_planner.waiting import Waiting
 
@@ -92,7 +95,8 @@ class PlannerHandler:
     the same decision, no second model call. With `write_behind`, the replies of a batch are
     recorded together by `flush()`, which the bus calls before publishing the batch. With
     `publish` (the bus's), text is streamed and waiting steps leave their batch; without it,
-    every step is decided within its batch.
+    every step is decided within its batch. `guards`: each profile's guards (by default,
+    those its profile names, from the installed guards).
     """
 
     def __init__(
@@ -107,6 +111,7 @@ class PlannerHandler:
         publish: PublishMany | None = None,
         conversations: Conversations,
         artifacts: ArtifactTexts | None = None,
+        guards: Mapping[str, Guards] | None = None,
     ):
         self.settings = settings
         self.conversations = conversations
@@ -118,6 +123,7 @@ class PlannerHandler:
         self.profiles = profiles or {}
         self.models = known_models(self.profiles) if self.profiles else None
         """The models it may call (None: any, for a handler given no profiles)."""
+        self.guards = load_guards(self.profiles) if guards is None else guards
         self.publish = publish
         self.caller = Caller(settings, self.model, gate)
         self.waiting = Waiting(publish) if publish is not None else None
@@ -148,7 +154,7 @@ class PlannerHandler:
                     cached.reply, cached.model or context.model, 0, cached.fallback_from
                 )
                 ms = (time.perf_counter() - started) * 1000
-                return [self._decision(event, context, decided, ms)]
+                return [await self._decision(event, context, decided, ms)]
         step = _Step(self, event, context, history)
         if self.waiting is None:
             return await step.decide()
@@ -199,7 +205,11 @@ class PlannerHandler:
         if self.cache is not None:
             await self.cache.aclose()
 
-    def _decision(
+    def guards_of(self, agent: str) -> Guards:
+        """The guards of `agent`'s profile (none for an agent without one)."""
+        return self.guards.get(agent) or Guards()
+
+    async def _decision(
         self, event: Envelope[Any], context: ContextAssembled, decided: Decided, ms: float
     ) -> Outbound:
         decision = ModelDecided(
@@ -211,7 +221,8 @@ class PlannerHandler:
             latency_ms=ms,
             fallback_from=decided.fallback_from,
         )
-        return Outbound(DECISIONS.name, event.follow(decision, producer=PRODUCER))
+        answer = await guard_decision(self.guards_of(context.agent), event, context, decision)
+        return Outbound(DECISIONS.name, event.follow(answer, producer=PRODUCER))
 
     def _unknown_model(self, event: Envelope[Any], context: ContextAssembled) -> Outbound:
         """A context naming a model this installation does not know: no provider is called
@@ -260,10 +271,14 @@ class _Step:
         self._delays = 0
 
     async def decide(self) -> list[Outbound]:
-        """The step's outputs: its decision, its model failure, or a quota's `FailRun`."""
+        """The step's outputs: its decision (or the guard's trip standing for it), its model
+        failure, or a quota's `FailRun`."""
         chain = models_for(self.context.model, self.profile)
         try:
-            request = await self.planner.request(self.event, self.context, self.history)
+            request = await self._request()
+            if isinstance(request, Tripped):  # answers the context in the decision's place
+                trip = self.event.follow(request.event(), producer=PRODUCER)
+                return [Outbound(DECISIONS.name, trip)]
             decided = await self.planner.caller.decide(
                 request,
                 chain,
@@ -290,7 +305,14 @@ class _Step:
             await self.text.flush()  # the last of the text goes before the decision
         await self.planner._record(self.event, decided, staged=not self.detached)
         # How long the model took: its calls, not the waits for capacity between them.
-        return [self.planner._decision(self.event, self.context, decided, decided.calling_s * 1000)]
+        ms = decided.calling_s * 1000
+        return [await self.planner._decision(self.event, self.context, decided, ms)]
+
+    async def _request(self) -> ModelRequest | Tripped:
+        """What the model is asked, as the profile's guards left it; or their trip."""
+        request = await self.planner.request(self.event, self.context, self.history)
+        guards = self.planner.guards_of(self.context.agent)
+        return await guard_request(guards, self.event, self.context, request)
 
     async def _on_wait(self, verdict: Verdict) -> None:
         """The limiter says wait: within a moment, wait here; longer, leave the batch and say

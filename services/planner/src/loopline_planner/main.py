@@ -10,6 +10,7 @@ from loopline_events import CONTEXTS, ContextAssembled
 from loopline_runtime import (
     Stop,
     load_endpoints,
+    load_guards,
     load_limits,
     load_profiles,
     load_signing,
@@ -29,6 +30,8 @@ GROUP = "planner"
 async def start() -> Stop:
     """Subscribe to contexts; return the function that stops it all."""
     endpoints = load_endpoints()
+    profiles = load_profiles()
+    guards = load_guards(profiles)  # a guard named wrongly stops the start, before any step
     namespace = endpoints.kafka.topic_prefix
     redis = aioredis.from_url(endpoints.redis.url.get_secret_value())
     cache = ResponseCache(redis, namespace=namespace)
@@ -52,10 +55,11 @@ async def start() -> Stop:
         cache,
         write_behind=True,
         gate=gate,
-        profiles=load_profiles(),
+        profiles=profiles,
         publish=bus.publish_many,
         conversations=Conversations(redis, namespace, from_log),
         artifacts=artifacts,
+        guards=guards,
     )
     await bus.ensure_topics()
     await bus.start()

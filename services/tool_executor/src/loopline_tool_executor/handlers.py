@@ -22,7 +22,7 @@ from loopline_events import (
     ToolError,
     ToolErrorKind,
 )
-from loopline_runtime import AgentProfile, redact
+from loopline_runtime import AgentProfile, Guards, load_guards, redact
 from loopline_tools import (
     SERVED_BY_MEMORY,
     Effect,
@@ -37,11 +37,14 @@ from loopline_tool_executor.adapters.ledger import ToolLedger
 from loopline_tool_executor.domain import (
     Action,
     Outcome,
+    Stopped,
     next_action,
     outcome_of,
+    published,
     refusal,
     unknown_outcome,
 )
+from loopline_tool_executor.guarding import guard_call, guard_output
 
 PRODUCER = "tool-executor"
 
@@ -56,7 +59,8 @@ class ExecutorHandler:
 
     With a `ledger`, side-effecting calls run at most once whatever is redelivered (see
     `loopline_tool_executor.domain.ledger`). With `mcp`, the tools of MCP servers are run
-    besides the registry's, under the same rules.
+    besides the registry's, under the same rules. `guards`: each profile's guards (by
+    default, those its profile names, from the installed guards).
     """
 
     def __init__(
@@ -68,6 +72,7 @@ class ExecutorHandler:
         ledger: ToolLedger | None = None,
         artifacts: ArtifactStore | None = None,
         mcp: McpTools | None = None,
+        guards: Mapping[str, Guards] | None = None,
     ):
         self.registry = registry
         self.mcp = mcp
@@ -75,6 +80,7 @@ class ExecutorHandler:
         self.allow_private_networks = allow_private_networks
         self.ledger = ledger
         self.artifacts = artifacts
+        self.guards = load_guards(profiles) if guards is None else guards
         # Outcomes whose ledger write failed: a retry of the decision records them rather
         # than mistaking its own finished call for one a crash interrupted.
         self._unrecorded: dict[CallKey, Outcome] = {}
@@ -84,20 +90,23 @@ class ExecutorHandler:
         if isinstance(payload, ToolCallApproved):
             # A held call a person approved: memory's word, not the model's, runs it.
             outcome = await self._run(event, payload.agent, payload.call, held=False)
-            return [Outbound(OBSERVATIONS.name, event.follow(outcome, producer=PRODUCER))]
+            return [
+                Outbound(OBSERVATIONS.name, event.follow(answer, producer=PRODUCER, index=i))
+                for i, answer in published([outcome])
+            ]
         if not isinstance(payload, ModelDecided):
             return ()
         # Memory answers its own tools (remember, recall, delegate) from the same decision.
         calls = [c for c in payload.tool_calls if c.tool not in SERVED_BY_MEMORY]
         outcomes = await self._run_all(event, payload, calls)
         return [
-            Outbound(OBSERVATIONS.name, event.follow(outcome, producer=PRODUCER, index=i))
-            for i, outcome in enumerate(outcomes)
+            Outbound(OBSERVATIONS.name, event.follow(answer, producer=PRODUCER, index=i))
+            for i, answer in published(outcomes)
         ]
 
     async def _run_all(
         self, event: Envelope[Any], decision: ModelDecided, calls: Sequence[ToolCall]
-    ) -> list[Outcome | ApprovalRequested]:
+    ) -> list[Outcome | Stopped | ApprovalRequested]:
         """Run the calls concurrently; if one raises (its ledger is unreachable), the others
         are cancelled and awaited before the error goes up. A call left running while the
         decision is retried would meet its own retry in the ledger, unfinished, and could be
@@ -112,9 +121,9 @@ class ExecutorHandler:
 
     async def _run(
         self, event: Envelope[Any], agent: str, call: ToolCall, *, held: bool = True
-    ) -> Outcome | ApprovalRequested:
-        """Run one call, unless it may not run, or (`held`) its profile holds it for a
-        person's approval: then say so instead."""
+    ) -> Outcome | Stopped | ApprovalRequested:
+        """Run one call, unless it may not run, a guard stops it, or (`held`) its profile
+        holds it for a person's approval: then say so instead."""
         profile = self.profiles.get(agent)
         tool = await self._find(call.tool)
         known = [call.tool] if tool is not None else self._names()
@@ -125,6 +134,18 @@ class ExecutorHandler:
             return ToolCallFailed(call_id=call.call_id, tool=call.tool, error=refused)
         assert tool is not None  # refusal() checked it is known
         assert profile is not None
+        context = ToolContext(
+            run_id=event.run_id,
+            call_id=call.call_id,
+            tenant=event.tenant,
+            agent=agent,
+            allow_private_networks=self.allow_private_networks,
+            artifacts=self.artifacts,
+        )
+        guarded = await guard_call(self._guards(agent), call, tool.effect, context)
+        if isinstance(guarded, Stopped):
+            return guarded
+        call = guarded  # runs (or is held) with the arguments the guards left
         policy = profile.approvals
         why = policy.holds(tool.name, tool.effect.value) if policy and held else None
         if why is not None:
@@ -141,18 +162,13 @@ class ExecutorHandler:
                 until=event.occurred_at + timedelta(seconds=policy.timeout_s),
                 on_timeout=policy.on_timeout,
             )
-        context = ToolContext(
-            run_id=event.run_id,
-            call_id=call.call_id,
-            tenant=event.tenant,
-            agent=agent,
-            allow_private_networks=self.allow_private_networks,
-            artifacts=self.artifacts,
-        )
         if tool.effect is Effect.SIDE_EFFECT and self.ledger is not None:
             return await self._run_once(self.ledger, (event.run_id, event.seq), tool, call, context)
         # Pure tools may repeat; idempotent ones carry ctx.idempotency_key to what they change.
         return await self._execute(tool, call, context)
+
+    def _guards(self, agent: str) -> Guards:
+        return self.guards.get(agent) or Guards()
 
     def _names(self) -> list[str]:
         return sorted({*self.registry.names(), *(self.mcp.names() if self.mcp else ())})
@@ -198,6 +214,8 @@ class ExecutorHandler:
             return unknown_outcome(call.call_id, tool.name, "and it has no reconcile hook")
         if action is Action.RECONCILE:
             reconciled = await _reconcile(tool, call, context)
+            if isinstance(reconciled, ToolCallSucceeded):
+                return await guard_output(self._guards(context.agent), call, reconciled, context)
             if reconciled is not None:
                 return reconciled
             log.info(
@@ -215,15 +233,18 @@ class ExecutorHandler:
             return ToolCallFailed(
                 call_id=call.call_id, tool=call.tool, error=error, attempts=outcome.attempts
             )
-        return await self._claim_checked(
-            ToolCallSucceeded(
-                call_id=call.call_id,
-                tool=call.tool,
-                output=outcome.output or "",
-                attempts=outcome.attempts,
-                duration_ms=outcome.duration_ms,
-            )
+        done = ToolCallSucceeded(
+            call_id=call.call_id,
+            tool=call.tool,
+            output=outcome.output or "",
+            attempts=outcome.attempts,
+            duration_ms=outcome.duration_ms,
         )
+        # Before it is stored or published: a secret in it never leaves this process.
+        guarded = await guard_output(self._guards(context.agent), call, done, context)
+        if isinstance(guarded, Stopped):
+            return guarded
+        return await self._claim_checked(guarded)
 
     async def _claim_checked(self, done: ToolCallSucceeded) -> Outcome:
         """A result whose output is too large to travel inline, stored as an artifact first

@@ -5,7 +5,14 @@ from __future__ import annotations
 from loopline_artifacts import open_artifacts
 from loopline_bus import KafkaBus, SubscriptionOptions
 from loopline_events import DECISIONS, Backoff
-from loopline_runtime import Stop, load_endpoints, load_mcp_servers, load_profiles, open_schema
+from loopline_runtime import (
+    Stop,
+    load_endpoints,
+    load_guards,
+    load_mcp_servers,
+    load_profiles,
+    open_schema,
+)
 from loopline_tools import McpTools, ToolRegistry
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -42,6 +49,7 @@ async def start() -> Stop:
     settings = ExecutorSettings()
     registry = ToolRegistry.default()
     profiles = load_profiles(tools=registry.offered())
+    guards = load_guards(profiles)  # a guard named wrongly stops the start, before any call
     mcp = McpTools(load_mcp_servers())
     # Connected before the first decision, so its calls find their tools; a server that is
     # away is not waited for beyond its connect timeout (its calls then say it is away).
@@ -54,6 +62,7 @@ async def start() -> Stop:
         ledger=ToolLedger(pool, schema),
         artifacts=await open_artifacts(pool, endpoints.kafka.topic_prefix),
         mcp=mcp,
+        guards=guards,
     )
     bus = KafkaBus(settings=endpoints.kafka, client_id=GROUP)
     await bus.ensure_topics()

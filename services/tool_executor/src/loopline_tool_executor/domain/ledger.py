@@ -13,9 +13,17 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from loopline_events import ToolCallFailed, ToolCallSucceeded, ToolError, ToolErrorKind
+from loopline_events import (
+    GuardTripped,
+    ToolCallFailed,
+    ToolCallSucceeded,
+    ToolError,
+    ToolErrorKind,
+)
 
-Outcome = ToolCallSucceeded | ToolCallFailed
+from loopline_tool_executor.domain.guarded import Stopped
+
+Outcome = ToolCallSucceeded | ToolCallFailed | Stopped
 """What a tool call came to, as the run is told."""
 
 
@@ -71,12 +79,19 @@ def unknown_outcome(call_id: str, tool: str, detail: str) -> ToolCallFailed:
 
 
 def outcome_record(outcome: Outcome) -> dict[str, Any]:
-    """The outcome as the ledger stores it (JSON)."""
+    """The outcome as the ledger stores it (JSON); a guard's trip with the failure it made,
+    so a replay tells the run of both."""
+    if isinstance(outcome, Stopped):
+        tripped = outcome.tripped.model_dump(mode="json")
+        return {**outcome_record(outcome.failed), "tripped": tripped}
     return {"type": outcome.TYPE, "payload": outcome.model_dump(mode="json")}
 
 
 def outcome_of(record: dict[str, Any]) -> Outcome:
     """The outcome a ledger record holds."""
+    if "tripped" in record:
+        failed = ToolCallFailed.model_validate(record["payload"])
+        return Stopped(GuardTripped.model_validate(record["tripped"]), failed)
     if record["type"] == ToolCallSucceeded.TYPE:
         return ToolCallSucceeded.model_validate(record["payload"])
     return ToolCallFailed.model_validate(record["payload"])
