@@ -1,5 +1,6 @@
 """The watchdog on the real Kafka and Redis: a stalled step is re-driven with its original
-bytes, then the run is failed; progress stops it; its table survives a restart."""
+bytes, then the run is failed; progress stops it; its table survives a restart; a call held
+for a person's approval is a wait until its time, then denied or its run failed."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,10 @@ from loopline_events import (
     CONTROL,
     DECISIONS,
     GOALS,
+    OBSERVATIONS,
     RESULTS,
+    ApprovalDecided,
+    ApprovalRequested,
     Budget,
     ContextAssembled,
     Envelope,
@@ -29,12 +34,14 @@ from loopline_events import (
     GoalSubmitted,
     Message,
     ModelDecided,
+    OnTimeout,
     RunCompleted,
+    ToolCall,
     decode_event,
 )
 from loopline_recovery.domain import REDRIVE_HEADER
 from loopline_recovery.main import start as start_recovery
-from loopline_runtime import Endpoints, Stop, schema_name
+from loopline_runtime import Endpoints, Stop, load_signing, schema_name
 
 AGENTS = """
 [agents.hasty]
@@ -45,6 +52,11 @@ deadline_s = 600
 [agents.patient]
 system_prompt = "Take your time."
 step_timeout_s = 600
+deadline_s = 600
+
+[agents.careful]
+system_prompt = "Ask first."
+step_timeout_s = 0.5
 deadline_s = 600
 """
 
@@ -263,3 +275,88 @@ async def test_two_instances_each_sweep_only_their_own_partitions(
         )
     for run_id in runs.values():  # re-driven three times, not three times per instance
         assert redrives(log.of(CONTEXTS.name, run_id)) == [1, 2, 3], run_id
+
+
+HOLD_S = 3.0
+"""How long a person may decide on a held call: six step timeouts of the `careful` agent, so
+a watchdog that took the wait for a stall would have re-driven and failed the run by then."""
+
+
+async def hold(kafka_bus: KafkaBus, run_id: str, on_timeout: OnTimeout) -> datetime:
+    """A run whose step 1 holds call `pay` for a person, as the executor would; when its wait
+    ends."""
+    context = await begin(kafka_bus, run_id, "careful")
+    pay = ToolCall(call_id="pay", tool="transfer", arguments={"amount": 900})
+    decided = context.follow(ModelDecided(model="demo", tool_calls=(pay,)), producer="planner")
+    await kafka_bus.publish(DECISIONS.name, decided)
+    until = datetime.now(UTC) + timedelta(seconds=HOLD_S)
+    request = ApprovalRequested(
+        call_id="pay",
+        tool="transfer",
+        arguments=pay.arguments,
+        effect="side_effect",
+        until=until,
+        on_timeout=on_timeout,
+    )
+    await kafka_bus.publish(OBSERVATIONS.name, decided.follow(request, producer="tool-executor"))
+    return until
+
+
+def denials(records: list[Any]) -> list[Any]:
+    return [m for m in records if isinstance(decode_event(m.value).payload, ApprovalDecided)]
+
+
+def written_at(record: Any) -> datetime:
+    return datetime.fromtimestamp(record.timestamp / 1000, UTC)
+
+
+async def test_a_held_call_no_one_decides_on_is_denied_at_its_time_not_failed_as_stalled(
+    kafka_bus: KafkaBus, recovery: StartRecovery
+) -> None:
+    await recovery()
+    until = await hold(kafka_bus, "run-held", "deny")
+    async with Records(kafka_bus, [DECISIONS.name, CONTROL.name]) as log:
+        # Nothing memory would do follows (no memory runs): the watchdog repeats its denial.
+        await log.until(lambda _: len(denials(log.of(CONTROL.name, "run-held"))) >= 2, 60)
+    first, repeated = denials(log.of(CONTROL.name, "run-held"))[:2]
+    assert written_at(first) >= until - timedelta(milliseconds=5)  # (the broker's clock)
+    earlier = [m for m in log.of(CONTROL.name, "run-held") if written_at(m) < until]
+    assert fail_runs(earlier) == []  # not failed as stalled while a person could decide
+    assert redrives(log.of(DECISIONS.name, "run-held")) == []
+    event = decode_event(first.value)
+    denial = event.payload
+    assert isinstance(denial, ApprovalDecided)
+    assert (denial.call_id, denial.approved, denial.decided_by) == ("pay", False, "recovery")
+    assert denial.reason.startswith("no one decided within")
+    assert (event.run_id, event.seq, event.tenant, event.producer) == (
+        "run-held",
+        1,
+        "acme",
+        "recovery",
+    )
+    assert first.key == b"run-held"
+    key = load_signing().signing_key()  # signed as recovery signs its FailRun commands
+    assert event.signature == (key.sign(event).signature if key is not None else None)
+    # Asked again, a step timeout later, with the same command: memory takes it once.
+    assert decode_event(repeated.value).event_id == event.event_id
+    assert written_at(repeated) > written_at(first)
+
+
+async def test_a_held_call_whose_policy_fails_the_run_fails_it_with_approval_timeout(
+    kafka_bus: KafkaBus, recovery: StartRecovery
+) -> None:
+    await recovery()
+    until = await hold(kafka_bus, "run-held-fail", "fail")
+    async with Records(kafka_bus, [DECISIONS.name, CONTROL.name]) as log:
+        await log.until(lambda _: bool(fail_runs(log.of(CONTROL.name, "run-held-fail"))), 60)
+    (command,) = log.of(CONTROL.name, "run-held-fail")
+    assert written_at(command) >= until - timedelta(milliseconds=5)
+    (fail,) = fail_runs([command])
+    assert (fail.reason, fail.at_step, fail.requested_by) == (
+        FailureReason.APPROVAL_TIMEOUT,
+        1,
+        "recovery",
+    )
+    assert "no one decided on held call(s) pay of step 1" in fail.message
+    assert redrives(log.of(DECISIONS.name, "run-held-fail")) == []
+    assert denials(log.of(CONTROL.name, "run-held-fail")) == []

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 
 import pytest
-from loopline_recovery.domain import Fail, Kind, Location, Seen, Watch
+from loopline_recovery.domain import Expire, Fail, Kind, Location, Seen, Watch
 from loopline_recovery.watchdog import EARLY_RUNS, Timings, Watchdog
 
 
@@ -38,6 +38,9 @@ class NoActions:
         raise AssertionError("nothing is overdue here")
 
     async def fail(self, watch: Watch, fail: Fail) -> None:
+        raise AssertionError("nothing is overdue here")
+
+    async def deny(self, watch: Watch, expire: Expire) -> None:
         raise AssertionError("nothing is overdue here")
 
 

@@ -6,6 +6,8 @@ import json
 from datetime import UTC, datetime
 
 from loopline_events import (
+    ApprovalDecided,
+    ApprovalRequested,
     Budget,
     ContextAssembled,
     DelayReason,
@@ -15,7 +17,11 @@ from loopline_events import (
     ModelCallDelayed,
     ModelDecided,
     RunCompleted,
+    ToolCallFailed,
     ToolCallSucceeded,
+    ToolError,
+    ToolErrorKind,
+    TraceContext,
     encode_event,
 )
 from loopline_recovery.domain import (
@@ -116,3 +122,45 @@ def test_a_waiting_announcement_is_read_with_its_expected_time() -> None:
     seen = peek(WHERE, encode_event(event))
     assert seen is not None
     assert (seen.kind, seen.seq, seen.until) == (Kind.WAITING, 4, until.timestamp())
+
+
+def test_a_tool_result_s_call_id_is_read_after_the_head_not_from_its_output() -> None:
+    trace = TraceContext(
+        traceparent="00-" + "a" * 32 + "-" + "b" * 16 + "-01", tracestate="x" * 512
+    )
+    big = ToolCallSucceeded(call_id='call "7"', tool="fetch", output="y" * 50_000)
+    event = Envelope.of(big, run_id="run-7", producer="tool-executor", seq=4, trace=trace)
+    seen = peek(WHERE, encode_event(event)[:2_000])  # cut off: its output is never read
+    assert seen is not None
+    assert (seen.kind, seen.seq, seen.call_id) == (Kind.OBSERVATION, 4, 'call "7"')
+    error = ToolError(kind=ToolErrorKind.DENIED, message="no")
+    denial = ToolCallFailed(call_id="c2", tool="pay", error=error)
+    failed = Envelope.of(denial, run_id="r", producer="memory")
+    seen = peek(WHERE, encode_event(failed))
+    assert seen is not None
+    assert (seen.kind, seen.call_id) == (Kind.OBSERVATION, "c2")
+
+
+def test_an_approval_request_is_read_with_its_call_time_and_policy() -> None:
+    until = datetime(2026, 12, 1, 12, 0, 30, tzinfo=UTC)
+    request = ApprovalRequested(
+        call_id="c1", tool="pay", effect="side_effect", until=until, on_timeout="fail"
+    )
+    event = Envelope.of(request, run_id="run-7", producer="tool-executor", seq=4, tenant="acme")
+    seen = peek(WHERE, encode_event(event))
+    assert seen is not None
+    assert (seen.kind, seen.seq, seen.call_id, seen.until, seen.on_timeout) == (
+        Kind.HELD,
+        4,
+        "c1",
+        until.timestamp(),
+        "fail",
+    )
+
+
+def test_an_answer_to_a_held_call_is_read_with_its_call() -> None:
+    answer = ApprovalDecided(call_id="c1", approved=True, decided_by="ops")
+    event = Envelope.of(answer, run_id="run-7", producer="cli", tenant="acme")
+    seen = peek(Location("agent.control", 3, 9), encode_event(event))
+    assert seen is not None
+    assert (seen.kind, seen.run_id, seen.call_id) == (Kind.ANSWERED, "run-7", "c1")

@@ -4,7 +4,9 @@ Each recovery instance watches the runs of the partitions it is assigned: it kee
 watches in memory, writes each batch's changes to Redis before committing the batch, and loads
 a partition's watches from Redis when it is given the partition (after a restart or a
 failover). A periodic sweep re-drives the pending step of a run that made no progress past its
-step timeout, with backoff, and after the last re-drive asks memory to fail the run.
+step timeout, with backoff, and after the last re-drive asks memory to fail the run. A run
+whose step holds calls for a person's approval is waiting, not stalled, until their time is
+up; then the sweep denies them, or asks memory to fail the run, as their policy says.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ from loopline_events import FailureReason
 from loopline_runtime import AgentProfile
 
 from loopline_recovery.adapters import metrics
-from loopline_recovery.domain import Fail, Kind, Policy, Redrive, Seen, Timing, Watch
+from loopline_recovery.domain import Expire, Fail, Kind, Policy, Redrive, Seen, Timing, Watch
 from loopline_recovery.domain import watch as rules
 
 log = logging.getLogger("loopline.recovery.watchdog")
@@ -48,6 +50,8 @@ class Actions(Protocol):
     async def redrive(self, where: rules.Location, tries: int) -> bool: ...
 
     async def fail(self, watch: Watch, fail: Fail) -> None: ...
+
+    async def deny(self, watch: Watch, expire: Expire) -> None: ...
 
 
 class Timings:
@@ -160,7 +164,7 @@ class Watchdog:
     async def sweep(self, fresh: Mapping[int, float]) -> None:
         """Act on every overdue run of a partition read to the end since it became overdue."""
         now = self.clock()
-        due: list[tuple[int, Watch, Redrive | Fail]] = []
+        due: list[tuple[int, Watch, Redrive | Fail | Expire]] = []
         for partition, runs in self.runs.items():
             caught_up = fresh.get(partition, 0.0)
             for watch in runs.values():
@@ -179,7 +183,10 @@ class Watchdog:
                     # from here (and the re-driven copy in the log tells it too).
                     await self.table.save({partition: {watch.run_id: updated}})
 
-    async def _act(self, watch: Watch, verdict: Redrive | Fail, now: float) -> Watch:
+    async def _act(self, watch: Watch, verdict: Redrive | Fail | Expire, now: float) -> Watch:
+        if isinstance(verdict, Expire):
+            await self._expire(watch, verdict)
+            return rules.after(watch, verdict, now, self.policy)
         if isinstance(verdict, Redrive):
             if await self.actions.redrive(verdict.location, verdict.tries):
                 metrics.REDRIVEN.inc()
@@ -204,6 +211,21 @@ class Watchdog:
             metrics.FAILED.inc()
             log.warning("run %s: asked memory to fail it: %s", watch.run_id, verdict.message)
         return rules.after(watch, verdict, now, self.policy)
+
+    async def _expire(self, watch: Watch, expire: Expire) -> None:
+        """Carry out the timeout of held calls: deny them, or ask memory to fail the run."""
+        if expire.on_timeout == "fail":
+            await self.actions.fail(watch, expire.fail)
+        else:
+            await self.actions.deny(watch, expire)
+        if expire.first:
+            log.warning(
+                "run %s: no one decided on held call(s) %s of step %d in time: %s",
+                watch.run_id,
+                ", ".join(expire.call_ids),
+                watch.seq,
+                "denied them" if expire.on_timeout == "deny" else "asked memory to fail it",
+            )
 
 
 async def sweep_forever(

@@ -1,5 +1,5 @@
-"""What the watchdog does to the world: re-publish a record from the log, and ask memory to
-fail a run.
+"""What the watchdog does to the world: re-publish a record from the log, ask memory to fail
+a run, and deny a held call no one decided on in time.
 
 A re-drive reads the pending record again at its offset (re-drives are rare, so the watchdog
 keeps only where a record is, never its bytes) and re-publishes it unchanged to its topic,
@@ -16,16 +16,26 @@ from uuid import UUID, uuid5
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from loopline_bus import Bus
-from loopline_events import CONTROL, Envelope, FailRun
+from loopline_events import CONTROL, ApprovalDecided, Envelope, FailRun
 from loopline_runtime import KafkaSettings
 
-from loopline_recovery.domain import REDRIVE_HEADER, REDRIVE_OF_HEADER, Fail, Location, Watch
+from loopline_recovery.domain import (
+    REDRIVE_HEADER,
+    REDRIVE_OF_HEADER,
+    Expire,
+    Fail,
+    Location,
+    Watch,
+)
 
 log = logging.getLogger("loopline.recovery.watchdog")
 
 PRODUCER = "recovery"
 FAIL_RUN_IDS = UUID("6f1c3e0a-7d52-4c55-9a43-2b8e5f0c9d11")
 """Namespace of the ids of the watchdog's FailRun commands."""
+
+DENIAL_IDS = UUID("0b7d9a52-3e1f-4c86-8f2a-5d6c1e9b4a73")
+"""Namespace of the ids of the watchdog's denials of held calls."""
 
 READ_TIMEOUT_S = 10.0
 
@@ -34,6 +44,11 @@ def fail_run_id(watch: Watch, reason: str) -> UUID:
     """The same stall of the same run always yields the same command id: asking again is a
     duplicate memory recognises."""
     return uuid5(FAIL_RUN_IDS, f"{watch.run_id}/{watch.seq}/{watch.progress_at!r}/{reason}")
+
+
+def denial_id(watch: Watch, call_id: str) -> UUID:
+    """A held call is denied on timeout once: asking again is a duplicate memory recognises."""
+    return uuid5(DENIAL_IDS, f"{watch.run_id}/{watch.seq}/{call_id}")
 
 
 class LogRedriver:
@@ -75,6 +90,23 @@ class LogRedriver:
             event_id=fail_run_id(watch, fail.reason.value),
         )
         await self.bus.publish(CONTROL.name, event)
+
+    async def deny(self, watch: Watch, expire: Expire) -> None:
+        """Deny held calls no one decided on in time (on agent.control, signed as every
+        command); memory records each denial as the call's result, which the model reads."""
+        for call_id in expire.call_ids:
+            answer = ApprovalDecided(
+                call_id=call_id, approved=False, reason=expire.message, decided_by=PRODUCER
+            )
+            event = Envelope.of(
+                answer,
+                run_id=watch.run_id,
+                producer=PRODUCER,
+                seq=watch.seq,
+                tenant=watch.tenant,
+                event_id=denial_id(watch, call_id),
+            )
+            await self.bus.publish(CONTROL.name, event)
 
     async def _read(self, where: Location) -> Any | None:
         tp = TopicPartition(self.settings.topic_prefix + where.topic, where.partition)

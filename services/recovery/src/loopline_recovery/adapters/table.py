@@ -15,12 +15,14 @@ import redis.asyncio as aioredis
 from loopline_events import FailureReason
 from redis.typing import EncodableT, FieldT
 
-from loopline_recovery.domain import Kind, Location, Watch
+from loopline_recovery.domain import Held, Kind, Location, Watch
 
 
 def encode(watch: Watch) -> str:
-    """A watch as stored (compact, positional)."""
+    """A watch as stored (compact, positional). Held calls come last, and only when there
+    are any: a watch without is stored as before them."""
     pending = watch.pending
+    held = [[h.call_id, h.until, h.on_timeout, h.expired] for h in watch.held]
     return json.dumps(
         [
             watch.tenant,
@@ -34,15 +36,19 @@ def encode(watch: Watch) -> str:
             watch.due_at,
             watch.tries,
             watch.failing.value if watch.failing else None,
+            *([held] if held else []),
         ],
         separators=(",", ":"),
     )
 
 
 def decode(run_id: str, text: str | bytes) -> Watch:
-    """The watch `encode` stored for `run_id`."""
+    """The watch `encode` stored for `run_id`: fields it does not know (stored by a later
+    version) are left aside."""
     fields: list[Any] = json.loads(text)
-    (tenant, timeout, deadline, seq, kind, observed, pending, progress, due, tries, fail) = fields
+    known, later = fields[:11], fields[11:]
+    tenant, timeout, deadline, seq, kind, observed, pending, progress, due, tries, fail = known
+    held = later[0] if later else []
     return Watch(
         run_id=run_id,
         tenant=tenant,
@@ -56,6 +62,7 @@ def decode(run_id: str, text: str | bytes) -> Watch:
         due_at=due,
         tries=tries,
         failing=FailureReason(fail) if fail else None,
+        held=tuple(Held(c, until, on_timeout, expired) for c, until, on_timeout, expired in held),
     )
 
 

@@ -11,7 +11,9 @@ from loopline_recovery.domain.verdict import (
     retries_of,
 )
 from loopline_recovery.domain.watch import (
+    Expire,
     Fail,
+    Held,
     Kind,
     Location,
     Policy,
@@ -26,7 +28,9 @@ __all__ = [
     "REDRIVE_HEADER",
     "REDRIVE_OF_HEADER",
     "Category",
+    "Expire",
     "Fail",
+    "Held",
     "Kind",
     "Location",
     "Policy",

@@ -2,10 +2,11 @@
 
 The watchdog sees every event of every run, so it must not pay for decoding them: a context
 carries the whole conversation. Loopline encodes the envelope's fields before its payload, so
-the event id, type, step and tenant are read from the record's first bytes; only goals (small,
-once per run) are decoded whole, for their agent and deadline. A record in another shape (from
-a foreign producer) is decoded whole; one that is not an event at all is not the watchdog's to
-judge (the services dead-letter it).
+the event id, type, step and tenant are read from the record's first bytes, and a tool
+result's call id (its payload's first field) from the bytes after them; only goals (small,
+once per run) and waits (small, rare) are decoded whole, for their agent, deadline or time. A
+record in another shape (from a foreign producer) is decoded whole; one that is not an event
+at all is not the watchdog's to judge (the services dead-letter it).
 """
 
 from __future__ import annotations
@@ -15,11 +16,15 @@ import re
 from collections.abc import Sequence
 
 from loopline_events import (
+    ApprovalDecided,
+    ApprovalRequested,
     DelegationStarted,
     EventDecodeError,
     GoalSubmitted,
     ModelCallDelayed,
     RunForked,
+    ToolCallFailed,
+    ToolCallSucceeded,
     decode_event,
 )
 
@@ -48,7 +53,12 @@ KINDS: dict[str, Kind] = {
     "ForkRecorded": Kind.CONTROL,
     "ModelCallDelayed": Kind.WAITING,
     "DelegationStarted": Kind.DELEGATING,
+    "ApprovalRequested": Kind.HELD,
+    "ApprovalDecided": Kind.ANSWERED,
 }
+
+DECODED = (Kind.GOAL, Kind.WAITING, Kind.DELEGATING, Kind.HELD, Kind.ANSWERED)
+"""Kinds read whole: small, and their payload matters."""
 
 _STRING = rb'"((?:[^"\\]|\\.)*)"'
 _HEAD = re.compile(
@@ -59,6 +69,11 @@ _HEAD = re.compile(
 )
 _HEAD_BYTES = 4096
 """Room for the envelope's head: ids, and a run id and tenant of 128 characters, escaped."""
+_CALL_ID = re.compile(rb'"payload":\{"call_id":' + _STRING)
+"""A tool result's call id: the payload's first field. The first match is the envelope's own
+key: within a string, a quote is escaped."""
+_REST_BYTES = 4096
+"""Room after the head for the rest of the envelope (times, ids, producer, trace)."""
 
 
 def peek(
@@ -83,9 +98,15 @@ def _peek(location: Location, value: bytes) -> Seen | None:
     kind = KINDS.get(head.group(2).decode())
     if kind is None:
         return None
-    if kind in (Kind.GOAL, Kind.WAITING, Kind.DELEGATING):  # small, and their payload matters
+    if kind in DECODED:
         return _decoded(location, value)
     try:
+        call_id = None
+        if kind is Kind.OBSERVATION:
+            found = _CALL_ID.search(value, head.end(), head.end() + _REST_BYTES)
+            if found is None:
+                return _decoded(location, value)
+            call_id = _text(found.group(1))
         return Seen(
             kind=kind,
             run_id=_text(head.group(3)),
@@ -93,6 +114,7 @@ def _peek(location: Location, value: bytes) -> Seen | None:
             event_id=head.group(1).decode(),
             location=location,
             tenant=_text(head.group(5)),
+            call_id=call_id,
         )
     except ValueError:
         # A head that only looks like an envelope (a bad escape, bytes that are not UTF-8):
@@ -133,11 +155,17 @@ def _decoded(location: Location, value: bytes) -> Seen | None:
     if kind is None:
         return None
     payload = event.payload
-    agent, deadline_s, until = None, None, None
+    agent, deadline_s, until, call_id, on_timeout = None, None, None, None, None
     if isinstance(payload, GoalSubmitted | RunForked):
         agent, deadline_s = payload.agent, payload.budget.deadline_s
-    if isinstance(payload, ModelCallDelayed | DelegationStarted):
+    if isinstance(payload, ModelCallDelayed | DelegationStarted | ApprovalRequested):
         until = payload.until.timestamp()
+    if isinstance(payload, ApprovalRequested):
+        on_timeout = payload.on_timeout
+    if isinstance(
+        payload, ToolCallSucceeded | ToolCallFailed | ApprovalRequested | ApprovalDecided
+    ):
+        call_id = payload.call_id
     return Seen(
         kind=kind,
         run_id=event.run_id,
@@ -149,4 +177,6 @@ def _decoded(location: Location, value: bytes) -> Seen | None:
         occurred_at=event.occurred_at.timestamp() if kind is Kind.GOAL else None,
         deadline_s=deadline_s,
         until=until,
+        call_id=call_id,
+        on_timeout=on_timeout,
     )
