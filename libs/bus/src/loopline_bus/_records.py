@@ -11,12 +11,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from loopline_events import (
+    ApprovalDecided,
     CancelRun,
     Envelope,
     FailRun,
     GoalSubmitted,
     RedriveDeadLetter,
     RunForked,
+    RunSteered,
     SigningKey,
     TraceContext,
     encode_event,
@@ -73,7 +75,15 @@ class Encoded:
 
 
 SIGNED_TYPES = frozenset(
-    {GoalSubmitted.TYPE, RunForked.TYPE, CancelRun.TYPE, FailRun.TYPE, RedriveDeadLetter.TYPE}
+    {
+        GoalSubmitted.TYPE,
+        RunForked.TYPE,
+        CancelRun.TYPE,
+        FailRun.TYPE,
+        RedriveDeadLetter.TYPE,
+        ApprovalDecided.TYPE,
+        RunSteered.TYPE,
+    }
 )
 """Goals and commands: what a bus with a signing key signs (docs/decisions/0025)."""
 
