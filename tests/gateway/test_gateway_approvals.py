@@ -4,7 +4,8 @@ saying why, and a decision or message is one command on agent.control, signed by
 gateway, for the run's tenant.
 
 Memory's projection holds the calls as memory writes them (loopline_testing.approvals): the
-agents of the test profiles hold none of their own.
+agents of the test profiles hold none of their own. The run page shows a run's held calls
+with Approve and Deny, and a form to message its agent (in chromium, as the page tests do).
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ from loopline_testing.approvals import (
     session_keyring,
 )
 from loopline_testing.gateway import Keys, client
+from playwright.async_api import BrowserContext, expect
 
 pytestmark = pytest.mark.e2e
 
@@ -183,3 +185,48 @@ async def test_a_message_reaches_a_running_run_only(
     assert sent.tenant == "acme"
     assert told.json()["event_id"] == str(sent.event_id)
     assert await commands(gateway_system.kafka, completed) == []
+
+
+@pytest.mark.timeout(240)
+async def test_the_run_page_approves_denies_and_messages(
+    gateway_system: System, keys: Keys, held_runs: HeldRuns, browser: BrowserContext
+) -> None:
+    run_id = await held_runs.run(
+        tenant="acme",
+        held=[held_call("c1", tool="send_payment"), held_call("c2", tool="delete_file")],
+    )
+    base = gateway_system.gateway_url
+    page = await browser.new_page()
+    await page.goto(f"{base}/login?next=/ui/runs/{run_id}")
+    await page.fill("#key", keys.alice)
+    await page.click("#sign-in")
+    held = page.locator("#held form.held-call")
+    await expect(held).to_have_count(2)
+    await expect(held.nth(0)).to_contain_text("send_payment")
+    await expect(held.nth(0)).to_contain_text('"amount": 120')
+
+    await held.nth(0).locator("input[name=reason]").fill("known payee")
+    await held.nth(0).locator("button.approve").click()
+    await page.wait_for_url(f"{base}/ui/runs/{run_id}")
+    deny = page.locator('#held form[data-call="c2"]')
+    await deny.locator("input[name=reason]").fill("never delete")
+    await deny.locator("button.deny").click()
+    await page.wait_for_url(f"{base}/ui/runs/{run_id}")
+    await page.fill("#message", "Pay in EUR.")
+    await page.click("#send-message")
+    await page.wait_for_url(f"{base}/ui/runs/{run_id}")
+
+    sent = await commands(gateway_system.kafka, run_id)
+    got = [(e.type, e.payload.model_dump(exclude={"decided_by", "sent_by"})) for e in sent]
+    assert got == [
+        (
+            "ApprovalDecided",
+            {"call_id": "c1", "approved": True, "arguments": None, "reason": "known payee"},
+        ),
+        (
+            "ApprovalDecided",
+            {"call_id": "c2", "approved": False, "arguments": None, "reason": "never delete"},
+        ),
+        ("RunSteered", {"message": "Pay in EUR."}),
+    ]
+    assert all(e.tenant == "acme" and e.producer == "gateway" for e in sent)
