@@ -149,7 +149,7 @@ async def test_what_is_not_pending_or_not_yours_is_refused_and_not_sent(
         for run_id, call_id, body, status, detail in cases:
             answer = await http.post(f"/v1/runs/{run_id}/approvals/{call_id}", json=body)
             assert answer.status_code == status, (run_id, call_id, body, answer.text)
-            assert answer.json()["detail"].startswith(detail), answer.text
+            assert detail in answer.json()["detail"], answer.text
     async with client(url, keys.bob) as http:  # another tenant's run: not found
         answer = await http.post(f"/v1/runs/{pending}/approvals/c1", json=approve)
         assert (answer.status_code, answer.json()["detail"]) == (404, f"no run {pending}")
