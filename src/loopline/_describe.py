@@ -6,6 +6,8 @@ import json
 from typing import Any
 
 from loopline_events import (
+    ApprovalDecided,
+    ApprovalRequested,
     ContextAssembled,
     DelegationStarted,
     Envelope,
@@ -17,6 +19,8 @@ from loopline_events import (
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunSteered,
+    ToolCallApproved,
     ToolCallFailed,
     ToolCallSucceeded,
 )
@@ -28,6 +32,10 @@ def short(text: str, limit: int = MAX_TEXT) -> str:
     """`text` on one line, cut to `limit` characters."""
     flat = " ".join(text.split())
     return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def _signer(event: Envelope[Any]) -> str:
+    return event.signature.key_id if event.signature is not None else "someone"
 
 
 def describe(event: Envelope[Any]) -> tuple[str, str]:
@@ -60,6 +68,20 @@ def describe(event: Envelope[Any]) -> tuple[str, str]:
         return "tool", f"{p.tool} → {short(p.output, 80)!r}"
     if isinstance(p, ToolCallFailed):
         return "tool-err", f"{p.tool}: {p.error.kind.value}: {short(p.error.message, 100)}"
+    if isinstance(p, ApprovalRequested):
+        return "held", (
+            f"{p.tool}({short(json.dumps(p.arguments), 60)}) waits for approval until "
+            f"{p.until:%H:%M:%S} UTC, then {p.on_timeout} (call {p.call_id})"
+        )
+    if isinstance(p, ApprovalDecided):
+        verb = "approved" if p.approved else "denied"
+        edited = " with edited arguments" if p.arguments is not None else ""
+        why = f": {short(p.reason, 80)}" if p.reason else ""
+        return verb, f"call {p.call_id}{edited} by {p.decided_by or _signer(event)}{why}"
+    if isinstance(p, ToolCallApproved):
+        return "approved", f"{p.call.tool}({short(json.dumps(p.call.arguments), 60)}) runs now"
+    if isinstance(p, RunSteered):
+        return "told", f"{short(p.message, 100)!r} by {p.sent_by or _signer(event)}"
     if isinstance(p, RunCompleted):
         return "completed", f"{short(p.answer)!r} ({p.steps} steps, {p.usage.total_tokens} tokens)"
     if isinstance(p, RunFailed):

@@ -1,13 +1,17 @@
-"""One Loopline with its gateway per test module (each module its own namespace), and keys."""
+"""One Loopline with its gateway per test module (each module its own namespace), keys, and
+a browser for the page."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Iterator
 
 import pytest
 from loopline_runtime import Endpoints
 from loopline_testing import System, running_system
 from loopline_testing.gateway import Keys
+from playwright.async_api import BrowserContext, async_playwright
 
 
 @pytest.fixture(scope="module")
@@ -25,3 +29,30 @@ def keys(gateway_system: System) -> Keys:
         bob=gateway_system.create_key("globex"),
         operator=gateway_system.create_key("ops", role="operator"),
     )
+
+
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+
+@pytest.fixture
+async def browser() -> AsyncIterator[BrowserContext]:
+    """Debian's chromium, headless, with an empty profile of its own."""
+    chromium = shutil.which("chromium")
+    assert chromium, "chromium is part of the test set-up (.ci/run and make test install it)"
+    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
+        async with async_playwright() as playwright:
+            context = await playwright.chromium.launch_persistent_context(
+                profile, executable_path=chromium, headless=True, args=CHROMIUM_ARGS
+            )
+            context.set_default_timeout(60_000)
+            try:
+                yield context
+            finally:
+                await context.close()

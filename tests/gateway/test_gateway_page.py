@@ -5,44 +5,15 @@ submit a goal from the page and watch it complete live, read its timeline, its s
 from __future__ import annotations
 
 import asyncio
-import shutil
-import tempfile
 import uuid
-from collections.abc import AsyncIterator
 
 import pytest
 from loopline_events import CONTEXTS
 from loopline_testing import System
 from loopline_testing.gateway import Keys
-from playwright.async_api import BrowserContext, Page, async_playwright, expect
+from playwright.async_api import BrowserContext, Page, expect
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(240)]
-
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[BrowserContext]:
-    """Debian's chromium, headless, with an empty profile of its own."""
-    chromium = shutil.which("chromium")
-    assert chromium, "chromium is part of the test set-up (.ci/run and make test install it)"
-    with tempfile.TemporaryDirectory(prefix="chromium-") as profile:
-        async with async_playwright() as playwright:
-            context = await playwright.chromium.launch_persistent_context(
-                profile, executable_path=chromium, headless=True, args=CHROMIUM_ARGS
-            )
-            context.set_default_timeout(60_000)
-            try:
-                yield context
-            finally:
-                await context.close()
 
 
 async def sign_in(page: Page, base: str, key: str) -> None:

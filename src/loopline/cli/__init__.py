@@ -9,6 +9,7 @@ from loopline_runtime import ConfigurationError, settings_problem
 
 from loopline import __version__
 from loopline.cli._access import tenants
+from loopline.cli._approvals import approvals, say
 from loopline.cli._dlq import dlq
 from loopline.cli._infra import infra
 from loopline.cli._keys import keys
@@ -53,6 +54,8 @@ for command in (
     runs,
     show,
     cancel,
+    approvals,
+    say,
     replay,
     rerun,
     fork,

@@ -18,7 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from loopline import __version__
-from loopline.gateway import _api, _pages
+from loopline.gateway import _api, _humans, _pages
 from loopline.gateway._core import Gateway, NotFoundError, RefusedError
 from loopline.gateway._metrics import REQUEST_SECONDS, REQUESTS
 
@@ -72,6 +72,7 @@ def create_app(gateway: Gateway) -> FastAPI:
         title="Loopline gateway",
         version=__version__,
         description="Submit goals to Loopline's agents, follow their runs live, inspect them; "
+        "people approve or deny the tool calls held for them and message running agents; "
         "operators redrive dead letters. Authenticate with `Authorization: Bearer <API key>` "
         "(`loopline keys create --tenant T`).",
         openapi_url="/openapi.json",
@@ -80,6 +81,7 @@ def create_app(gateway: Gateway) -> FastAPI:
     )
     app.state.gateway = gateway
     app.include_router(_api.router)
+    app.include_router(_humans.router)
     app.include_router(_pages.router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
 

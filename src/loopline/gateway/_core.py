@@ -8,15 +8,25 @@ out. It writes no table but its own (API keys, the runs it submitted).
 
 from __future__ import annotations
 
+import contextlib
 import uuid
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, TypeVar
 
 import asyncpg
 from loopline_bus import KafkaBus
-from loopline_events import CONTROL, GOALS, Budget
+from loopline_events import (
+    ANY_TENANT,
+    CONTROL,
+    GOALS,
+    ApprovalDecided,
+    Budget,
+    Envelope,
+    Payload,
+    RunSteered,
+)
 from loopline_memory import reads
 from loopline_memory.history import Replay, Rerun, replay_run, rerun_run
 from loopline_recovery import dead_letters
@@ -26,9 +36,20 @@ from loopline.gateway._feed import RunFeed
 from loopline.gateway._follow import RunStream, open_stream
 from loopline.gateway._keys import KeyStore, Principal
 from loopline.gateway._settings import GatewaySettings
-from loopline.sdk import cancel_event, fork_run, goal_event
+from loopline.sdk import (
+    CommandRefusedError,
+    Decider,
+    cancel_event,
+    check_decision,
+    check_steering,
+    command_event,
+    decision,
+    fork_run,
+    goal_event,
+)
 
 T = TypeVar("T")
+P = TypeVar("P", bound=Payload)
 
 PRODUCER = "gateway"
 IDEMPOTENT_RUNS = uuid.UUID("0d9a3c55-8f0e-4b7a-9d38-52a4c1e7b604")
@@ -39,9 +60,15 @@ class NotFoundError(LookupError):
 
 
 class RefusedError(Exception):
-    """What was asked is not allowed or not possible; the message says why."""
+    """What was asked is not allowed or not possible; the message says why, `status` the
+    HTTP status that answers it (400 unless said)."""
 
     status = 400
+
+    def __init__(self, message: str, *, status: int | None = None) -> None:
+        super().__init__(message)
+        if status is not None:
+            self.status = status
 
 
 @dataclass(frozen=True)
@@ -210,6 +237,85 @@ class Gateway:
         )
         return child
 
+    # --- people in the loop (docs/decisions/0028) ---------------------------------------
+
+    async def approvals(self, principal: Principal, tenant: str | None) -> list[reads.Approval]:
+        """Held calls waiting for a decision: the key's tenant's (an operator's: every
+        tenant's, or `tenant`'s), the longest waiting first."""
+        if tenant is not None and not principal.may_see(tenant):
+            raise RefusedError("a user key lists its own tenant's calls only", status=403)
+        scope = tenant if principal.is_operator else principal.tenant
+        return await self.memory(lambda c, s: reads.pending_approvals(c, s, tenant=scope))
+
+    async def approval(self, principal: Principal, run_id: str, call_id: str) -> reads.Approval:
+        """The held call `call_id` of a run the principal may see, pending or decided."""
+        await self.visible_run(principal, run_id)
+        found = await self.memory(lambda c, s: reads.approval(c, s, run_id, call_id))
+        if found is None:
+            raise RefusedError(f"no held call {call_id} in run {run_id}", status=404)
+        return found
+
+    async def decide(
+        self,
+        principal: Principal,
+        run_id: str,
+        call_id: str,
+        *,
+        approved: bool,
+        arguments: Mapping[str, Any] | None,
+        reason: str,
+    ) -> Envelope[ApprovalDecided]:
+        """Answer a held call of a run the principal may see, if it is pending and the key
+        may decide it (its id among the call's approvers, or an operator's, when the policy
+        names approvers); the command sent. The gateway signs as itself: it checks who may."""
+        await self.visible_run(principal, run_id)
+        command = decision(
+            call_id,
+            approved=approved,
+            arguments=arguments,
+            reason=reason,
+            decided_by=f"{PRODUCER}:{principal.key_id}",
+        )
+
+        async def held(
+            conn: asyncpg.Connection, schema: str
+        ) -> tuple[reads.Approval | None, reads.RunRow | None]:
+            found = await reads.approval(conn, schema, run_id, call_id)
+            if found is not None:
+                return found, None
+            head = await reads.summary(conn, schema, run_id)
+            return None, head.row if head else None
+
+        found, run = await self.memory(held)
+        if found is None and run is None:  # the gateway took its goal; memory has not yet
+            raise RefusedError(f"no held call {call_id} in run {run_id}", status=404)
+        with _refusals():
+            checked = check_decision(run_id, call_id, found, run, _decider(principal))
+        return await self._command(command_event(run_id, command, tenant=checked.tenant))
+
+    async def steer(
+        self, principal: Principal, run_id: str, message: str, *, sent_by: str = ""
+    ) -> Envelope[RunSteered]:
+        """Tell the agent of a running run the principal may see something; the command
+        sent."""
+        await self.visible_run(principal, run_id)
+        command = RunSteered(message=message, sent_by=sent_by or f"{PRODUCER}:{principal.key_id}")
+        head = await self.memory(lambda c, s: reads.summary(c, s, run_id))
+        if head is None:
+            raise RefusedError(
+                f"run {run_id} has not started yet (memory has not taken its goal)", status=409
+            )
+        with _refusals():
+            run = check_steering(run_id, head.row, _decider(principal))
+        return await self._command(command_event(run_id, command, tenant=run.tenant))
+
+    async def _command(self, event: Envelope[P]) -> Envelope[P]:
+        event = event.model_copy(update={"producer": PRODUCER})
+        key = self.bus.signing_key
+        signed = key.sign(event) if key is not None else event  # as the bus signs it
+        await self.bus.publish(CONTROL.name, signed)
+        return signed
+
     async def redrive(self, principal: Principal, letter_id: str) -> int:
         """Ask recovery to redrive the parked dead letter `letter_id`; how many were asked."""
         found = await self.recovery(lambda c, s: dead_letters.find(c, s, letter_id))
@@ -243,6 +349,34 @@ class Gateway:
             kind,
             parent,
         )
+
+
+REFUSED_STATUS = {
+    "no_run": 404,
+    "other_tenant": 404,
+    "never_held": 404,
+    "not_started": 409,
+    "decided": 409,
+    "run_ended": 409,
+    "not_approver": 403,
+}
+"""The HTTP status of each reason a command is refused for."""
+
+
+@contextlib.contextmanager
+def _refusals() -> Iterator[None]:
+    """A command memory would refuse, as the gateway answers it."""
+    try:
+        yield
+    except CommandRefusedError as exc:
+        raise RefusedError(str(exc), status=REFUSED_STATUS[exc.why]) from None
+
+
+def _decider(principal: Principal) -> Decider:
+    """An API key, as a decider: an operator's acts for every tenant, a user's for its own."""
+    return Decider(
+        principal.key_id, frozenset({ANY_TENANT if principal.is_operator else principal.tenant})
+    )
 
 
 def summary_json(head: reads.RunSummary) -> dict[str, Any]:

@@ -150,7 +150,11 @@ async def _run_view(request: Request, principal: Principal, run_id: str) -> dict
     gateway = gateway_of(request)
     run = await gateway.run(principal, run_id)
     steps = await gateway.memory(lambda c, s: reads.steps(c, s, run_id))
-    return {"run": run, "steps": steps, "run_id": run_id}
+    held: list[reads.Approval] = []
+    if run["status"] == "running":
+        waiting = await gateway.approvals(principal, run["tenant"])
+        held = [a for a in waiting if a.run_id == run_id]
+    return {"run": run, "steps": steps, "run_id": run_id, "held": held}
 
 
 @router.get("/ui/runs/{run_id}")
@@ -229,6 +233,34 @@ async def fork_from_page(request: Request, principal: Viewer, run_id: str) -> Re
 async def cancel_from_page(request: Request, principal: Viewer, run_id: str) -> Response:
     fields = await form(request)
     await gateway_of(request).cancel(principal, run_id, fields.get("reason", "")[:2000])
+    return RedirectResponse(f"/ui/runs/{run_id}", status_code=303)
+
+
+@router.post("/ui/runs/{run_id}/approvals/{call_id}")
+async def decide_from_page(
+    request: Request, principal: Viewer, run_id: str, call_id: str
+) -> Response:
+    fields = await form(request)
+    if fields.get("decision") not in ("approve", "deny"):
+        raise HTTPException(400, "decision: approve or deny")
+    await gateway_of(request).decide(
+        principal,
+        run_id,
+        call_id,
+        approved=fields["decision"] == "approve",
+        arguments=None,
+        reason=fields.get("reason", "")[:4000],
+    )
+    return RedirectResponse(f"/ui/runs/{run_id}", status_code=303)
+
+
+@router.post("/ui/runs/{run_id}/messages")
+async def message_from_page(request: Request, principal: Viewer, run_id: str) -> Response:
+    fields = await form(request)
+    message = fields.get("message", "").strip()
+    if not 0 < len(message) <= 20_000:
+        raise HTTPException(400, "a message of 1 to 20,000 characters is needed")
+    await gateway_of(request).steer(principal, run_id, message)
     return RedirectResponse(f"/ui/runs/{run_id}", status_code=303)
 
 

@@ -6,32 +6,47 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator, Mapping
 from types import TracebackType
-from typing import Any
+from typing import Any, TypeVar
 from uuid import UUID
 
+import asyncpg
 from loopline_bus import RUN_TOPICS, EventStream, KafkaBus, Progress, start_trace
 from loopline_events import (
     CONTROL,
     GOALS,
     STREAM,
+    ApprovalDecided,
     Budget,
     CancelRun,
     Envelope,
     GoalRejected,
     GoalSubmitted,
     ModelTextDelta,
+    Payload,
     RunCancelled,
     RunCompleted,
     RunFailed,
+    RunSteered,
     SigningKey,
     StreamedText,
     TextChunk,
 )
+from loopline_memory import reads
 from loopline_memory.domain.replay import Replay
 from loopline_memory.history import Rerun, replay_run, rerun_run
-from loopline_runtime import KafkaSettings, load_endpoints, load_signing
+from loopline_runtime import (
+    KafkaSettings,
+    PostgresSettings,
+    load_endpoints,
+    load_signing,
+    local_credentials,
+)
 
 from loopline.sdk._fork import fork_run
+from loopline.sdk._humans import Decider, check_decision, check_steering, command_event, decision
+from loopline.sdk._reads import MemoryReads
+
+P = TypeVar("P", bound=Payload)
 
 RESULT_TYPES = (RunCompleted, RunFailed, RunCancelled)
 FOLLOWED_TOPICS = (*RUN_TOPICS, STREAM.name)
@@ -154,14 +169,20 @@ class Loopline:
         *,
         producer: str = "sdk",
         signing_key: SigningKey | None = None,
+        postgres: PostgresSettings | None = None,
     ):
         """Connect with `settings` (else LOOPLINE_KAFKA_*, or this machine's operator); goals
         and commands are signed with `signing_key` (else LOOPLINE_SIGNING_KEY_ID and
-        LOOPLINE_SIGNING_KEY, or this machine's operator's key)."""
+        LOOPLINE_SIGNING_KEY, or this machine's operator's key). Approvals and messages to
+        runs read memory's projections on PostgreSQL at `postgres` (else
+        LOOPLINE_POSTGRES_DSN, or this machine's operator's), when first used."""
         self.settings = settings or load_endpoints().kafka
         key = signing_key or load_signing().signing_key()
         self._bus = KafkaBus(settings=self.settings, client_id=producer, signing_key=key)
+        self._key = key
         self._producer = producer
+        self._postgres = postgres
+        self._memory: MemoryReads | None = None
 
     async def __aenter__(self) -> Loopline:
         await self._bus.ensure_topics()
@@ -258,3 +279,104 @@ class Loopline:
             CONTROL.name,
             cancel_event(run_id, reason=reason, tenant=tenant, producer=self._producer),
         )
+
+    # --- people in the loop (docs/decisions/0028) ---------------------------------------
+
+    @property
+    def memory(self) -> MemoryReads:
+        """Memory's read API, on the namespace this client's topics are in."""
+        if self._memory is None:
+            postgres = self._postgres or load_endpoints().postgres
+            self._memory = MemoryReads(postgres, self.settings.topic_prefix)
+        return self._memory
+
+    @property
+    def decider(self) -> Decider:
+        """Who this client's decisions and messages are from: its signing key, and the
+        tenants it acts for when this machine's credentials file says."""
+        if self._key is None:
+            return Decider("")
+        local = local_credentials()
+        known = local.principals.get(self._key.key_id) if local is not None else None
+        if known is None or local is None or local.signing_key(self._key.key_id) != self._key:
+            return Decider(self._key.key_id)
+        return Decider(self._key.key_id, frozenset(known.acts_for))
+
+    async def approvals(self, tenant: str | None = None) -> list[reads.Approval]:
+        """Held calls waiting for a decision (of `tenant`'s runs, when given), the longest
+        waiting first."""
+        return await self.memory(lambda c, s: reads.pending_approvals(c, s, tenant=tenant))
+
+    async def approval(self, run_id: str, call_id: str) -> reads.Approval | None:
+        """The held call `call_id` of `run_id`, pending or decided (who, when, why); None if
+        it never was held."""
+        return await self.memory(lambda c, s: reads.approval(c, s, run_id, call_id))
+
+    async def approve(
+        self,
+        run_id: str,
+        call_id: str,
+        *,
+        arguments: Mapping[str, Any] | None = None,
+        reason: str = "",
+        decided_by: str = "",
+    ) -> Envelope[ApprovalDecided]:
+        """Let a held call run (with `arguments` instead of the model's, when given): the
+        command sent. CommandRefusedError, with nothing sent, when it is not pending (never
+        held, decided already, its run ended), or this client's key may not decide it."""
+        return await self._decide(run_id, call_id, True, arguments, reason, decided_by)
+
+    async def deny(
+        self, run_id: str, call_id: str, *, reason: str, decided_by: str = ""
+    ) -> Envelope[ApprovalDecided]:
+        """Refuse a held call: it never runs, the model is told `reason`. The command sent;
+        CommandRefusedError, with nothing sent, as for `approve`."""
+        return await self._decide(run_id, call_id, False, None, reason, decided_by)
+
+    async def say(self, run_id: str, message: str, *, sent_by: str = "") -> Envelope[RunSteered]:
+        """Tell a running agent something: memory adds `message` to the run's history as a
+        user's, and the model reads it at its next step. The command sent;
+        CommandRefusedError, with nothing sent, when memory knows no such run, it ended, or
+        this client's key does not act for its tenant."""
+        decider = self.decider
+        command = RunSteered(message=message, sent_by=sent_by or decider.key_id)
+        head = await self.memory(lambda c, s: reads.summary(c, s, run_id))
+        run = check_steering(run_id, head.row if head else None, decider)
+        return await self._command(command_event(run_id, command, tenant=run.tenant))
+
+    async def _decide(
+        self,
+        run_id: str,
+        call_id: str,
+        approved: bool,
+        arguments: Mapping[str, Any] | None,
+        reason: str,
+        decided_by: str,
+    ) -> Envelope[ApprovalDecided]:
+        decider = self.decider
+        command = decision(  # a field that does not fit is refused before anything is read
+            call_id,
+            approved=approved,
+            arguments=arguments,
+            reason=reason,
+            decided_by=decided_by or decider.key_id,
+        )
+
+        async def held(
+            conn: asyncpg.Connection, schema: str
+        ) -> tuple[reads.Approval | None, reads.RunRow | None]:
+            found = await reads.approval(conn, schema, run_id, call_id)
+            if found is not None:
+                return found, None
+            head = await reads.summary(conn, schema, run_id)
+            return None, head.row if head else None
+
+        found = check_decision(run_id, call_id, *await self.memory(held), decider)
+        return await self._command(command_event(run_id, command, tenant=found.tenant))
+
+    async def _command(self, event: Envelope[P]) -> Envelope[P]:
+        """Publish a command to agent.control (signed as the bus signs it); the event sent."""
+        event = event.model_copy(update={"producer": self._producer})
+        signed = self._key.sign(event) if self._key is not None else event
+        await self._bus.publish(CONTROL.name, signed)
+        return signed

@@ -360,7 +360,8 @@ async def approval(
         return None
     row = rows[0]
     held = {h["call_id"]: h for h in json.loads(row["held"] or "[]")}
-    decided = {d["call_id"]: d for d in json.loads(row["decided"] or "[]")}
+    # A decided call's id is its request's (DecidedCall.call_id is a property: not stored).
+    decided = {d["request"]["call_id"]: d for d in json.loads(row["decided"] or "[]")}
     if call_id in held:
         return _approval(row, held[call_id])
     if call_id in decided:
