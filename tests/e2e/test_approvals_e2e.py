@@ -13,7 +13,7 @@ from typing import Any
 
 import asyncpg
 import pytest
-from loopline_events import RunCompleted
+from loopline_events import FailureReason, RunCancelled, RunCompleted, RunFailed
 from loopline_memory import reads
 from loopline_runtime import Endpoints, schema_name
 from loopline_testing import TEST_AGENTS, System, running_system
@@ -31,6 +31,8 @@ pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
 STEP_TIMEOUT_S = 2.0
 """Far shorter than the waits below: a held call must read as a wait, not a stall."""
+HOLD_S = 3 * STEP_TIMEOUT_S
+"""How long a call of `hasty` and `strict` waits for a person."""
 AGENTS = (
     TEST_AGENTS
     + f"""
@@ -45,6 +47,43 @@ step_timeout_s = {STEP_TIMEOUT_S}
 [agents.careful.approvals]
 effects = ["side_effect"]
 timeout_s = 600
+
+[agents.burst]
+system_prompt = "You record side effects."
+model = "demo"
+tools = ["record_effect"]
+max_steps = 6
+deadline_s = 600
+step_timeout_s = 20
+
+[agents.burst.approvals]
+tools = ["record_effect"]
+
+[agents.hasty]
+system_prompt = "You record side effects."
+model = "demo"
+tools = ["record_effect"]
+max_steps = 6
+deadline_s = 300
+step_timeout_s = {STEP_TIMEOUT_S}
+
+[agents.hasty.approvals]
+effects = ["side_effect"]
+timeout_s = {HOLD_S}
+on_timeout = "deny"
+
+[agents.strict]
+system_prompt = "You record side effects."
+model = "demo"
+tools = ["record_effect"]
+max_steps = 6
+deadline_s = 300
+step_timeout_s = {STEP_TIMEOUT_S}
+
+[agents.strict.approvals]
+effects = ["side_effect"]
+timeout_s = {HOLD_S}
+on_timeout = "fail"
 
 [agents.told]
 system_prompt = "You record side effects."
@@ -80,15 +119,24 @@ def system(loopline_endpoints: Endpoints, model_server: OpenAIServer) -> Iterato
         yield running
 
 
-async def held_calls(system: System, run_id: str, count: int = 1) -> list[reads.Approval]:
-    """The run's held calls, once memory holds `count` of them."""
+async def held_calls(
+    system: System,
+    run_id: str | None,
+    count: int = 1,
+    agent: str | None = None,
+    step: int | None = None,
+) -> list[reads.Approval]:
+    """The run's held calls (of every run of `agent`, when no run is named; of `step`, when
+    given), once memory holds `count` of them."""
     conn = await asyncpg.connect(system.env["LOOPLINE_POSTGRES_DSN"])
+    schema = schema_name("memory", system.prefix)
     try:
-        for _ in range(600):
+        for _ in range(1200):
             found = [
                 a
-                for a in await reads.pending_approvals(conn, schema_name("memory", system.prefix))
-                if a.run_id == run_id
+                for a in await reads.pending_approvals(conn, schema, limit=1000)
+                if (a.run_id == run_id or (run_id is None and a.agent == agent))
+                and (step is None or a.step == step)
             ]
             if len(found) >= count:
                 return found
@@ -171,3 +219,79 @@ async def test_a_message_to_a_waiting_run_reaches_the_models_next_request(
     roles = [(m["role"], m.get("content")) for m in last["messages"]][-2:]
     assert roles[0][0] == "tool"
     assert roles[1] == ("user", "Use the blue ledger.")
+
+
+async def test_a_call_no_one_decides_on_is_denied_or_fails_the_run_as_its_profile_says(
+    system: System,
+) -> None:
+    async with Loopline(system.kafka, producer="e2e") as client:
+        denied = await client.submit("Record 1 side effect", agent="hasty")
+        failed = await client.submit("Record 1 side effect", agent="strict")
+        (held,) = await held_calls(system, denied.run_id)
+        await held_calls(system, failed.run_id)
+        ended = await failed.result(timeout=60)
+        await denied.result(timeout=60)
+    assert isinstance(ended.payload, RunFailed), ended.payload
+    assert ended.payload.reason is FailureReason.APPROVAL_TIMEOUT
+    live, _ = await system.memory_states(denied.run_id)
+    assert live is not None
+    (decided,) = live.decided
+    assert (decided.approved, decided.decided_by) == (False, "recovery")
+    # Not before its time: the wait was a wait, not a stall.
+    assert (decided.decided_at - held.requested_at).total_seconds() >= HOLD_S
+    told = [m.content for m in live.messages if m.tool_call_id == held.call_id]
+    assert len(told) == 1
+    assert told[0].startswith("error (denied): recovery did not approve this call: no one decided")
+    assert await effects_of(system, denied.run_id) == {}
+    assert await effects_of(system, failed.run_id) == {}
+
+
+async def test_cancelling_a_waiting_run_withdraws_its_held_call(system: System) -> None:
+    async with Loopline(system.kafka, producer="e2e") as client:
+        run = await client.submit("Record 1 side effect", agent="careful")
+        (held,) = await held_calls(system, run.run_id)
+        await client.cancel(run.run_id, reason="changed my mind")
+        outcome = await run.result(timeout=60)
+    assert isinstance(outcome.payload, RunCancelled), outcome.payload
+    listed = system.cli("approvals", "ls", "--json")
+    assert listed.returncode == 0, listed.stderr
+    assert all(a["run_id"] != run.run_id for a in json.loads(listed.stdout))
+    late = system.cli("approvals", "approve", run.run_id, held.call_id)
+    assert late.returncode == 1
+    assert "ended" in late.stderr
+    assert await effects_of(system, run.run_id) == {}
+
+
+RUNS = 100
+
+
+async def test_a_hundred_waiting_runs_approved_in_one_burst_from_the_cli_each_run_once(
+    system: System,
+) -> None:
+    async with Loopline(system.kafka, producer="e2e") as client:
+        runs = [await client.submit("Record 2 side effects", agent="burst") for _ in range(RUNS)]
+        await held_calls(system, None, RUNS, agent="burst")
+        # The burst, with the executor killed as it runs the approved calls, then back.
+        burst = asyncio.create_task(
+            asyncio.to_thread(system.cli, "approvals", "approve", "--all", "--agent", "burst")
+        )
+        await asyncio.sleep(1.0)
+        system.kill("tool-executor")
+        await system.restart("tool-executor")
+        approved = await burst
+        assert approved.returncode == 0, approved.stderr
+        assert approved.stdout.strip() == f"{RUNS} approval(s) sent"
+        # Each run's second effect is held in turn: approve those too.
+        await held_calls(system, None, RUNS, agent="burst", step=2)
+        again = await asyncio.to_thread(
+            system.cli, "approvals", "approve", "--all", "--agent", "burst"
+        )
+        assert again.returncode == 0, again.stderr
+        outcomes = await asyncio.gather(*(run.result(timeout=240) for run in runs))
+    assert all(isinstance(o.payload, RunCompleted) for o in outcomes), {
+        type(o.payload).__name__ for o in outcomes
+    }
+    counts = await read_effect_counts(system.env["LOOPLINE_POSTGRES_DSN"], system.prefix)
+    mine = {k: n for k, n in counts.calls.items() if k[0] in {r.run_id for r in runs}}
+    assert len(mine) == 2 * RUNS
+    assert counts.duplicates == {}

@@ -105,9 +105,30 @@ def show(run_id: str, call_id: str, as_json: bool) -> None:
     click.echo(f"status: {_status(found)}")
 
 
+ALL_LIMIT = 1_000
+"""Most pending calls one look at memory's projection lists (--all looks again until none)."""
+ALL_OPTIONS = (
+    click.option(
+        "--all",
+        "every",
+        is_flag=True,
+        help="Every pending call (of --agent's runs, --tenant's), instead of RUN_ID CALL_ID.",
+    ),
+    click.option("--agent", default=None, help="With --all: only this agent's runs."),
+    click.option("--tenant", default=None, help="With --all: only this tenant's runs."),
+)
+
+
+def all_options(command: Callable[..., None]) -> Callable[..., None]:
+    for option in reversed(ALL_OPTIONS):
+        command = option(command)
+    return command
+
+
 @approvals.command("approve")
-@click.argument("run_id")
-@click.argument("call_id")
+@click.argument("run_id", required=False)
+@click.argument("call_id", required=False)
+@all_options
 @click.option(
     "--arguments",
     "arguments_json",
@@ -122,8 +143,11 @@ def show(run_id: str, call_id: str, as_json: bool) -> None:
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="With --wait.")
 @click.option("--json", "as_json", is_flag=True, help="Print the command sent as JSON.")
 def approve(
-    run_id: str,
-    call_id: str,
+    run_id: str | None,
+    call_id: str | None,
+    every: bool,
+    agent: str | None,
+    tenant: str | None,
     arguments_json: str | None,
     reason: str,
     by: str,
@@ -132,19 +156,26 @@ def approve(
     timeout: float,
     as_json: bool,
 ) -> None:
-    """Let the held call CALL_ID of RUN_ID run.
+    """Let the held call CALL_ID of RUN_ID run (or, with --all, every pending call).
 
     Exit 0 when the approval was sent (with --wait: and memory took it), 1 when it was not
     sent since memory would refuse it (never held, decided already, the run ended, another
     tenant's), 2 for arguments that are not a JSON object, 3 when --wait timed out.
     """
     arguments = _arguments(arguments_json)
+    if every:
+        if run_id or call_id or arguments is not None or wait:
+            raise click.UsageError("--all takes no RUN_ID, CALL_ID, --arguments or --wait")
+        _decide_all(True, agent, tenant, reason, by, principal, as_json)
+        return
+    run_id, call_id = _one(run_id, call_id)
     _decide(run_id, call_id, True, arguments, reason, by, principal, wait, timeout, as_json)
 
 
 @approvals.command("deny")
-@click.argument("run_id")
-@click.argument("call_id")
+@click.argument("run_id", required=False)
+@click.argument("call_id", required=False)
+@all_options
 @click.option("--reason", required=True, help="Why: the model is told.")
 @click.option("--by", "by", default="", help="Who decides, as recorded (default: the key's id).")
 @AS_OPTION
@@ -152,8 +183,11 @@ def approve(
 @click.option("--timeout", type=float, default=30.0, show_default=True, help="With --wait.")
 @click.option("--json", "as_json", is_flag=True, help="Print the command sent as JSON.")
 def deny(
-    run_id: str,
-    call_id: str,
+    run_id: str | None,
+    call_id: str | None,
+    every: bool,
+    agent: str | None,
+    tenant: str | None,
     reason: str,
     by: str,
     principal: str | None,
@@ -161,11 +195,76 @@ def deny(
     timeout: float,
     as_json: bool,
 ) -> None:
-    """Refuse the held call CALL_ID of RUN_ID: it never runs, and its model is told REASON.
+    """Refuse the held call CALL_ID of RUN_ID (or, with --all, every pending call): it never
+    runs, and its model is told REASON.
 
     Exit codes as for `approve`.
     """
+    if every:
+        if run_id or call_id or wait:
+            raise click.UsageError("--all takes no RUN_ID, CALL_ID or --wait")
+        _decide_all(False, agent, tenant, reason, by, principal, as_json)
+        return
+    run_id, call_id = _one(run_id, call_id)
     _decide(run_id, call_id, False, None, reason, by, principal, wait, timeout, as_json)
+
+
+def _one(run_id: str | None, call_id: str | None) -> tuple[str, str]:
+    if not run_id or not call_id:
+        raise click.UsageError("give RUN_ID and CALL_ID, or --all")
+    return run_id, call_id
+
+
+def _decide_all(
+    approved: bool,
+    agent: str | None,
+    tenant: str | None,
+    reason: str,
+    by: str,
+    principal: str | None,
+    as_json: bool,
+) -> None:
+    """Decide every pending call (of `agent`'s runs, of `tenant`'s): one command each, all
+    from one client. A call decided meanwhile by someone else is reported, not decided."""
+
+    async def send(client: Loopline) -> tuple[list[Envelope[Any]], list[str]]:
+        sent: list[Envelope[Any]] = []
+        refused: list[str] = []
+        handled: set[tuple[str, str]] = set()
+        while True:  # until a look finds no call it has not handled (memory folds meanwhile)
+            page = [
+                a
+                for a in await client.approvals(tenant=tenant, limit=ALL_LIMIT)
+                if (agent is None or a.agent == agent) and (a.run_id, a.call_id) not in handled
+            ]
+            if not page:
+                return sent, refused
+            for held in page:
+                handled.add((held.run_id, held.call_id))
+                try:
+                    if approved:
+                        one = await client.approve(
+                            held.run_id, held.call_id, reason=reason, decided_by=by
+                        )
+                    else:
+                        one = await client.deny(
+                            held.run_id, held.call_id, reason=reason, decided_by=by
+                        )
+                    sent.append(one)
+                except CommandRefusedError as exc:
+                    refused.append(f"{held.run_id} {held.call_id}: {exc}")
+
+    sent, refused = _send(principal, send)
+    if as_json:
+        for event in sent:
+            click.echo(encode_event(event).decode())
+    else:
+        verb = "approval" if approved else "denial"
+        click.echo(f"{len(sent)} {verb}(s) sent")
+    for why in refused:
+        click.echo(f"error: {why}", err=True)
+    if refused:
+        sys.exit(EXIT_REFUSED)
 
 
 @click.command()

@@ -302,10 +302,14 @@ class Loopline:
             return Decider(self._key.key_id)
         return Decider(self._key.key_id, frozenset(known.acts_for))
 
-    async def approvals(self, tenant: str | None = None) -> list[reads.Approval]:
+    async def approvals(
+        self, tenant: str | None = None, *, limit: int = 100
+    ) -> list[reads.Approval]:
         """Held calls waiting for a decision (of `tenant`'s runs, when given), the longest
-        waiting first."""
-        return await self.memory(lambda c, s: reads.pending_approvals(c, s, tenant=tenant))
+        waiting first (the first `limit`)."""
+        return await self.memory(
+            lambda c, s: reads.pending_approvals(c, s, tenant=tenant, limit=limit)
+        )
 
     async def approval(self, run_id: str, call_id: str) -> reads.Approval | None:
         """The held call `call_id` of `run_id`, pending or decided (who, when, why); None if
