@@ -189,6 +189,15 @@ async def test_a_held_call_survives_every_service_killed_and_runs_once_when_appr
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "no divergence" in rerun.stdout
     assert await effects_of(system, run.run_id) == {held.call_id: 1}
+    # A fork after the approved step starts from its recorded result: nothing held again.
+    forked = system.cli("fork", run.run_id, "--from", "1", "--wait", "--json", timeout=90)
+    assert forked.returncode == 0, forked.stdout + forked.stderr
+    events = [json.loads(line) for line in forked.stdout.splitlines() if line.startswith("{")]
+    (end,) = [e for e in events if e.get("type") == "RunCompleted"]
+    fork_id = end["run_id"]
+    assert await effects_of(system, fork_id) == {}
+    listed = json.loads(system.cli("approvals", "ls", "--json").stdout)
+    assert all(a["run_id"] != fork_id for a in listed)
 
 
 async def test_a_denied_call_never_runs_and_the_model_reads_why(system: System) -> None:
