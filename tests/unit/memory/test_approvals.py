@@ -231,11 +231,15 @@ def test_a_message_to_a_running_run_reaches_its_next_context_after_the_steps_res
 
 def test_a_model_guard_that_says_fail_ends_the_run_and_tell_asks_again() -> None:
     run = Run()
+    spent = TokenUsage(prompt_tokens=40, completion_tokens=5)
     tell = run.context.follow(
-        GuardTripped(guard="g", hook=GuardHook.AFTER_MODEL, reason="no", action="tell"),
+        GuardTripped(
+            guard="g", hook=GuardHook.AFTER_MODEL, reason="no", action="tell", usage=spent
+        ),
         producer="planner",
     )
     step = run.fold(tell)
+    assert run.state.usage == spent  # set aside, but spent
     context = only(step, ContextAssembled)
     assert "set aside by guard 'g' (after_model): no" in context.appended[-1].content
     assert run.state.step == 2

@@ -16,7 +16,7 @@ from typing import Any, Literal
 from pydantic import AwareDatetime, Field
 
 from loopline_events._envelope import Payload
-from loopline_events._steps import ToolCall
+from loopline_events._steps import TokenUsage, ToolCall
 
 OnTimeout = Literal["deny", "fail"]
 
@@ -115,3 +115,8 @@ class GuardTripped(Payload):
     action: Literal["tell", "fail"] = Field(description="What follows.")
     call_id: str | None = Field(default=None, description="The tool call it concerns, if any.")
     tool: str | None = Field(default=None, description="That call's tool.")
+    usage: TokenUsage = Field(
+        default_factory=TokenUsage,
+        description="Tokens of the model call whose decision an `after_model` guard set "
+        "aside: spent all the same, and counted against the run's budget.",
+    )

@@ -44,4 +44,6 @@ async def guard_decision(
     if not guards:
         return decision
     guarded = await guards.after_model(decision, scope(event, context))
-    return guarded.event() if isinstance(guarded, Tripped) else guarded
+    if isinstance(guarded, Tripped):  # the call was made: what it spent still counts
+        return guarded.event().model_copy(update={"usage": decision.usage})
+    return guarded

@@ -769,6 +769,10 @@ def _guard_tripped(
         if orphan is not None and approvals.decided(state, trip.call_id) is None:
             return orphan
     said = f"guard {trip.guard!r} ({trip.hook.value}): {trip.reason}"
+    if trip.hook is GuardHook.AFTER_MODEL:  # the model was called: its tokens are spent
+        state = state.model_copy(
+            update={"usage": state.usage + trip.usage, "last_usage": trip.usage}
+        )
     if trip.action == "fail":
         return _fail(state, event, FailureReason.GUARD, said)
     if trip.hook not in MODEL_HOOKS:
