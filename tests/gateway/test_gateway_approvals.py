@@ -205,16 +205,18 @@ async def test_the_run_page_approves_denies_and_messages(
     await expect(held.nth(0)).to_contain_text("send_payment")
     await expect(held.nth(0)).to_contain_text('"amount": 120')
 
+    # Each form posts and the page comes back to the run: wait for that load, not for the
+    # URL (the page is at it already, and a field filled before the load would be lost).
     await held.nth(0).locator("input[name=reason]").fill("known payee")
-    await held.nth(0).locator("button.approve").click()
-    await page.wait_for_url(f"{base}/ui/runs/{run_id}")
+    async with page.expect_navigation(url=f"{base}/ui/runs/{run_id}"):
+        await held.nth(0).locator("button.approve").click()
     deny = page.locator('#held form[data-call="c2"]')
     await deny.locator("input[name=reason]").fill("never delete")
-    await deny.locator("button.deny").click()
-    await page.wait_for_url(f"{base}/ui/runs/{run_id}")
+    async with page.expect_navigation(url=f"{base}/ui/runs/{run_id}"):
+        await deny.locator("button.deny").click()
     await page.fill("#message", "Pay in EUR.")
-    await page.click("#send-message")
-    await page.wait_for_url(f"{base}/ui/runs/{run_id}")
+    async with page.expect_navigation(url=f"{base}/ui/runs/{run_id}"):
+        await page.click("#send-message")
 
     sent = await commands(gateway_system.kafka, run_id)
     got = [(e.type, e.payload.model_dump(exclude={"decided_by", "sent_by"})) for e in sent]

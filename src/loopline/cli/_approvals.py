@@ -106,7 +106,7 @@ def show(run_id: str, call_id: str, as_json: bool) -> None:
 
 
 ALL_LIMIT = 1_000
-"""Most pending calls one look at memory's projection lists (--all looks again until none)."""
+"""Most waiting calls `--all` decides at once (the longest waiting first)."""
 ALL_OPTIONS = (
     click.option(
         "--all",
@@ -224,35 +224,29 @@ def _decide_all(
     principal: str | None,
     as_json: bool,
 ) -> None:
-    """Decide every pending call (of `agent`'s runs, of `tenant`'s): one command each, all
-    from one client. A call decided meanwhile by someone else is reported, not decided."""
+    """Decide every call waiting now (of `agent`'s runs, of `tenant`'s): one command each,
+    all from one client. A call decided meanwhile by someone else is reported, not decided."""
 
     async def send(client: Loopline) -> tuple[list[Envelope[Any]], list[str]]:
+        # The calls waiting now: one look, so calls held while these are decided (the next
+        # step's, say) wait for the next decision, not this one.
+        waiting = await client.approvals(tenant=tenant, limit=ALL_LIMIT)
+        if len(waiting) == ALL_LIMIT:
+            click.echo(f"{ALL_LIMIT} or more calls wait: deciding the first {ALL_LIMIT}", err=True)
         sent: list[Envelope[Any]] = []
         refused: list[str] = []
-        handled: set[tuple[str, str]] = set()
-        while True:  # until a look finds no call it has not handled (memory folds meanwhile)
-            page = [
-                a
-                for a in await client.approvals(tenant=tenant, limit=ALL_LIMIT)
-                if (agent is None or a.agent == agent) and (a.run_id, a.call_id) not in handled
-            ]
-            if not page:
-                return sent, refused
-            for held in page:
-                handled.add((held.run_id, held.call_id))
-                try:
-                    if approved:
-                        one = await client.approve(
-                            held.run_id, held.call_id, reason=reason, decided_by=by
-                        )
-                    else:
-                        one = await client.deny(
-                            held.run_id, held.call_id, reason=reason, decided_by=by
-                        )
-                    sent.append(one)
-                except CommandRefusedError as exc:
-                    refused.append(f"{held.run_id} {held.call_id}: {exc}")
+        for held in (a for a in waiting if agent is None or a.agent == agent):
+            try:
+                if approved:
+                    one = await client.approve(
+                        held.run_id, held.call_id, reason=reason, decided_by=by
+                    )
+                else:
+                    one = await client.deny(held.run_id, held.call_id, reason=reason, decided_by=by)
+                sent.append(one)
+            except CommandRefusedError as exc:
+                refused.append(f"{held.run_id} {held.call_id}: {exc}")
+        return sent, refused
 
     sent, refused = _send(principal, send)
     if as_json:
