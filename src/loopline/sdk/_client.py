@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any, Self, TypeVar
 from uuid import UUID
 
 import asyncpg
@@ -57,12 +57,43 @@ class Run:
     """A submitted run: iterate its steps, or the text its model writes, as they happen; or
     await its result."""
 
-    def __init__(self, run_id: str, stream: EventStream, goal_id: UUID | None = None):
+    def __init__(
+        self,
+        run_id: str,
+        stream: EventStream,
+        goal_id: UUID | None = None,
+        on_close: Callable[[Run], None] | None = None,
+    ):
         self.run_id = run_id
         self.goal_id = goal_id
         """The event that started it: a `GoalRejected` naming it is this run's answer."""
         self._stream = stream
         self._result: Envelope[Any] | None = None
+        self._closed = False
+        self._on_close = on_close
+
+    async def close(self) -> None:
+        """Stop following the run (its connections to Kafka close). Done by itself once the
+        run's end is seen, and for every run still followed when its client is left."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            await self._stream.stop()
+        finally:
+            if self._on_close is not None:
+                self._on_close(self)
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
 
     @property
     def outcome(self) -> Envelope[Any] | None:
@@ -110,7 +141,7 @@ class Run:
                     self._result = event
                     return
         finally:
-            await self._stream.stop()
+            await self.close()
 
     async def result(self, timeout: float | None = None) -> Envelope[Any]:
         """Wait for the run's end (RunCompleted, RunFailed or RunCancelled), or the rejection
@@ -179,6 +210,7 @@ class Loopline:
         self.settings = settings or load_endpoints().kafka
         key = signing_key or load_signing().signing_key()
         self._bus = KafkaBus(settings=self.settings, client_id=producer, signing_key=key)
+        self._runs: set[Run] = set()
         self._key = key
         self._producer = producer
         self._postgres = postgres
@@ -195,7 +227,18 @@ class Loopline:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self._bus.stop()
+        # Runs still followed (their results never awaited, a wait given up): their streams
+        # close with the client, not whenever the collector gets to them.
+        try:
+            for run in list(self._runs):
+                await run.close()
+        finally:
+            await self._bus.stop()
+
+    def _followed(self, run_id: str, stream: EventStream, goal_id: UUID | None = None) -> Run:
+        run = Run(run_id, stream, goal_id, on_close=self._runs.discard)
+        self._runs.add(run)
+        return run
 
     async def submit(
         self,
@@ -225,14 +268,14 @@ class Loopline:
         except BaseException:
             await stream.stop()
             raise
-        return Run(run_id, stream, event.event_id)
+        return self._followed(run_id, stream, event.event_id)
 
     async def run(self, run_id: str) -> Run:
         """A run already started (a sub-task, say): it sees the run's events from its start,
         so `result()` answers whether it has ended or not."""
         stream = EventStream(self.settings, FOLLOWED_TOPICS)
         await stream.start(run_id, from_beginning=True)
-        return Run(run_id, stream)
+        return self._followed(run_id, stream)
 
     async def replay(
         self, run_id: str, *, at_step: int | None = None, progress: Progress | None = None
@@ -271,7 +314,7 @@ class Loopline:
         except BaseException:
             await stream.stop()
             raise
-        return Run(child, stream, started.event_id)
+        return self._followed(child, stream, started.event_id)
 
     async def cancel(self, run_id: str, *, reason: str = "", tenant: str = "default") -> None:
         """Ask for a run to stop at its next step."""
