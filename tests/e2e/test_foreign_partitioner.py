@@ -8,14 +8,16 @@ import asyncio
 import json
 import subprocess
 import uuid
-from collections.abc import Callable
+from collections.abc import Iterator
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
 from loopline_bus import partition_for
 from loopline_events import GOALS, RunCompleted
-from loopline_testing import System
+from loopline_runtime import Endpoints
+from loopline_testing import System, running_system
 
 from loopline.sdk import Loopline
 
@@ -43,10 +45,29 @@ async def _landed(system: System, run_ids: set[str]) -> dict[str, int]:
     return found
 
 
-async def test_goals_from_a_crc32_client_run_and_replay_with_two_replicas(
-    start_system: Callable[..., System],
-) -> None:
-    system = start_system(replicas=2)
+@dataclass(frozen=True)
+class Crc32Runs:
+    """Runs whose goals kcat produced, as they ended, and those it put where murmur2 would not."""
+
+    system: System
+    outcomes: dict[str, Any]
+    misplaced: list[str]
+
+
+@pytest.fixture(scope="module")
+def two_replicas(loopline_endpoints: Endpoints) -> Iterator[System]:
+    with running_system(loopline_endpoints, replicas=2) as running:
+        yield running
+
+
+@pytest.fixture(scope="module")
+def crc32_runs(two_replicas: System) -> Crc32Runs:
+    """RUNS goals produced with kcat (librdkafka's CRC32 partitioner), run to their end by two
+    replicas of each service."""
+    return asyncio.run(_produce_and_run(two_replicas))
+
+
+async def _produce_and_run(system: System) -> Crc32Runs:
     run_ids = {f"kcat-{uuid.uuid4().hex[:8]}" for _ in range(RUNS)}
     async with system.results() as results:
         for run_id in run_ids:
@@ -57,26 +78,43 @@ async def test_goals_from_a_crc32_client_run_and_replay_with_two_replicas(
             }
             await asyncio.to_thread(system.kcat_produce, "agent.goals", run_id, json.dumps(goal))
         outcomes = await results.wait_for(run_ids, timeout=120)
-    assert all(isinstance(o.payload, RunCompleted) for o in outcomes.values())
-
     landed = await _landed(system, run_ids)
     misplaced = [r for r, p in landed.items() if partition_for(r.encode(), GOALS.partitions) != p]
-    assert misplaced, "kcat put every goal where murmur2 would: the test proves nothing"
+    return Crc32Runs(system, dict(outcomes), sorted(misplaced))
 
-    async with Loopline(system.kafka, producer="e2e") as client:
-        for run_id in misplaced:  # the SDK finds each
+
+async def test_goals_from_a_crc32_client_run_with_two_replicas_and_the_sdk_replays_them(
+    crc32_runs: Crc32Runs, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The replay folds with the profiles the services ran.
+    agents = crc32_runs.system.env["LOOPLINE_AGENTS_FILE"]
+    monkeypatch.setenv("LOOPLINE_AGENTS_FILE", agents)
+    outcomes = crc32_runs.outcomes
+    assert all(isinstance(o.payload, RunCompleted) for o in outcomes.values())
+    assert crc32_runs.misplaced, "kcat put every goal where murmur2 would: the test proves nothing"
+    async with Loopline(crc32_runs.system.kafka, producer="e2e") as client:
+        for run_id in crc32_runs.misplaced:  # the SDK finds each
             replayed = await client.replay(run_id)
             assert replayed.state is not None
             assert replayed.state.answer == outcomes[run_id].payload.answer
-    # And the CLI, as a user types it.
-    run_id = misplaced[0]
+
+
+async def test_the_cli_replays_and_reruns_a_run_whose_goal_kcat_produced(
+    crc32_runs: Crc32Runs,
+) -> None:
+    system, run_id = crc32_runs.system, crc32_runs.misplaced[0]
+    answer = crc32_runs.outcomes[run_id].payload.answer
     replayed_cli = await asyncio.to_thread(system.cli, "replay", run_id, "--json")
     assert replayed_cli.returncode == 0, replayed_cli.stderr
     state = json.loads(replayed_cli.stdout)["state"]
-    assert (state["status"], state["answer"]) == ("completed", outcomes[run_id].payload.answer)
+    assert (state["status"], state["answer"]) == ("completed", answer)
     rerun = await asyncio.to_thread(system.cli, "rerun", run_id)
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "no divergence" in rerun.stdout
+
+
+async def test_the_cli_forks_a_run_whose_goal_kcat_produced(crc32_runs: Crc32Runs) -> None:
+    system, run_id = crc32_runs.system, crc32_runs.misplaced[0]
     try:
         forked = await asyncio.to_thread(
             system.cli, "fork", run_id, "--from", "1", "--wait", timeout=45
