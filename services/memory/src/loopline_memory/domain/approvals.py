@@ -17,7 +17,6 @@ from loopline_events import (
     ApprovalDecided,
     ApprovalRequested,
     Envelope,
-    Message,
     ToolCall,
     ToolCallApproved,
     ToolCallFailed,
@@ -88,9 +87,9 @@ def may_decide(request: HeldCall, key_id: str, acts_for_any: bool) -> str | None
 
 def decide(
     state: RunState, event: Envelope[Any], answer: ApprovalDecided, agent: str
-) -> tuple[RunState, tuple[Emission, ...], Message | None]:
+) -> tuple[RunState, tuple[Emission, ...], ToolCallFailed | None]:
     """Take the answer to a held call: the state, what to emit, and (for a denial) the call's
-    result message the reducer folds as if it had come back."""
+    result, which the reducer folds at once as if it had come back."""
     request = held(state, answer.call_id)
     assert request is not None
     approved = answer.approved
@@ -116,12 +115,7 @@ def decide(
         return state, (Emission(topic=DECISIONS.name, payload=go),), None
     error = ToolError(kind=ToolErrorKind.DENIED, message=denial(answer))
     failed = ToolCallFailed(call_id=request.call_id, tool=request.tool, error=error)
-    result = Message(
-        role="tool",
-        content=f"error ({ToolErrorKind.DENIED.value}): {error.message}",
-        tool_call_id=request.call_id,
-    )
-    return state, (Emission(topic=OBSERVATIONS.name, payload=failed),), result
+    return state, (Emission(topic=OBSERVATIONS.name, payload=failed),), failed
 
 
 def denial(answer: ApprovalDecided) -> str:

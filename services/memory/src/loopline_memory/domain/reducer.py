@@ -278,17 +278,30 @@ def _orphan_result(
     event: Envelope[Any],
     outcome: ToolCallSucceeded | ToolCallFailed | ApprovalRequested | GuardTripped,
 ) -> Step | None:
-    """A tool result answers the decision of the current step, for one of its calls."""
+    """A tool's answer names the step's decision as its cause, for one of its calls; once a
+    person approved a held call, that call's approval. A held call has no result yet, and a
+    denied one none but memory's record of the denial."""
     if event.seq != state.step or state.context_id is None:
         return None  # a stale step's result: ignored as such
-    decision = derived_id(state.context_id, PLANNER, 0)
-    if event.causation_id != decision:
-        why = f"answers {event.causation_id}, not the step's decision ({decision})"
-    elif state.phase is Phase.OBSERVATIONS and outcome.call_id not in state.calls:
+    call = outcome.call_id
+    cause, of = derived_id(state.context_id, PLANNER, 0), "the step's decision"
+    request = isinstance(outcome, ApprovalRequested)  # the executor's, answering the decision
+    answered = None if request or call is None else approvals.decided(state, call)
+    if answered is not None and answered.approved and answered.approval_id is not None:
+        cause, of = answered.approval_id, "the call's approval"
+    if answered is not None and not answered.approved:
+        if event.producer == PRODUCER:
+            return None  # memory's own record of the denial, folded with it
+        why = "the call was denied, and never ran"
+    elif not request and call is not None and approvals.held(state, call) is not None:
+        why = "the call waits for approval: it has not run"
+    elif event.causation_id != cause:
+        why = f"answers {event.causation_id}, not {of} ({cause})"
+    elif state.phase is Phase.OBSERVATIONS and call not in state.calls:
         why = "names a call the decision did not make"
     else:
         return None
-    return Step(state, note=f"result of {outcome.call_id}: {why}", orphan=True)
+    return Step(state, note=f"result of {call}: {why}", orphan=True)
 
 
 def _touch(state: RunState, event: Envelope[Any], **changes: Any) -> RunState:
@@ -593,29 +606,14 @@ def _observed(
         if isinstance(outcome, ToolCallSucceeded) and outcome.call_id == served.START_RECALL_CALL:
             return _recalled(state, event, outcome, env)
         return Step(state, note=f"result of a call not pending ({outcome.call_id})")
-    answered = approvals.decided(state, outcome.call_id)
-    if answered is not None and event.seq == state.step and not env.trust_log:
-        # A held call's result answers the approval memory sent, or is memory's own record
-        # of a denial (folded when the denial was).
-        if not answered.approved:
-            if event.producer == PRODUCER:
-                return Step(state, note=f"record of the denial of {outcome.call_id}")
-            why = "the call was denied, and never ran"
-            return Step(state, note=f"result of {outcome.call_id}: {why}", orphan=True)
-        if event.causation_id != answered.approval_id:
-            why = f"answers {event.causation_id}, not the call's approval ({answered.approval_id})"
-            return Step(state, note=f"result of {outcome.call_id}: {why}", orphan=True)
-    elif approvals.held(state, outcome.call_id) is not None and not env.trust_log:
-        why = "the call waits for approval: it has not run"
-        return Step(state, note=f"result of {outcome.call_id}: {why}", orphan=True)
-    elif outcome.tool == delegation.DELEGATE and delegation.child_of(state, outcome.call_id):
+    if outcome.tool == delegation.DELEGATE and delegation.child_of(state, outcome.call_id):
         # A sub-task's end: memory answers the call from the child run, not from the decision.
         if event.producer != PRODUCER and not env.trust_log:
             why = f"a sub-task's result comes from memory, not {event.producer!r}"
             return Step(state, note=f"result of {outcome.call_id}: {why}", orphan=True)
         if event.seq == state.step and outcome.call_id in state.pending_calls:
             state = delegation.returned(state, outcome)
-    elif not env.trust_log and answered is None:
+    elif not env.trust_log:
         orphan = _orphan_result(state, event, outcome)
         if orphan is not None:
             return orphan
@@ -623,6 +621,11 @@ def _observed(
     awaiting = state.phase is Phase.DECISION or outcome.call_id in state.pending_calls
     if event.seq != state.step or outcome.call_id in known or not awaiting:
         return Step(state, note=f"result of a call not pending ({outcome.call_id})")
+    return _maybe_next(_received(_touch(state, event), outcome), env)
+
+
+def _received(state: RunState, outcome: ToolCallSucceeded | ToolCallFailed) -> RunState:
+    """The state with `outcome` among the step's results, as the model will read it."""
     if isinstance(outcome, ToolCallSucceeded):
         observed = Message(
             role="tool",
@@ -634,7 +637,7 @@ def _observed(
         content = f"error ({outcome.error.kind.value}): {outcome.error.message}"
         observed = Message(role="tool", content=content, tool_call_id=outcome.call_id)
     received = tuple(sorted((*state.received, observed), key=lambda m: m.tool_call_id or ""))
-    return _maybe_next(_touch(state, event, received=received), env)
+    return state.model_copy(update={"received": received})
 
 
 def _maybe_next(state: RunState, env: Environment) -> Step:
@@ -738,12 +741,11 @@ def _approval_decided(
     is refused with its reason."""
     if approvals.held(state, answer.call_id) is None:
         return Step(state, note=approvals.not_held(state, answer.call_id), orphan=True)
-    decided, emissions, result = approvals.decide(state, event, answer, state.agent)
+    decided, emissions, denial = approvals.decide(state, event, answer, state.agent)
     decided = _touch(decided, event)
-    if result is None:
+    if denial is None:
         return Step(decided, emissions)
-    received = tuple(sorted((*decided.received, result), key=lambda m: m.tool_call_id or ""))
-    step = _maybe_next(decided.model_copy(update={"received": received}), env)
+    step = _maybe_next(_received(decided, denial), env)  # the model reads the denial now
     return replace(step, emissions=(*emissions, *step.emissions))
 
 
@@ -766,7 +768,7 @@ def _guard_tripped(
         return Step(state, note=f"stale guard trip for step {event.seq}")
     elif not env.trust_log and trip.call_id is not None:
         orphan = _orphan_result(state, event, trip)
-        if orphan is not None and approvals.decided(state, trip.call_id) is None:
+        if orphan is not None:
             return orphan
     said = f"guard {trip.guard!r} ({trip.hook.value}): {trip.reason}"
     if trip.hook is GuardHook.AFTER_MODEL:  # the model was called: its tokens are spent
