@@ -209,6 +209,22 @@ def deny(
     _decide(run_id, call_id, False, None, reason, by, principal, wait, timeout, as_json)
 
 
+async def _send_decision(
+    client: Loopline,
+    run_id: str,
+    call_id: str,
+    approved: bool,
+    arguments: dict[str, Any] | None,
+    reason: str,
+    by: str,
+) -> Envelope[Any]:
+    if approved:
+        return await client.approve(
+            run_id, call_id, arguments=arguments, reason=reason, decided_by=by
+        )
+    return await client.deny(run_id, call_id, reason=reason, decided_by=by)
+
+
 def _one(run_id: str | None, call_id: str | None) -> tuple[str, str]:
     if not run_id or not call_id:
         raise click.UsageError("give RUN_ID and CALL_ID, or --all")
@@ -237,13 +253,11 @@ def _decide_all(
         refused: list[str] = []
         for held in (a for a in waiting if agent is None or a.agent == agent):
             try:
-                if approved:
-                    one = await client.approve(
-                        held.run_id, held.call_id, reason=reason, decided_by=by
+                sent.append(
+                    await _send_decision(
+                        client, held.run_id, held.call_id, approved, None, reason, by
                     )
-                else:
-                    one = await client.deny(held.run_id, held.call_id, reason=reason, decided_by=by)
-                sent.append(one)
+                )
             except CommandRefusedError as exc:
                 refused.append(f"{held.run_id} {held.call_id}: {exc}")
         return sent, refused
@@ -298,11 +312,7 @@ def _decide(
     as_json: bool,
 ) -> None:
     async def send(client: Loopline) -> Envelope[Any]:
-        if approved:
-            return await client.approve(
-                run_id, call_id, arguments=arguments, reason=reason, decided_by=by
-            )
-        return await client.deny(run_id, call_id, reason=reason, decided_by=by)
+        return await _send_decision(client, run_id, call_id, approved, arguments, reason, by)
 
     sent = _send(principal, send)
     if as_json:
