@@ -19,7 +19,6 @@ from typing import Any
 import pytest
 from loopline_events import (
     CONTROL,
-    Budget,
     CancelRun,
     Envelope,
     ModelDecided,
@@ -203,8 +202,9 @@ async def _bad_command_then_good_one(
     system: System, client: Loopline, topic: Topic, bad: Bad, key: str, good: str
 ) -> tuple[Placed, Envelope[Any]]:
     """A long run under way, a bad command, then a good CancelRun of that run behind it (same
-    partition of agent.control): the run must end cancelled."""
-    run = await client.submit("Count to 1000", run_id=good, budget=Budget(max_steps=200))
+    partition of agent.control): the run must end cancelled. (Its profile allows 1,000 steps:
+    it cannot end by itself while the bad command is dead-lettered.)"""
+    run = await client.submit("Count to 1000", run_id=good, agent="counter")
     steps = run.steps()
     async for event in steps:  # under way once the model decided once
         if isinstance(event.payload, ModelDecided):

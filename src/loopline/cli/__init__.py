@@ -2,28 +2,54 @@
 
 from __future__ import annotations
 
+import importlib
 from typing import Any
 
 import click
 from loopline_runtime import ConfigurationError, settings_problem
 
 from loopline import __version__
-from loopline.cli._access import tenants
-from loopline.cli._approvals import approvals, say
-from loopline.cli._dlq import dlq
-from loopline.cli._infra import infra
-from loopline.cli._keys import keys
-from loopline.cli._replay import fork, rebuild, replay, rerun
-from loopline.cli._runs import cancel, runs, show, submit, tail
-from loopline.cli._serve import serve, services
-from loopline.cli._sign import sign
 
 EXIT_CONFIGURATION = 2
 
+COMMANDS = {
+    "submit": "_runs",
+    "tail": "_runs",
+    "runs": "_runs",
+    "show": "_runs",
+    "cancel": "_runs",
+    "approvals": "_approvals",
+    "say": "_approvals",
+    "replay": "_replay",
+    "rerun": "_replay",
+    "fork": "_replay",
+    "rebuild": "_replay",
+    "dlq": "_dlq",
+    "keys": "_keys",
+    "sign": "_sign",
+    "serve": "_serve",
+    "services": "_serve",
+    "infra": "_infra",
+    "tenants": "_access",
+}
+"""Each command and the module of `loopline.cli` defining it, imported when the command runs:
+a service started with `loopline serve` loads what it serves, not the gateway or the SDK."""
+
 
 class _Commands(click.Group):
-    """Every command: a configuration to fix (a setting, a file, topics that do not fit) is
-    told in one line and exit 2, never a traceback."""
+    """Every command, loaded when asked for; a configuration to fix (a setting, a file, topics
+    that do not fit) is told in one line and exit 2, never a traceback."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        module = COMMANDS.get(cmd_name)
+        if module is None:
+            return None
+        command = getattr(importlib.import_module(f"loopline.cli.{module}"), cmd_name)
+        assert isinstance(command, click.Command)
+        return command
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -47,27 +73,5 @@ def main() -> None:
     Endpoints come from LOOPLINE_KAFKA_BOOTSTRAP, LOOPLINE_REDIS_URL and LOOPLINE_POSTGRES_DSN.
     """
 
-
-for command in (
-    submit,
-    tail,
-    runs,
-    show,
-    cancel,
-    approvals,
-    say,
-    replay,
-    rerun,
-    fork,
-    rebuild,
-    dlq,
-    keys,
-    sign,
-    serve,
-    services,
-    infra,
-    tenants,
-):
-    main.add_command(command)
 
 __all__ = ["main"]

@@ -44,6 +44,8 @@ from pydantic import BaseModel
 
 API_KEY = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWx0123"
 CARD = "4111 1111 1111 1111"
+SECRETS = (API_KEY, CARD, CARD.replace(" ", ""))
+"""Each secret as a tool writes it (a figure such as a duration may hold "4111" by chance)."""
 MASK = "[redacted]"
 
 AGENTS = """
@@ -166,14 +168,12 @@ async def test_a_secret_in_an_output_reaches_observations_only_redacted(
     }
     for e in results:
         published = e.model_dump_json()
-        assert API_KEY not in published
-        assert "4111" not in published
+        assert not any(secret in published for secret in SECRETS)
     assert await tools.notes() == [f"use {MASK}"]
     # The ledger, which replays the payment's result, holds the redacted form only.
     recorded = await ledger.claim(event.run_id, event.seq, "c2", "pay")
     assert recorded.outcome is not None
-    assert API_KEY not in json.dumps(recorded.outcome)
-    assert "4111" not in json.dumps(recorded.outcome)
+    assert not any(secret in json.dumps(recorded.outcome) for secret in SECRETS)
 
 
 async def test_a_spend_over_the_limit_is_refused_and_told(

@@ -131,6 +131,13 @@ max_steps = 40
 deadline_s = 240
 context_budget_tokens = 300
 
+[agents.counter]
+system_prompt = "You count, for as long as you are let."
+model = "demo"
+tools = ["calculator"]
+max_steps = 1000
+deadline_s = 600
+
 [agents.effects]
 system_prompt = "You record side effects."
 model = "demo"

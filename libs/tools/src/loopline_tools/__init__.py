@@ -15,6 +15,9 @@ outcome = await run_tool(add, {"a": 1, "b": 2}, ToolContext(run_id="r", call_id=
 ```
 """
 
+import importlib
+from typing import TYPE_CHECKING, Any
+
 from loopline_tools._builtins import BUILTIN_TOOLS, SERVED_BY_MEMORY
 from loopline_tools._core import (
     ArtifactReader,
@@ -26,10 +29,31 @@ from loopline_tools._core import (
     ToolFailure,
 )
 from loopline_tools._decorator import tool
-from loopline_tools._mcp_client import McpConnection, McpTools
-from loopline_tools._mcp_mapping import Listing, effect_of, render, schema_problem, tools_of
+from loopline_tools._mcp_client import McpTools
 from loopline_tools._registry import ToolRegistry
 from loopline_tools._run import ToolOutcome, run_tool
+
+if TYPE_CHECKING:
+    from loopline_tools._mcp_connection import McpConnection
+    from loopline_tools._mcp_mapping import Listing, effect_of, render, schema_problem, tools_of
+
+_MCP = {
+    "McpConnection": "_mcp_connection",
+    "Listing": "_mcp_mapping",
+    "effect_of": "_mcp_mapping",
+    "render": "_mcp_mapping",
+    "schema_problem": "_mcp_mapping",
+    "tools_of": "_mcp_mapping",
+}
+"""What needs the `mcp` SDK, loaded when first asked for: most services use no MCP server."""
+
+
+def __getattr__(name: str) -> Any:
+    module = _MCP.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(f"{__name__}.{module}"), name)
+
 
 __all__ = [
     "BUILTIN_TOOLS",

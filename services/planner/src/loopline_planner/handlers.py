@@ -49,7 +49,12 @@ from loopline_planner.adapters.limiter import (
     Verdict,
     WaitedTooLongError,
 )
-from loopline_planner.adapters.models import ModelAdapter, ModelError, ModelSettings
+from loopline_planner.adapters.models import (
+    ModelAdapter,
+    ModelError,
+    ModelSettings,
+    load_adapters,
+)
 from loopline_planner.calls import Caller, Decided
 from loopline_planner.domain.requests import (
     ModelRequest,
@@ -274,6 +279,7 @@ class _Step:
         """The step's outputs: its decision (or the guard's trip standing for it), its model
         failure, or a quota's `FailRun`."""
         chain = models_for(self.context.model, self.profile)
+        await load_adapters(chain)
         try:
             request = await self._request()
             if isinstance(request, Tripped):  # answers the context in the decision's place

@@ -7,10 +7,11 @@ reply = await model.complete(request, on_text=print_as_it_comes)
 ```
 """
 
-from loopline_planner.adapters.models._anthropic import AnthropicModel
-from loopline_planner.adapters.models._build import build_model
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from loopline_planner.adapters.models._build import ADAPTERS, build_model, load_adapters
 from loopline_planner.adapters.models._demo import DemoModel
-from loopline_planner.adapters.models._openai import OpenAIChatModel
 from loopline_planner.adapters.models._settings import ModelSettings
 from loopline_planner.adapters.models._types import (
     ModelAdapter,
@@ -20,6 +21,21 @@ from loopline_planner.adapters.models._types import (
     TextSink,
     provider_of,
 )
+
+if TYPE_CHECKING:
+    from loopline_planner.adapters.models._anthropic import AnthropicModel
+    from loopline_planner.adapters.models._openai import OpenAIChatModel
+
+_ADAPTER_CLASSES = {"AnthropicModel": ADAPTERS["anthropic"], "OpenAIChatModel": ADAPTERS["openai"]}
+
+
+def __getattr__(name: str) -> Any:
+    """The providers' adapters, imported when first asked for (each imports its SDK)."""
+    module = _ADAPTER_CLASSES.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    return getattr(importlib.import_module(module), name)
+
 
 __all__ = [
     "AnthropicModel",
@@ -32,5 +48,6 @@ __all__ = [
     "OpenAIChatModel",
     "TextSink",
     "build_model",
+    "load_adapters",
     "provider_of",
 ]
