@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import asyncpg
+import pytest
 from loopline_events import (
     Budget,
     FailureReason,
@@ -16,10 +17,18 @@ from loopline_events import (
     RunFailed,
     ToolCallSucceeded,
 )
-from loopline_runtime import schema_name
-from loopline_testing import System
+from loopline_runtime import Endpoints, schema_name
+from loopline_testing import System, running_system
 
 from loopline.sdk import Loopline
+
+
+@pytest.fixture(scope="module")
+def system(loopline_endpoints: Endpoints) -> Iterator[System]:
+    """The four services, one of each, shared by the module's tests (each runs runs of its
+    own, and nothing here stops a service)."""
+    with running_system(loopline_endpoints) as running:
+        yield running
 
 
 async def test_a_goal_needing_two_tool_calls_completes_with_the_right_answer(

@@ -5,10 +5,11 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import asyncpg
+import pytest
 from loopline_events import (
     Budget,
     FailureReason,
@@ -16,12 +17,19 @@ from loopline_events import (
     RunFailed,
 )
 from loopline_memory.domain import window
-from loopline_runtime import schema_name
-from loopline_testing import System
+from loopline_runtime import Endpoints, schema_name
+from loopline_testing import System, running_system
 from loopline_testing.openai_server import OpenAIServer, RecordedRequest, tool_call_completion
 from loopline_testing.probes import context_requests
 
 from loopline.sdk import Loopline
+
+
+@pytest.fixture(scope="module")
+def system(loopline_endpoints: Endpoints) -> Iterator[System]:
+    """The four services, shared by the module's tests that need no model server."""
+    with running_system(loopline_endpoints) as running:
+        yield running
 
 
 async def _fetch(system: System, sql: str, *args: Any) -> list[asyncpg.Record]:

@@ -468,12 +468,14 @@ def running_system(
 ) -> Iterator[System]:
     """The four services in a namespace of their own, with the test agent profiles (or
     `agents`), for as long as the block runs (a whole test module, say); then stopped, and
-    the namespace dropped."""
+    the namespace dropped. The test process gets the services' profiles meanwhile, so replays
+    in the test fold with the profiles memory used."""
     base = default_paths()
     base.home.mkdir(parents=True, exist_ok=True)
     home = Path(tempfile.mkdtemp(prefix="e2e-", dir=base.home))
     store = session_access(endpoints)
-    with granted(store, unique_prefix()) as namespace:
+    with granted(store, unique_prefix()) as namespace, pytest.MonkeyPatch.context() as env:
+        env.setenv("LOOPLINE_AGENTS_FILE", str(home / "agents.toml"))
         try:
             system = launch_system(
                 endpoints,
