@@ -19,6 +19,7 @@ from loopline_events import (
 )
 from loopline_runtime import Endpoints, schema_name
 from loopline_testing import System, running_system
+from loopline_testing.plugin import TEST_PARTITIONS
 
 from loopline.sdk import Loopline
 
@@ -93,7 +94,8 @@ async def test_two_replicas_of_each_service_split_the_partitions(
         assert all(split), f"a replica of {service} owns no partition: {split}"
         assert not split[0] & split[1], f"{service} replicas share partitions"
         topics = {p.rsplit(":", 1)[0] for p in split[0] | split[1]}
-        assert len(split[0] | split[1]) == 12 * len(topics)  # every partition has an owner
+        every = TEST_PARTITIONS * len(topics)
+        assert len(split[0] | split[1]) == every  # every partition has an owner
 
 
 async def _settled_split(system: System, service: str) -> list[set[str]]:

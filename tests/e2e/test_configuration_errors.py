@@ -66,6 +66,9 @@ async def test_submitting_to_an_unknown_agent_fails_before_anything_is_published
 ) -> None:
     refused = await asyncio.to_thread(system.cli, "submit", "What is 1 + 1?", "--agent", "nobody")
     assert refused.returncode == 2
-    assert "unknown agent 'nobody' (known: calculator, claude, compact, default" in refused.stderr
+    assert (
+        "unknown agent 'nobody' (known: calculator, claude, compact, counter, default"
+        in refused.stderr
+    )
     listed = await asyncio.to_thread(system.cli, "runs", "--json")
     assert listed.stdout.strip() == "[]"

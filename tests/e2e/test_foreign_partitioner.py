@@ -56,7 +56,8 @@ class Crc32Runs:
 
 @pytest.fixture(scope="module")
 def two_replicas(loopline_endpoints: Endpoints) -> Iterator[System]:
-    with running_system(loopline_endpoints, replicas=2) as running:
+    # The declared partitions: with few, CRC32 and murmur2 agree too often to prove anything.
+    with running_system(loopline_endpoints, replicas=2, partitions=None) as running:
         yield running
 
 

@@ -74,7 +74,14 @@ async def _refused_then_fixed(cluster: PrivateInfra, namespace: str, home: Path)
 
         with pytest.raises(InfraError) as refused:
             await asyncio.to_thread(
-                launch_system, endpoints, namespace, home, 1, ASK_FOR_THREE, store=store
+                launch_system,
+                endpoints,
+                namespace,
+                home,
+                1,
+                ASK_FOR_THREE,
+                store=store,
+                partitions=None,
             )
         message = str(refused.value)
         topics = len(ALL_TOPICS)
@@ -102,7 +109,14 @@ async def _refused_then_fixed(cluster: PrivateInfra, namespace: str, home: Path)
         await assert_three_copies_two_in_sync(kafka)
 
         system = await asyncio.to_thread(
-            launch_system, endpoints, namespace, home, 1, ASK_FOR_THREE, store=store
+            launch_system,
+            endpoints,
+            namespace,
+            home,
+            1,
+            ASK_FOR_THREE,
+            store=store,
+            partitions=None,
         )
         try:
             async with Loopline(system.kafka, producer="e2e") as client:

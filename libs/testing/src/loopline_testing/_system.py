@@ -22,6 +22,7 @@ import pytest
 import redis.asyncio as aioredis
 from loopline_bus import SIGNED_TYPES, EventStream, TopicsUnfitError
 from loopline_events import (
+    ALL_TOPICS,
     RESULTS,
     Envelope,
     EventDecodeError,
@@ -48,10 +49,12 @@ from loopline_runtime import Endpoints, KafkaSettings, schema_name
 
 from loopline_testing.effects import SCHEMA as EFFECTS_SCHEMA
 from loopline_testing.plugin import (
+    TEST_PARTITIONS,
     delete_topics,
     granted,
     run_apart,
     session_access,
+    small_topics,
     unique_prefix,
 )
 
@@ -400,11 +403,14 @@ def launch_system(
     *,
     gateway: bool = False,
     store: CredentialStore | None = None,
+    partitions: int | None = TEST_PARTITIONS,
 ) -> System:
     """Start the four services (`replicas` of each) on `endpoints`, in `namespace`, with the
     test agent profiles (or `profiles`) and rate limits and quotas (`limits`, TOML: none by
     default), and the gateway (on a free port) when asked; their pid files, logs, agents and
-    limits files live in `home`.
+    limits files live in `home`. The namespace's topics have `partitions` each (None: as
+    declared): fewer than declared, which the services accept (saying so), to spare the
+    broker a few thousand partitions made and deleted per test run.
 
     With the servers' credentials (`store`; those of the session's servers when `endpoints`
     reach them), the namespace's topics are made by the cluster's admin first (its ACLs are
@@ -426,7 +432,9 @@ def launch_system(
     operator = {**endpoints.env(), **common}
     if store is not None:
         with contextlib.suppress(TopicsUnfitError):  # the services refuse to start, and say why
-            run_apart(create_topics(store.require(), replication_asked(kafka, common)))
+            specs = ALL_TOPICS if partitions is None else small_topics(partitions)
+            asked = replication_asked(kafka, common)
+            run_apart(create_topics(store.require(), asked, specs))
     services = Services(home, common if store is not None else operator, store)
     names = (*SERVICES, GATEWAY) if gateway else SERVICES
     try:
@@ -465,6 +473,7 @@ def running_system(
     env_extra: dict[str, str] | None = None,
     gateway: bool = False,
     agents: str = TEST_AGENTS,
+    partitions: int | None = TEST_PARTITIONS,
 ) -> Iterator[System]:
     """The four services in a namespace of their own, with the test agent profiles (or
     `agents`), for as long as the block runs (a whole test module, say); then stopped, and
@@ -486,6 +495,7 @@ def running_system(
                 agents,
                 gateway=gateway,
                 store=store,
+                partitions=partitions,
             )
             try:
                 yield system
