@@ -8,12 +8,14 @@ whatever crashes and redeliveries happen around it.
 The package offers the tool through the `loopline.tools` entry point, so a tool-executor
 started from this workspace (tests, `make chaos`) runs it and memory shows it to the model.
 It reads LOOPLINE_POSTGRES_DSN and LOOPLINE_KAFKA_TOPIC_PREFIX when first called, never at
-import time.
+import time, and LOOPLINE_TESTING_EFFECT_S: how long each effect takes (none by default), as a
+slow side effect would, so runs are still under way when a fault strikes them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import weakref
 from dataclasses import dataclass
 
@@ -24,6 +26,9 @@ from loopline_tools import Effect, RetryPolicy, Tool, ToolContext, ToolFailure, 
 from pydantic import BaseModel, Field
 
 from loopline_testing.texts import long_text
+
+PACE_VARIABLE = "LOOPLINE_TESTING_EFFECT_S"
+"""Seconds each effect takes before it is recorded (the executor's environment)."""
 
 SCHEMA = "effects"
 """Base name of the schema (namespaced like the services' own)."""
@@ -107,6 +112,7 @@ async def _reconcile(args: RecordEffectArgs, ctx: ToolContext) -> str | None:
 )
 async def record_effect(args: RecordEffectArgs, ctx: ToolContext) -> str:
     """Record a side effect with a label (each call records one); returns what it recorded."""
+    await asyncio.sleep(float(os.environ.get(PACE_VARIABLE) or 0))
     try:
         store = await _store()
         await store.pool.execute(

@@ -43,7 +43,7 @@ from loopline_testing.chaos._report import (
     count_reasons,
 )
 from loopline_testing.chaos._timeline import Timeline
-from loopline_testing.effects import EffectCounts, read_effect_counts
+from loopline_testing.effects import PACE_VARIABLE, EffectCounts, read_effect_counts
 from loopline_testing.plugin import delete_topics, unique_prefix
 
 Say = Callable[[str], None]
@@ -76,6 +76,10 @@ class Scenario:
     strike_at: tuple[float, ...] = ()
     """The share of the runs' decisions made when each fault strikes; none given: evenly
     spaced (one fault: half-way)."""
+    effect_s: float = 0.0
+    """How long each side effect takes. Small runs on an idle machine can end within a second
+    of their half-way mark, before the timeline (which reads the topics, a little behind) says
+    a fault is due: paced effects keep them under way when it strikes."""
 
     def share_at(self, fault: int) -> float:
         """The share of the decisions after which fault number `fault` strikes."""
@@ -107,7 +111,13 @@ async def _play(
     home = Path(tempfile.mkdtemp(prefix="system-", dir=infra.home))
     say(f"{scenario.name}: starting the services in {namespace}")
     system = await asyncio.to_thread(
-        launch_system, infra.endpoints, namespace, home, store=infra.store
+        launch_system,
+        infra.endpoints,
+        namespace,
+        home,
+        env_extra={PACE_VARIABLE: str(scenario.effect_s)},
+        store=infra.store,
+        partitions=None,  # the topics as declared: the harness measures what users run
     )
     stream = EventStream(system.kafka)
     timeline = Timeline()

@@ -50,6 +50,10 @@ FULL: tuple[Scenario, ...] = (
 """`make chaos`: each fault alone in the middle of 100 concurrent runs of five steps; the last
 three on a cluster of three brokers (replication 3, min.insync.replicas 2)."""
 
+QUICK_EFFECT_S = 2.0
+"""Each effect of the small runs takes 2 s: twenty runs of seven steps then last 12 s or more,
+and a fault due at three quarters of them still finds runs under way."""
+
 QUICK: tuple[Scenario, ...] = (
     Scenario(
         "services killed in turn",
@@ -60,12 +64,14 @@ QUICK: tuple[Scenario, ...] = (
         ),
         runs=20,
         effects=6,
+        effect_s=QUICK_EFFECT_S,
     ),
     Scenario(
         "servers restarted in turn",
         (FlushRedis(), RestartKafka(), StopPostgres(10.0)),
         runs=20,
         effects=6,
+        effect_s=QUICK_EFFECT_S,
     ),
 )
 """The smaller run of `make test`: 20 runs of seven steps, the faults in turn."""
@@ -75,6 +81,7 @@ QUICK_CLUSTER = Scenario(
     (KillBroker("active controller", down_s=5.0),),
     runs=20,
     effects=6,
+    effect_s=QUICK_EFFECT_S,
     brokers=3,
     target_s=BROKER_TARGET_S,
 )
