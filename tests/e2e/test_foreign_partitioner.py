@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from aiokafka import AIOKafkaConsumer
-from loopline_bus import partition_for
+from loopline_bus import ADMITTED_HEADER, partition_for
 from loopline_events import GOALS, RunCompleted
 from loopline_runtime import Endpoints
 from loopline_testing import System, running_system
@@ -25,7 +25,8 @@ RUNS = 6
 
 
 async def _landed(system: System, run_ids: set[str]) -> dict[str, int]:
-    """The partition of agent.goals each run's first record landed in (kcat's choice)."""
+    """The partition of agent.goals each run's goal landed in (kcat's choice), not the copy
+    memory admits to its run's partition (which may be read first)."""
     consumer = AIOKafkaConsumer(
         system.kafka.topic_prefix + "agent.goals",
         **system.kafka.client_options(),
@@ -38,7 +39,8 @@ async def _landed(system: System, run_ids: set[str]) -> dict[str, int]:
             while not run_ids <= found.keys():
                 for tp, records in (await consumer.getmany(timeout_ms=500)).items():
                     for r in records:
-                        if r.key is not None:
+                        admitted = any(k == ADMITTED_HEADER for k, _ in r.headers or ())
+                        if r.key is not None and not admitted:
                             found.setdefault(r.key.decode(), tp.partition)
     finally:
         await consumer.stop()

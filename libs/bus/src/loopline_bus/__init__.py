@@ -13,6 +13,7 @@ from loopline_bus._api import (
     SubscriptionOptions,
     default_middleware,
 )
+from loopline_bus._dispatch import ADMITTED_HEADER
 from loopline_bus._history import Progress, Recorded, read_history
 from loopline_bus._instruments import BusMetrics
 from loopline_bus._kafka import KafkaBus
@@ -46,6 +47,7 @@ from loopline_bus._topics import TopicsReport, ensure_topics, inspect_topics, re
 from loopline_bus._tracing import TracingMiddleware, start_trace
 
 __all__ = [
+    "ADMITTED_HEADER",
     "RUN_TOPICS",
     "SIGNED_TYPES",
     "Bus",
