@@ -103,7 +103,7 @@ async def test_a_lead_answers_with_its_sub_task_s_answer_and_pays_for_it(system:
         outcome = await run.result(timeout=90)
         child = await child_of(system, run.run_id)
         child_outcome = await (await client.run(child)).result(timeout=30)
-    assert isinstance(outcome.payload, RunCompleted), outcome.payload
+    assert isinstance(outcome.payload, RunCompleted), outcome.payload.model_dump_json()
     assert outcome.payload.answer.startswith("calculator answered:")
     assert "126" in outcome.payload.answer
     assert isinstance(child_outcome.payload, RunCompleted)
@@ -134,7 +134,7 @@ async def test_a_lead_hands_out_two_sub_tasks_at_once_and_answers_with_both(
             "Ask calculator: What is 6 * 7?; ask default: What is 2 + 3?", agent="lead"
         )
         outcome = await run.result(timeout=90)
-    assert isinstance(outcome.payload, RunCompleted), outcome.payload
+    assert isinstance(outcome.payload, RunCompleted), outcome.payload.model_dump_json()
     assert outcome.payload.answer == (
         "calculator answered: 6 * 7 = 42.; default answered: 2 + 3 = 5."
     )
@@ -172,7 +172,7 @@ async def test_a_sub_task_for_an_agent_not_allowed_is_an_error_the_lead_reads(
     async with Loopline(system.kafka, producer="e2e") as client:
         run = await client.submit("Ask nobody: What is 6 * 7?", agent="lead")
         outcome = await run.result(timeout=90)
-    assert isinstance(outcome.payload, RunCompleted), outcome.payload
+    assert isinstance(outcome.payload, RunCompleted), outcome.payload.model_dump_json()
     assert "delegate failed: error (invalid_arguments): agent: one of calculator" in (
         outcome.payload.answer
     )
@@ -186,7 +186,7 @@ async def test_a_failed_sub_task_is_a_tool_error_the_lead_reads(system: System) 
         # The calculator agent has 10 steps: counting to 50 fails it on max_steps.
         run = await client.submit("Ask calculator: Count to 50", agent="lead")
         outcome = await run.result(timeout=90)
-    assert isinstance(outcome.payload, RunCompleted), outcome.payload
+    assert isinstance(outcome.payload, RunCompleted), outcome.payload.model_dump_json()
     assert "delegate failed: error (child_failed)" in outcome.payload.answer
     assert "(max_steps)" in outcome.payload.answer
 
@@ -197,7 +197,7 @@ async def test_a_lead_waits_for_a_slow_sub_task_past_its_step_timeout(system: Sy
         outcome = await run.result(timeout=90)
     # Two model steps of 3 s in the child: the lead waited over 6 s with a 2 s step timeout,
     # and the watchdog neither re-drove nor failed it.
-    assert isinstance(outcome.payload, RunCompleted), outcome.payload
+    assert isinstance(outcome.payload, RunCompleted), outcome.payload.model_dump_json()
     assert outcome.payload.answer == "slow answered: 6 * 7 = 42."
 
 
