@@ -8,6 +8,7 @@ the shared ones, in a namespace of the test's own.
 from __future__ import annotations
 
 import asyncio
+import functools
 import os
 import shutil
 import subprocess
@@ -68,21 +69,16 @@ async def _refused_then_fixed(cluster: PrivateInfra, namespace: str, home: Path)
     # admin's to move partitions) from the cluster's home.
     env = {"LOOPLINE_HOME": str(cluster.home), "LOOPLINE_KAFKA_TOPIC_PREFIX": namespace}
     store = cluster.store
+    # The services on the declared topics, asking for three copies (refused until they are).
+    launch = functools.partial(
+        launch_system, endpoints, namespace, home, 1, ASK_FOR_THREE, store=store, partitions=None
+    )
     try:
         # Someone created the topics with one copy (an older Loopline did, whatever the cluster).
         await KafkaBus(settings=kafka.model_copy(update={"replication_factor": 1})).ensure_topics()
 
         with pytest.raises(InfraError) as refused:
-            await asyncio.to_thread(
-                launch_system,
-                endpoints,
-                namespace,
-                home,
-                1,
-                ASK_FOR_THREE,
-                store=store,
-                partitions=None,
-            )
+            await asyncio.to_thread(launch)
         message = str(refused.value)
         topics = len(ALL_TOPICS)
         partitions = sum(spec.partitions for spec in ALL_TOPICS)
@@ -108,16 +104,7 @@ async def _refused_then_fixed(cluster: PrivateInfra, namespace: str, home: Path)
         assert "Every topic is as Loopline needs it." in fixed.stdout
         await assert_three_copies_two_in_sync(kafka)
 
-        system = await asyncio.to_thread(
-            launch_system,
-            endpoints,
-            namespace,
-            home,
-            1,
-            ASK_FOR_THREE,
-            store=store,
-            partitions=None,
-        )
+        system = await asyncio.to_thread(launch)
         try:
             async with Loopline(system.kafka, producer="e2e") as client:
                 run = await client.submit("What is 6 * 7?")
