@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from loopline_events import CONTROL, DeadLettered, DeadLetterKind, Envelope
-from loopline_testing import launch_system, unique_prefix
+from loopline_testing import launch_system, stop_system, unique_prefix
 from loopline_testing.chaos import PrivateInfra
 from loopline_testing.probes import Placed, wait_for_dead_letters
 
@@ -50,4 +50,4 @@ async def test_a_dead_letter_arriving_while_postgres_is_down_is_recorded_after()
                 )
                 assert [(e["run_id"], e["kind"]) for e in recorded] == [("run-1", "handler")]
             finally:
-                await asyncio.to_thread(system.services.down, say=lambda _: None)
+                await asyncio.to_thread(stop_system, system)

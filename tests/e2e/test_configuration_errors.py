@@ -3,12 +3,21 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 
 import pytest
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from loopline_bus import KafkaBus
+from loopline_events import GOALS
 from loopline_infra import InfraError
+from loopline_runtime import Endpoints, KafkaSettings
 from loopline_testing import System
 from loopline_testing._system import TEST_AGENTS
+from loopline_testing.plugin import TEST_PARTITIONS
 
 UNKNOWN_TOOL = (
     TEST_AGENTS
@@ -62,13 +71,41 @@ async def test_services_refuse_a_profile_naming_a_guard_wrongly(
 
 
 async def test_submitting_to_an_unknown_agent_fails_before_anything_is_published(
-    system: System,
+    kafka_bus: KafkaBus, loopline_endpoints: Endpoints, topic_prefix: str, tmp_path: Path
 ) -> None:
-    refused = await asyncio.to_thread(system.cli, "submit", "What is 1 + 1?", "--agent", "nobody")
+    agents = tmp_path / "agents.toml"
+    agents.write_text(TEST_AGENTS)
+    env = {
+        **os.environ,
+        **loopline_endpoints.env(),
+        "LOOPLINE_KAFKA_TOPIC_PREFIX": topic_prefix,
+        "LOOPLINE_AGENTS_FILE": str(agents),
+    }
+    refused = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "loopline.cli", "submit", "What is 1 + 1?", "--agent", "nobody"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
     assert refused.returncode == 2
     assert (
         "unknown agent 'nobody' (known: calculator, claude, compact, counter, default"
         in refused.stderr
     )
-    listed = await asyncio.to_thread(system.cli, "runs", "--json")
-    assert listed.stdout.strip() == "[]"
+    assert await _records(kafka_bus.settings, GOALS.name) == 0
+
+
+async def _records(kafka: KafkaSettings, topic: str) -> int:
+    """How many records `topic` of the namespace has ever held (its topics made by
+    `kafka_bus`)."""
+    consumer = AIOKafkaConsumer(**kafka.client_options())
+    await consumer.start()
+    try:
+        name = kafka.topic_prefix + topic
+        partitions = [TopicPartition(name, p) for p in range(TEST_PARTITIONS)]
+        return sum((await consumer.end_offsets(partitions)).values())
+    finally:
+        await consumer.stop()

@@ -137,9 +137,11 @@ def _logs(system: System) -> str:
     return "\n".join(tails)
 
 
-async def test_a_run_the_log_does_not_hold_is_a_clear_message_and_exit_1(system: System) -> None:
+async def test_a_run_the_log_does_not_hold_is_a_clear_message_and_exit_1(
+    two_replicas: System,
+) -> None:
     for command in (["replay", "nobody"], ["rerun", "nobody"], ["fork", "nobody", "--from", "1"]):
-        answer = await asyncio.to_thread(system.cli, *command)
+        answer = await asyncio.to_thread(two_replicas.cli, *command)
         assert answer.returncode == 1, command
         assert "error: " in answer.stderr
         assert "run nobody" in answer.stderr

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+import redis.asyncio as aioredis
 from loopline_infra import Infra, Paths, Ports, default_paths
 from loopline_runtime import Endpoints
 from loopline_testing.chaos import free_ports
@@ -82,7 +83,14 @@ async def test_up_is_idempotent_and_down_stops_only_what_up_started(
         pids = {s.name: s.pid for s in statuses}
         _assert_prometheus_watches_its_own_home(private_infra)
 
-        again = await private_infra.up(say=lines.append)
+        # Services connected meanwhile stay connected: `up` again changes no user of Redis.
+        memory = aioredis.from_url(private_infra.endpoints("memory").redis.url.get_secret_value())
+        try:
+            connection = await memory.client_id()
+            again = await private_infra.up(say=lines.append)
+            assert await memory.client_id() == connection
+        finally:
+            await memory.aclose()
         assert {s.name: s.pid for s in again} == pids
         assert sum("already running" in line for line in lines) == 4
     finally:

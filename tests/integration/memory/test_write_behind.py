@@ -16,11 +16,12 @@ from loopline_bus import EventStream, KafkaBus, Outbound, SubscriptionOptions
 from loopline_events import CONTEXTS, GOALS, ContextAssembled, Envelope, GoalSubmitted
 from loopline_memory.adapters.environment import load_environment
 from loopline_memory.adapters.migrations import MIGRATIONS
-from loopline_memory.adapters.store import RunStore, StoredRun
+from loopline_memory.adapters.store import HotStoreUnavailableError, Pending, RunStore, StoredRun
 from loopline_memory.domain import RunState
 from loopline_memory.domain.replay import MEMORY_INPUTS
 from loopline_memory.handlers import MemoryHandler
 from loopline_runtime import Endpoints, open_schema
+from loopline_testing.chaos import free_ports
 from loopline_testing.probes import first_events
 
 RUNS = 8
@@ -130,3 +131,27 @@ async def _drain(stream: EventStream) -> list[Envelope[Any]]:
                 # Appended one by one: the timeout ends the loop, keeping what came.
                 seen.append(event)  # noqa: PERF401
     return seen
+
+
+async def test_redis_unreachable_is_a_miss_to_a_load_and_a_retryable_error_to_a_save(
+    store: RunStore, topic_prefix: str
+) -> None:
+    handler = MemoryHandler(store, load_environment(), write_behind=True)
+    goal = Envelope.of(GoalSubmitted(goal="What is 2 + 2?"), run_id="run-r", producer="test")
+    await handler(goal)
+    await handler.flush()
+    saved = await store.load("run-r")
+    assert saved is not None
+    # The same stores, Redis on a port where nothing listens (stopped, restarting, failed over).
+    (closed,) = free_ports(1)
+    gone = aioredis.from_url(f"redis://127.0.0.1:{closed}/0")
+    cut_off = RunStore(store.pool, gone, store.schema, topic_prefix)
+    try:
+        loaded = await cut_off.load("run-r")  # PostgreSQL, written first, is never behind
+        assert loaded is not None
+        assert loaded.model_dump_json() == saved.model_dump_json()
+        with pytest.raises(HotStoreUnavailableError) as refused:
+            await cut_off.save_many([Pending(saved, goal, [])])
+        assert refused.value.retryable  # the bus retries the event, then recovery does
+    finally:
+        await gone.aclose()

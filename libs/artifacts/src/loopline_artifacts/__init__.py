@@ -12,7 +12,7 @@ from loopline_artifacts._store import (
     open_artifacts,
     reference,
 )
-from loopline_artifacts._tokens import count_tokens
+from loopline_artifacts._tokens import count_tokens, load_tokenizer
 
 __all__ = [
     "INLINE_CHARS",
@@ -23,6 +23,7 @@ __all__ = [
     "ArtifactStore",
     "ArtifactTooLargeError",
     "count_tokens",
+    "load_tokenizer",
     "open_artifacts",
     "reference",
 ]

@@ -92,6 +92,7 @@ class ArtifactStore:
         text = text.replace("\x00", "\ufffd")
         if len(text) > self.limit:
             raise ArtifactTooLargeError(len(text), self.limit)
+        await load_tokenizer()
         ref = (
             await asyncio.to_thread(reference, text)
             if len(text) > OFF_LOOP_CHARS
@@ -157,10 +158,9 @@ async def open_artifacts(
 ) -> ArtifactStore:
     """The namespace's artifact store on `pool`'s database, its schema migrated (by its
     writers; a reader, `migrated=False`, only reads what they made). A writer counts the
-    tokens of what it stores: its tokenizer is loaded here, before the first event."""
+    tokens of what it stores, loading its tokenizer (in a thread) the first time it does."""
     schema = schema_name(SCHEMA, namespace)
     if migrated:
         async with pool.acquire() as conn:
             await migrate(conn, schema, MIGRATIONS, schema_owner(SCHEMA))
-        await load_tokenizer()
     return ArtifactStore(pool, schema)

@@ -18,9 +18,10 @@ ENCODING = "o200k_base"
 
 @functools.cache
 def _encoding() -> Any:
-    # Its vocabulary takes a second or more of CPU to read: a service loads it as it starts
-    # (load_tokenizer), never on its event loop in the middle of someone's step. The package
-    # reads its data with an importlib.resources call Python deprecates; that is its business.
+    # Its vocabulary takes a few tenths of a second of CPU to read (most of it loading the
+    # package's native library): a process loads it once (load_tokenizer), never on its event
+    # loop in the middle of someone's step. The package reads its data with an
+    # importlib.resources call Python deprecates; that is its business.
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         import bpe_openai
@@ -29,9 +30,11 @@ def _encoding() -> Any:
 
 
 async def load_tokenizer() -> None:
-    """Read the tokenizer's vocabulary now, in a thread: a service that counts tokens calls it
-    before it takes any event, so its first step waits for nothing."""
-    await asyncio.to_thread(_encoding)
+    """Read the tokenizer's vocabulary, in a thread the first time: memory, which counts the
+    tokens of every message, calls it before it takes any event; the artifact store before it
+    counts what it stores (so a tool-executor whose outputs all travel inline never loads it)."""
+    if _encoding.cache_info().currsize == 0:
+        await asyncio.to_thread(_encoding)
 
 
 PIECE_CHARS = 256 * 1024

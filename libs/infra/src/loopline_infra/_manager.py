@@ -244,13 +244,7 @@ class Infra:
                 await conn.close()
         redis = names.get("redis")
         if isinstance(redis, Redis):
-            # A running server learns of users added since it started.
-            write_private(redis.dir / "users.acl", acl_file(credentials))
-            client = aioredis.from_url(redis.admin_url())
-            try:
-                await client.acl_load()
-            finally:
-                await client.aclose()
+            await _provision_redis_users(redis, acl_file(credentials))
         if self.kafka_nodes:
             await provision_users(credentials)
             if self.provision_namespace:
@@ -330,3 +324,27 @@ class Infra:
             return (await describe_quorum(settings)).leader
         except Exception:
             return None
+
+
+async def _provision_redis_users(redis: Redis, wanted: str) -> None:
+    """Give a running server the users of `wanted` (an ACL file), when it lacks them.
+
+    ACL LOAD replaces every user, and the server disconnects each client logged in as one: the
+    services' connections would be cut by every `up`. It runs only when the file changes or the
+    server lacks a user of it (the server reads the file as it starts)."""
+    acl = redis.dir / "users.acl"
+    changed = not acl.exists() or acl.read_text() != wanted
+    if changed:
+        write_private(acl, wanted)
+    client = aioredis.from_url(redis.admin_url())
+    try:
+        if not changed:
+            users = {
+                u.decode() if isinstance(u, bytes) else str(u) for u in await client.acl_users()
+            }
+            expected = {line.split()[1] for line in wanted.splitlines() if line.startswith("user ")}
+            if expected <= users:
+                return
+        await client.acl_load()
+    finally:
+        await client.aclose()

@@ -75,17 +75,27 @@ def _reap(pid: int) -> None:
 
 def stop_pid(pid: int, *, timeout: float = 30.0) -> None:
     """SIGTERM `pid`, wait for it to exit, SIGKILL it after `timeout` seconds."""
-    with contextlib.suppress(ProcessLookupError):
-        os.kill(pid, signal.SIGTERM)
+    stop_pids([pid], timeout=timeout)
+
+
+def stop_pids(pids: Sequence[int], *, timeout: float = 30.0) -> None:
+    """SIGTERM each of `pids` at once, wait for all to exit (they wind down side by side),
+    SIGKILL those still running after `timeout` seconds."""
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while pid_alive(pid):
-        if time.monotonic() > deadline:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            time.sleep(0.2)
-            break
+    running = [pid for pid in pids if pid_alive(pid)]
+    while running and time.monotonic() <= deadline:
         time.sleep(0.1)
-    _reap(pid)
+        running = [pid for pid in running if pid_alive(pid)]
+    for pid in running:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    if running:
+        time.sleep(0.2)
+    for pid in pids:
+        _reap(pid)
 
 
 def run(argv: Sequence[str], *, what: str, user: str | None = None, cwd: Path | None = None) -> str:

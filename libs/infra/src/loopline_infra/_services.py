@@ -15,7 +15,7 @@ from loopline_runtime import READY_FILE_VARIABLE, read_ready_file
 
 from loopline_infra._credentials import CredentialStore
 from loopline_infra._packages import Say
-from loopline_infra._process import InfraError, read_pid, spawn, stop_pid, tail
+from loopline_infra._process import InfraError, read_pid, spawn, stop_pids, tail
 
 SERVICES: tuple[str, ...] = ("memory", "planner", "tool-executor", "recovery")
 """Every service, in the order they start."""
@@ -161,12 +161,14 @@ class Services:
         return info.http_port
 
     def down(self, *, say: Say = print) -> None:
-        """Stop every service instance started here (SIGTERM: each finishes and commits)."""
-        for instance in self._known():
+        """Stop every service instance started here (SIGTERM to all at once: each finishes
+        and commits)."""
+        instances = self._known()
+        pids = {instance: read_pid(self._files(instance)[0]) for instance in instances}
+        stop_pids([pid for pid in pids.values() if pid is not None])
+        for instance in instances:
             pid_file, _, ready = self._files(instance)
-            pid = read_pid(pid_file)
-            if pid is not None:
-                stop_pid(pid)
+            if pids[instance] is not None:
                 say(f"{instance}: stopped")
             pid_file.unlink(missing_ok=True)
             ready.unlink(missing_ok=True)

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
         drop_namespace,
         launch_system,
         running_system,
+        stop_system,
     )
     from loopline_testing.plugin import small_topics, started_kafka_bus, unique_prefix
 
@@ -29,6 +30,7 @@ _WHERE = {
     "drop_namespace": "_system",
     "launch_system": "_system",
     "running_system": "_system",
+    "stop_system": "_system",
     "small_topics": "plugin",
     "started_kafka_bus": "plugin",
     "unique_prefix": "plugin",
@@ -53,5 +55,6 @@ __all__ = [
     "running_system",
     "small_topics",
     "started_kafka_bus",
+    "stop_system",
     "unique_prefix",
 ]

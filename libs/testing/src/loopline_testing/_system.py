@@ -388,7 +388,7 @@ def start_system(
 
     yield start
     for system in started:
-        system.services.down(say=lambda _: None)
+        stop_system(system)
     shutil.rmtree(home, ignore_errors=True)
 
 
@@ -442,7 +442,47 @@ def launch_system(
     except BaseException:
         services.down(say=lambda _: None)  # what did start must not outlive the failure
         raise
-    return System(services, kafka, operator, store)
+    system = System(services, kafka, operator, store)
+    _RUNNING.append(system)
+    return system
+
+
+def stop_system(system: System) -> None:
+    """Stop every service instance of `system`."""
+    system.services.down(say=lambda _: None)
+    with contextlib.suppress(ValueError):
+        _RUNNING.remove(system)
+
+
+_RUNNING: list[System] = []
+"""The systems this process started and has not stopped: a failing test keeps their logs."""
+
+KEPT_LOG_LINES = 30
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Any:
+    """When a test fails, copy the logs of the systems running then to
+    `.loopline/test-logs/TEST/` (a test's own folder goes with it) and show their last lines."""
+    report = yield
+    # A system whose folder is gone was stopped by a harness of its own.
+    _RUNNING[:] = [s for s in _RUNNING if s.services.dir.is_dir()]
+    if report.failed and _RUNNING:
+        name = "".join(c if c.isalnum() or c in "-_." else "_" for c in item.nodeid)
+        kept = default_paths().home / "test-logs" / f"{name}-{report.when}"
+        tails = []
+        for system in _RUNNING:
+            folder = kept / system.prefix.rstrip(".")
+            try:
+                shutil.copytree(system.services.dir, folder, dirs_exist_ok=True)
+            except OSError as exc:  # never the report's undoing
+                tails.append(f"--- {system.services.dir}: not kept ({exc})")
+                continue
+            for log in sorted(folder.glob("*.log")):
+                lines = log.read_text(errors="replace").splitlines()[-KEPT_LOG_LINES:]
+                tails.append(f"--- {log.relative_to(kept)}\n" + "\n".join(lines))
+        report.sections.append(("service logs", f"kept in {kept}\n" + "\n".join(tails)))
+    return report
 
 
 REPLICATION_VARIABLES = {
@@ -500,7 +540,7 @@ def running_system(
             try:
                 yield system
             finally:
-                system.services.down(say=lambda _: None)
+                stop_system(system)
         finally:
             # Its own thread and loop: the block may be left from inside a running loop.
             run_apart(drop_namespace(endpoints, namespace))

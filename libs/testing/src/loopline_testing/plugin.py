@@ -163,4 +163,4 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
     bound_coroutine_tests(items)
 
 
-pytest_plugins = ["loopline_testing._system"]
+pytest_plugins = ["loopline_testing._system", "loopline_testing._longest_first"]

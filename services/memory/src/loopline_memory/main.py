@@ -6,7 +6,7 @@ import functools
 import logging
 
 import redis.asyncio as aioredis
-from loopline_artifacts import open_artifacts
+from loopline_artifacts import load_tokenizer, open_artifacts
 from loopline_bus import KafkaBus, SubscriptionOptions
 from loopline_runtime import (
     Endpoints,
@@ -41,6 +41,9 @@ async def open_rebuilder(
     redis = aioredis.from_url(endpoints.redis.url.get_secret_value())
     store = RunStore(pool, redis, schema, namespace)
     artifacts = await open_artifacts(pool, namespace)
+    # Windows and claim checks count the tokens of every message, on the loop: counted with a
+    # vocabulary read before the first event.
+    await load_tokenizer()
 
     async def close() -> None:
         await redis.aclose()

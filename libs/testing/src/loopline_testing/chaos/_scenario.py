@@ -33,7 +33,7 @@ from loopline_events import (
     utcnow,
 )
 
-from loopline_testing._system import System, launch_system
+from loopline_testing._system import System, launch_system, stop_system
 from loopline_testing.chaos._faults import Fault, Injected, Target
 from loopline_testing.chaos._infra import PrivateInfra
 from loopline_testing.chaos._report import (
@@ -150,7 +150,7 @@ async def _play(
             with contextlib.suppress(asyncio.CancelledError):
                 await follower
         await stream.stop()
-        await asyncio.to_thread(system.services.down, say=lambda _: None)
+        await asyncio.to_thread(stop_system, system)
         if logs is not None:
             kept = logs / re.sub(r"[^a-z0-9]+", "-", scenario.name.lower()).strip("-")
             shutil.copytree(system.services.dir, kept, dirs_exist_ok=True)

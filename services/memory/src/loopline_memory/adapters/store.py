@@ -5,14 +5,17 @@ every save) and its history (a row per message, appended, never rewritten), so a
 what changed, not what the run has accumulated. Every save writes PostgreSQL first (run rows,
 new messages, the runs' new events and usage, in one statement), then Redis (the head, and
 the new messages pushed on a list). A load reads Redis and falls back to PostgreSQL, so
-losing Redis loses nothing.
+losing Redis loses nothing: nor does Redis being unreachable for a while (restarted, its users
+reloaded, failed over), which a load reads as a miss and a save as a retryable error.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
-from collections.abc import Awaitable, Callable, Sequence
+import logging
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -29,12 +32,35 @@ from loopline_events import (
     Message,
     ModelDecided,
     Payload,
+    TransientError,
     topic_of,
 )
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
 from loopline_memory.domain import RunState
 from loopline_memory.domain.budgets import decision_price
+
+log = logging.getLogger("loopline.memory")
+
+REDIS_UNAVAILABLE: tuple[type[BaseException], ...] = (
+    aioredis.ConnectionError,  # refused, cut (a restart, ACL LOAD), or still loading its data
+    aioredis.TimeoutError,
+    OSError,
+)
+"""Errors by which Redis was not reached or dropped the call; the same call can succeed later."""
+
+
+class HotStoreUnavailableError(TransientError):
+    """Redis could not be reached; the bus retries the event (in place, then via recovery)."""
+
+
+@contextlib.contextmanager
+def _redis_unavailable_is_retryable(what: str) -> Iterator[None]:
+    try:
+        yield
+    except REDIS_UNAVAILABLE as exc:
+        raise HotStoreUnavailableError(f"Redis unavailable to {what}: {exc!r}") from exc
+
 
 OUTBOX_SIZE = 8
 """How many recent inputs keep their outputs, to re-emit them if the input is redelivered."""
@@ -125,11 +151,16 @@ class RunStore:
         return await self.load_hot(run_id) or await self.load_durable(run_id)
 
     async def load_hot(self, run_id: str) -> StoredRun | None:
-        """The run as Redis holds it (None if it does not, or not whole)."""
-        async with self.redis.pipeline(transaction=False) as pipe:
-            pipe.get(self._key(run_id))
-            pipe.lrange(self._history_key(run_id), 0, -1)
-            head, history = await pipe.execute()
+        """The run as Redis holds it (None if it does not, or not whole, or Redis cannot be
+        reached: PostgreSQL, written first, is never behind it)."""
+        try:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                pipe.get(self._key(run_id))
+                pipe.lrange(self._history_key(run_id), 0, -1)
+                head, history = await pipe.execute()
+        except REDIS_UNAVAILABLE as exc:
+            log.warning("run %s: Redis unavailable (%r); loading the durable copy", run_id, exc)
+            return None
         if head is None:
             return None
         stored = json.loads(head)
@@ -166,7 +197,8 @@ class RunStore:
             chunk = run_ids[start : start + 500]
             keys = [self._key(r) for r in chunk] + [self._history_key(r) for r in chunk]
             if keys:
-                await self.redis.delete(*keys)
+                with _redis_unavailable_is_retryable("forget runs"):
+                    await self.redis.delete(*keys)
 
     async def save(
         self,
@@ -218,7 +250,18 @@ class RunStore:
                         await write(conn)
             else:
                 await conn.execute(self._save_sql, *columns)
-        # One transaction: a reader never sees a head without the history it counts.
+        # One transaction: a reader never sees a head without the history it counts. If it
+        # fails, the batch is handled again (a hot copy left behind is rewritten then).
+        with _redis_unavailable_is_retryable("save runs"):
+            await self._save_hot(encoded, latest, saved, added)
+
+    async def _save_hot(
+        self,
+        encoded: dict[str, tuple[str, str]],
+        latest: dict[str, StoredRun],
+        saved: dict[str, int],
+        added: dict[str, list[tuple[int, str]]],
+    ) -> None:
         async with self.redis.pipeline(transaction=True) as pipe:
             for run_id, (state, outbox) in encoded.items():
                 length = len(latest[run_id].state.messages)
