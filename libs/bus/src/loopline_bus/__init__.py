@@ -30,7 +30,7 @@ from loopline_bus._records import (
     trace_from_headers,
 )
 from loopline_bus._stream import RUN_TOPICS, EventStream, partition_counts, seek_to_first
-from loopline_bus._topic_admin import TopicAdmin, TopicAdminError, spread
+from loopline_bus._topic_admin import TopicAdmin, TopicAdminError, broker_ids, spread
 from loopline_bus._topic_fit import (
     Difference,
     Durability,
@@ -77,6 +77,7 @@ __all__ = [
     "TopicsUnfitError",
     "TracingMiddleware",
     "Wanted",
+    "broker_ids",
     "compare",
     "default_middleware",
     "durability",

@@ -92,6 +92,14 @@ class IncrementalAlterConfigsRequest(Request[IncrementalAlterConfigsRequest_v0])
         return request_struct_class(self._resources, False)
 
 
+async def broker_ids(admin: AIOKafkaAdminClient) -> list[int]:
+    """Node ids of the brokers the cluster's metadata lists (the live, unfenced ones), from a
+    metadata request naming no topic: `describe_cluster` asks for every topic's partitions,
+    which on a shared cluster is most of the answer, decoded for nothing."""
+    metadata = await admin._get_cluster_metadata(topics=[])
+    return sorted(b["node_id"] for b in metadata.to_object()["brokers"])
+
+
 class TopicAdminError(RuntimeError):
     """The cluster refused an admin request; the message says which and why."""
 
@@ -122,8 +130,7 @@ class TopicAdmin:
 
     async def brokers(self) -> list[int]:
         """Node ids of the brokers the cluster's metadata lists (the live, unfenced ones)."""
-        cluster = await self._admin.describe_cluster()
-        return sorted(b["node_id"] for b in cluster["brokers"])
+        return await broker_ids(self._admin)
 
     async def default_replication(self) -> int | None:
         """The cluster's default.replication.factor, as a broker reports it (None when this

@@ -36,6 +36,7 @@ from aiokafka.protocol.types import (
     Schema,
     TaggedFields,
 )
+from loopline_bus import broker_ids
 from loopline_runtime import KafkaSettings
 
 from loopline_infra._acls import Acl
@@ -245,8 +246,7 @@ class KafkaAccess:
         }
 
     async def brokers(self) -> list[int]:
-        cluster = await self._admin.describe_cluster()
-        return sorted(b["node_id"] for b in cluster["brokers"])
+        return await broker_ids(self._admin)
 
     async def wait_applied(self, acls: Sequence[Acl], *, present: bool = True) -> None:
         """Wait until every broker enforces `acls` (or, `present=False`, none of them)."""
