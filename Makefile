@@ -14,8 +14,11 @@ TOOL_PACKAGES := $(patsubst %/pyproject.toml,%,$(wildcard tools/*/pyproject.toml
 
 .PHONY: install
 install: $(UV) ## Install Python 3.11 dependencies into .venv (uv workspace), then tools/*
-	@$(UV) sync --frozen --quiet
-	@$(if $(TOOL_PACKAGES),$(UV) pip install --quiet $(addprefix -e ,$(TOOL_PACKAGES)))
+	@$(UV) sync --frozen --quiet --compile-bytecode
+	@$(if $(TOOL_PACKAGES),$(UV) pip install --quiet --compile-bytecode $(addprefix -e ,$(TOOL_PACKAGES)))
+	@# Bytecode of the workspace's own modules too: every service, CLI call and test worker
+	@# starts from it, even where Python may not write it (PYTHONDONTWRITEBYTECODE).
+	@$(RUN) python -m compileall -q -j 0 libs services src bench $(wildcard tools) >/dev/null
 
 $(UV):
 	@echo "installing uv (the Python package manager this project uses)"
