@@ -253,27 +253,18 @@ class RunStore:
         # One transaction: a reader never sees a head without the history it counts. If it
         # fails, the batch is handled again (a hot copy left behind is rewritten then).
         with _redis_unavailable_is_retryable("save runs"):
-            await self._save_hot(encoded, latest, saved, added)
-
-    async def _save_hot(
-        self,
-        encoded: dict[str, tuple[str, str]],
-        latest: dict[str, StoredRun],
-        saved: dict[str, int],
-        added: dict[str, list[tuple[int, str]]],
-    ) -> None:
-        async with self.redis.pipeline(transaction=True) as pipe:
-            for run_id, (state, outbox) in encoded.items():
-                length = len(latest[run_id].state.messages)
-                head = f'{{"state":{state},"outbox":{outbox},"length":{length}}}'
-                pipe.set(self._key(run_id), head, ex=HOT_TTL_S)
-                key = self._history_key(run_id)
-                pipe.ltrim(key, 0, saved[run_id] - 1)  # what a failed save may have left
-                rows = added[run_id]
-                if rows:
-                    pipe.rpush(key, *(f"[{tokens},{text}]" for tokens, text in rows))
-                pipe.expire(key, HOT_TTL_S)
-            await pipe.execute()
+            async with self.redis.pipeline(transaction=True) as pipe:
+                for run_id, (state, outbox) in encoded.items():
+                    length = len(latest[run_id].state.messages)
+                    head = f'{{"state":{state},"outbox":{outbox},"length":{length}}}'
+                    pipe.set(self._key(run_id), head, ex=HOT_TTL_S)
+                    key = self._history_key(run_id)
+                    pipe.ltrim(key, 0, saved[run_id] - 1)  # what a failed save may have left
+                    rows = added[run_id]
+                    if rows:
+                        pipe.rpush(key, *(f"[{tokens},{text}]" for tokens, text in rows))
+                    pipe.expire(key, HOT_TTL_S)
+                await pipe.execute()
 
     @functools.cached_property
     def _save_sql(self) -> str:
